@@ -1,0 +1,1 @@
+"""The search side: strategies, orchestrator, store, MLflow logging, service and CLI."""

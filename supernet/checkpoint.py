@@ -1,0 +1,111 @@
+"""Saving and loading generators as self-describing checkpoints (``weights_only=True`` safe)."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError, GanasError
+from .generators import ChannelGenerator
+from .registry import create_generator, get_architecture
+
+FORMAT = "ganas.generator/1"
+
+
+def generator_record(generator: ChannelGenerator) -> dict[str, Any]:
+    """Everything needed to rebuild ``generator`` through the registry, plus its weights."""
+    return {
+        "format": FORMAT,
+        "arch": generator.arch,
+        "hparams": generator.hparams(),
+        "config": list(generator.config),
+        "elastic": generator.elastic,
+        "state_dict": generator.state_dict(),
+    }
+
+
+def save_generator(generator: ChannelGenerator, path: str | os.PathLike, **meta: Any) -> Path:
+    """Write atomically (temp file + rename) so a killed process never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = generator_record(generator)
+    record["meta"] = meta
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(record, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt file
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+def generator_from_record(record: dict[str, Any], source: str = "checkpoint") -> ChannelGenerator:
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{source} is not a ganas generator checkpoint (format {FORMAT}); for a pytorch-CycleGAN-and-pix2pix "
+            "state dict use load_reference_generator / --teacher-arch"
+        )
+    try:
+        generator = create_generator(record["arch"], config=record["config"], elastic=record["elastic"],
+                                     **record["hparams"])
+    except GanasError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
+    load_state_dict_checked(generator, record["state_dict"], source)
+    return generator
+
+
+def load_generator(path: str | os.PathLike) -> ChannelGenerator:
+    """Rebuild a generator saved by :func:`save_generator`."""
+    return generator_from_record(read_checkpoint(path), str(path))
+
+
+def load_state_dict_checked(generator: ChannelGenerator, state_dict: dict, source: str) -> None:
+    """Strict load whose error names the missing, unexpected and mis-shaped keys."""
+    own = generator.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} keys of another shape (first: {'; '.join(wrong[:3])})")
+        raise CheckpointError(
+            f"{source} does not match a {generator.arch} generator with {generator.hparams()}: "
+            + "; ".join(parts) + ". Check the architecture name and its ngf / n_blocks / num_downs / norm."
+        )
+    generator.load_state_dict(state_dict, strict=True)
+
+
+def load_reference_generator(path: str | os.PathLike, arch: str, **hparams: Any) -> ChannelGenerator:
+    """Load a plain generator state dict saved by pytorch-CycleGAN-and-pix2pix (``latest_net_G.pth``)."""
+    get_architecture(arch)
+    state = read_checkpoint(path)
+    if isinstance(state, dict) and state.get("format") == FORMAT:
+        return generator_from_record(state, str(path))
+    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
+    generator = create_generator(arch, **hparams)
+    load_state_dict_checked(generator, state, str(path))
+    return generator
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,111 @@
+"""Layers whose width can be changed per forward pass by slicing their first channels.
+
+Each elastic layer subclasses the plain PyTorch layer, so a supernet has exactly the
+module tree and state-dict keys of the static generator it generalises. The output
+width is set through ``active_out`` (``None`` means the full width) before a forward
+pass; the input width is read from the incoming tensor, as in once-for-all.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _input_index(full: int, active: int, concat_halves: bool, device) -> torch.Tensor | slice:
+    """Input channels to keep: the first ``active``, or the first half of each concatenated half."""
+    if not concat_halves:
+        return slice(0, active)
+    half_full, half_active = full // 2, active // 2
+    first = torch.arange(half_active, device=device)
+    return torch.cat([first, first + half_full])
+
+
+class ElasticConv2d(nn.Conv2d):
+    """Conv2d keeping the first ``active_out`` filters and the first input channels.
+
+    ``concat_halves`` marks a conv whose input is ``cat([a, b])`` of two equally wide
+    tensors (U-Net skips): it keeps the first channels of each half.
+    """
+
+    def __init__(self, *args, concat_halves: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.active_out: int | None = None
+        self.concat_halves = concat_halves
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out_c = self.active_out or self.out_channels
+        in_c = x.shape[1]
+        if self.groups == 1:
+            weight = self.weight[:out_c, _input_index(self.in_channels, in_c, self.concat_halves, x.device)]
+            groups = 1
+        elif self.groups == self.in_channels == self.out_channels:  # depthwise
+            out_c, groups = in_c, in_c
+            weight = self.weight[:in_c]
+        else:
+            raise ValueError("elastic grouped convolutions must be dense or depthwise")
+        bias = self.bias[:out_c] if self.bias is not None else None
+        if self.padding_mode != "zeros":
+            x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, groups)
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
+
+
+class ElasticConvTranspose2d(nn.ConvTranspose2d):
+    """ConvTranspose2d keeping the first ``active_out`` outputs and the first inputs."""
+
+    def __init__(self, *args, concat_halves: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.active_out: int | None = None
+        self.concat_halves = concat_halves
+
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+        out_c = self.active_out or self.out_channels
+        index = _input_index(self.in_channels, x.shape[1], self.concat_halves, x.device)
+        weight = self.weight[index, :out_c]  # (in, out, kh, kw)
+        bias = self.bias[:out_c] if self.bias is not None else None
+        return F.conv_transpose2d(
+            x, weight, bias, self.stride, self.padding, self.output_padding, 1, self.dilation
+        )
+
+
+class ElasticBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d over the first channels; running statistics are updated in place."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        if c == self.num_features:
+            return super().forward(x)
+        training = self.training or not self.track_running_stats
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+        momentum = 0.0 if self.momentum is None else self.momentum
+        return F.batch_norm(
+            x,
+            self.running_mean[:c] if self.running_mean is not None else None,
+            self.running_var[:c] if self.running_var is not None else None,
+            self.weight[:c] if self.affine else None,
+            self.bias[:c] if self.affine else None,
+            training,
+            momentum,
+            self.eps,
+        )
+
+
+class ElasticInstanceNorm2d(nn.InstanceNorm2d):
+    """InstanceNorm2d over the first channels (statistics are per sample, so only affine slices)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        if c == self.num_features or not (self.affine or self.track_running_stats):
+            return super().forward(x) if c == self.num_features else F.instance_norm(x, eps=self.eps)
+        return F.instance_norm(
+            x,
+            self.running_mean[:c] if self.running_mean is not None else None,
+            self.running_var[:c] if self.running_var is not None else None,
+            self.weight[:c] if self.affine else None,
+            self.bias[:c] if self.affine else None,
+            self.training or not self.track_running_stats,
+            self.momentum if self.momentum is not None else 0.0,
+            self.eps,
+        )

@@ -1,0 +1,6 @@
+"""Generator architectures. Register them by name in :mod:`supernet.registry`."""
+from .base import ChannelGenerator
+from .resnet import MobileResnetGenerator, ResnetGenerator
+from .unet import UnetGenerator
+
+__all__ = ["ChannelGenerator", "ResnetGenerator", "MobileResnetGenerator", "UnetGenerator"]

@@ -1,0 +1,83 @@
+"""Layer construction shared by all generators: plain or elastic, with a chosen norm."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from .elastic_ops import (
+    ElasticBatchNorm2d,
+    ElasticConv2d,
+    ElasticConvTranspose2d,
+    ElasticInstanceNorm2d,
+)
+from .errors import ArchitectureError
+
+NORMS = ("instance", "batch")
+PADDINGS = ("reflect", "replicate", "zero")
+
+
+@dataclass(frozen=True)
+class LayerKit:
+    """Builds convs and norms, plain (for static generators) or elastic (for supernets).
+
+    Follows pytorch-CycleGAN-and-pix2pix: InstanceNorm is not affine, so convs before it
+    have a bias; BatchNorm is affine with running statistics, so convs before it do not.
+    """
+
+    norm: str = "instance"
+    elastic: bool = False
+
+    def __post_init__(self):
+        if self.norm not in NORMS:
+            raise ArchitectureError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
+
+    @property
+    def use_bias(self) -> bool:
+        return self.norm == "instance"
+
+    def conv(self, cin, cout, kernel_size, stride=1, padding=0, bias=None, groups=1, concat_halves=False):
+        bias = self.use_bias if bias is None else bias
+        if self.elastic:
+            return ElasticConv2d(cin, cout, kernel_size, stride, padding, groups=groups, bias=bias,
+                                 concat_halves=concat_halves)
+        return nn.Conv2d(cin, cout, kernel_size, stride, padding, groups=groups, bias=bias)
+
+    def conv_transpose(self, cin, cout, kernel_size, stride, padding, output_padding=0, bias=None,
+                       concat_halves=False):
+        bias = self.use_bias if bias is None else bias
+        if self.elastic:
+            return ElasticConvTranspose2d(cin, cout, kernel_size, stride, padding, output_padding,
+                                          bias=bias, concat_halves=concat_halves)
+        return nn.ConvTranspose2d(cin, cout, kernel_size, stride, padding, output_padding, bias=bias)
+
+    def norm_layer(self, channels: int) -> nn.Module:
+        if self.norm == "batch":
+            return (ElasticBatchNorm2d if self.elastic else nn.BatchNorm2d)(channels)
+        return (ElasticInstanceNorm2d if self.elastic else nn.InstanceNorm2d)(channels)
+
+
+def padding_layers(padding_type: str, amount: int) -> tuple[list[nn.Module], int]:
+    """The explicit padding module (if any) and the conv's own padding for ``padding_type``."""
+    if padding_type == "reflect":
+        return [nn.ReflectionPad2d(amount)], 0
+    if padding_type == "replicate":
+        return [nn.ReplicationPad2d(amount)], 0
+    if padding_type == "zero":
+        return [], amount
+    raise ArchitectureError(f"unknown padding type {padding_type!r}; choose one of {', '.join(PADDINGS)}")
+
+
+class SeparableConv2d(nn.Module):
+    """Depthwise kxk conv (bias) -> norm -> pointwise 1x1 conv (bias), as GAN Compression."""
+
+    def __init__(self, kit: LayerKit, cin: int, cout: int, kernel_size: int = 3, padding: int = 0):
+        super().__init__()
+        self.conv = nn.Sequential(
+            kit.conv(cin, cin, kernel_size, padding=padding, groups=cin, bias=True),
+            kit.norm_layer(cin),
+            kit.conv(cin, cout, 1, bias=True),
+        )
+
+    def forward(self, x):
+        return self.conv(x)

@@ -1,0 +1,49 @@
+"""The registered search spaces: GAN Compression's for the ResNet family, and U-Net ones."""
+from __future__ import annotations
+
+from .errors import SearchSpaceError
+from .space import ChannelSearchSpace
+
+RESNET_POSITIONS = ("stem", "down1", "trunk", "blocks1", "blocks2", "blocks3", "up1", "up2")
+
+_SPACES: dict[str, ChannelSearchSpace] = {}
+
+
+def register_space(space: ChannelSearchSpace) -> ChannelSearchSpace:
+    if space.name in _SPACES:
+        raise ValueError(f"search space {space.name!r} is already registered")
+    _SPACES[space.name] = space
+    return space
+
+
+def list_spaces() -> list[str]:
+    return sorted(_SPACES)
+
+
+def get_space(name: str) -> ChannelSearchSpace:
+    try:
+        return _SPACES[name]
+    except KeyError:
+        raise SearchSpaceError(f"unknown search space {name!r}; registered: {', '.join(list_spaces())}") from None
+
+
+def _resnet(name: str, choices: list[tuple[int, ...]], description: str) -> None:
+    register_space(ChannelSearchSpace(name, "resnet", tuple(choices), RESNET_POSITIONS, description,
+                                      architecture="mobile_resnet"))
+
+
+def _unet(name: str, num_downs: int, choices: tuple[int, ...], description: str) -> None:
+    positions = tuple(f"level{i}" for i in range(num_downs))
+    register_space(ChannelSearchSpace(name, "unet", (choices,) * num_downs, positions, description,
+                                      architecture="unet", num_downs=num_downs))
+
+
+_resnet("channels-64-cycleGAN", [(64, 48, 32, 24, 16)] * 8, "GAN Compression, CycleGAN (5^8 subnets)")
+_resnet("channels-64-pix2pix", [(64, 56, 48, 40, 32, 24, 16)] * 8, "GAN Compression, pix2pix (7^8 subnets)")
+_resnet("channels-48", [(48, 32), (48, 32), (48, 40, 32), (48, 40, 32), (48, 40, 32), (48, 40, 32),
+                        (48, 32, 24, 16), (48, 32, 24, 16)], "GAN Compression, ngf-48 supernets")
+_resnet("channels-32", [(32, 24, 16)] * 8, "GAN Compression, ngf-32 supernets (3^8 subnets)")
+_resnet("channels-16", [(16, 12, 8)] * 8, "ganas: tiny supernets for CPU demos and tests (3^8 subnets)")
+_unet("unet256-channels-64", 8, (64, 48, 32, 24, 16), "ganas: U-Net 256 (8 levels), level widths x1,2,4,8,...")
+_unet("unet128-channels-64", 7, (64, 48, 32, 24, 16), "ganas: U-Net 128 (7 levels)")
+_unet("unet64-channels-32", 6, (32, 24, 16, 8), "ganas: U-Net 64 (6 levels), for small images")
