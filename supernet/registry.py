@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .errors import ArchitectureError
-from .generators import ChannelGenerator, MobileResnetGenerator, ResnetGenerator, UnetGenerator
+from .generators import ChannelGenerator, DeepResnetGenerator, MobileResnetGenerator, ResnetGenerator, UnetGenerator
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ for _entry in (
     ArchitectureEntry("mobile_resnet", MobileResnetGenerator,
                       "GAN Compression mobile ResNet (separable convs in the blocks)",
                       default_space="channels-64-cycleGAN"),
+    ArchitectureEntry("deep_resnet", DeepResnetGenerator,
+                      "OMGD deep teacher: ResNet with a residual block after every down/up-sampling stage"),
     ArchitectureEntry("unet", UnetGenerator, "pix2pix U-Net (unet_256: 8 levels, BatchNorm)",
                       default_space="unet256-channels-64"),
     ArchitectureEntry("unet_256", UnetGenerator, "pytorch-CycleGAN-and-pix2pix name for unet",

@@ -1,0 +1,191 @@
+"""The resumable training loop shared by every training recipe.
+
+Every step is a function of (state, step): the batch order, the per-step random draws and
+torch's RNG are all derived from (seed, step), and the recipe's state (models, optimizers,
+image pools) is checkpointed atomically. So a run killed at any moment and resumed from its
+last checkpoint ends with exactly the weights of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from supernet.errors import GanasError
+
+TRAINING_FORMAT = "ganas.training/1"
+
+
+class TrainingError(GanasError):
+    """A training run that cannot start or resume as asked."""
+
+
+def derived_seed(*parts: Any) -> int:
+    """A 63-bit seed from any printable parts (stable across processes, unlike ``hash``)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    steps: int
+    batch_size: int = 1
+    seed: int = 0
+    checkpoint_every: int = 100
+
+    def __post_init__(self):
+        if self.steps <= 0 or self.batch_size <= 0 or self.checkpoint_every <= 0:
+            raise TrainingError(f"steps, batch size and checkpoint interval must be positive: {self}")
+
+
+class BatchOrder:
+    """Which dataset items form the batch of each step: a fresh seeded permutation per epoch."""
+
+    def __init__(self, size: int, batch_size: int, seed: int):
+        if size == 0:
+            raise TrainingError("the training dataset is empty")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self._cache: tuple[int, list[int]] | None = None
+
+    def _permutation(self, epoch: int) -> list[int]:
+        if self._cache is None or self._cache[0] != epoch:
+            g = torch.Generator().manual_seed(derived_seed(self.seed, "order", epoch))
+            self._cache = (epoch, torch.randperm(self.size, generator=g).tolist())
+        return self._cache[1]
+
+    def indices(self, step: int) -> list[tuple[int, int]]:
+        """(epoch, dataset index) of each item in the batch of ``step``."""
+        out = []
+        for k in range(step * self.batch_size, (step + 1) * self.batch_size):
+            epoch, position = divmod(k, self.size)
+            out.append((epoch, self._permutation(epoch)[position]))
+        return out
+
+
+def load_batch(dataset: Dataset, order: BatchOrder, step: int) -> dict:
+    """Collate the items of ``step``; datasets with ``load(index, epoch)`` get the epoch for their augmentation."""
+    load: Callable[[int, int], Any] | None = getattr(dataset, "load", None)
+    items = [load(i, e) if load is not None else dataset[i] for e, i in order.indices(step)]
+    return default_collate(items)
+
+
+class Recipe(ABC):
+    """One training method: its models and optimizers, one step, and its resumable state."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def train_step(self, step: int, batch: dict, rng: random.Random) -> dict[str, float]:
+        """Run one optimisation step and return the named losses to show and log."""
+
+    @abstractmethod
+    def state_dict(self) -> dict:
+        """Models, optimizers and any other state, as tensors and plain Python values."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict) -> None:
+        ...
+
+    @abstractmethod
+    def describe(self) -> dict:
+        """Settings that must not change between a run and its resumption (JSON-serialisable)."""
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _StopRequest:
+    """SIGINT / SIGTERM finish the current step, save, and stop; a second Ctrl-C stops at once.
+
+    Saving mid-step would store half-updated models, so the first signal only sets a flag.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self._previous: dict = {}
+
+    def __enter__(self):
+        for sig in self.SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run_training(recipe: Recipe, dataset: Dataset, settings: LoopSettings, out_dir: str | os.PathLike,
+                 resume: bool = False, progress: bool = True, description: str = "training",
+                 stop_after: int | None = None) -> dict:
+    """Train ``settings.steps`` steps, checkpointing to ``out_dir/last.pt``; returns the last losses.
+
+    ``stop_after`` ends the run early after that many steps of this call (tests use it to
+    simulate a crash at a chosen step); the checkpoint written then is resumable.
+    """
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "last.pt"
+    identity = {"kind": recipe.kind, "recipe": recipe.describe(), "loop": asdict(settings)}
+    start = 0
+    if checkpoint.exists():
+        if not resume:
+            raise TrainingError(f"{checkpoint} exists; pass --resume to continue it, or choose another output folder")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        saved = json.loads(state["identity"])
+        if saved != json.loads(json.dumps(identity)):
+            raise TrainingError(
+                f"{checkpoint} was written with other settings; resume with the same settings or use another "
+                f"folder. Saved: {json.dumps(saved, sort_keys=True)[:400]}"
+            )
+        recipe.load_state_dict(state["recipe"])
+        start = int(state["step"])
+    order = BatchOrder(len(dataset), settings.batch_size, settings.seed)
+    losses: dict[str, float] = {}
+
+    def save(step: int) -> None:
+        _save_atomic({"format": TRAINING_FORMAT, "step": step, "identity": json.dumps(identity),
+                      "recipe": recipe.state_dict()}, checkpoint)
+
+    bar = tqdm(total=settings.steps, initial=start, desc=description, disable=not progress, unit="step",
+               dynamic_ncols=True)
+    step = start
+    with _StopRequest() as stop, bar:
+        while step < settings.steps:
+            torch.manual_seed(derived_seed(settings.seed, "torch", step))
+            rng = random.Random(derived_seed(settings.seed, "recipe", step))
+            losses = recipe.train_step(step, load_batch(dataset, order, step), rng)
+            step += 1
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+            done_here = stop_after is not None and step - start >= stop_after
+            if step % settings.checkpoint_every == 0 or step == settings.steps or done_here or stop.requested:
+                save(step)
+            if done_here or stop.requested:
+                break
+    if stop.requested and step < settings.steps:
+        print(f"stopped at step {step}/{settings.steps}; continue with --resume", flush=True)
+    return {"step": step, "finished": step >= settings.steps, "losses": losses, "checkpoint": str(checkpoint)}
