@@ -1,0 +1,158 @@
+"""MLflow as the search's audit log: one run per search, candidates in batches, a child run per
+Pareto-front member, the front as JSON and PNG.
+
+Only :class:`mlflow.MlflowClient` with explicit run ids is used (the fluent API keeps a global
+active run and is not thread-safe). The embedded default is a SQLite tracking store in the
+workspace with artifacts beside it; ``--mlflow-uri`` points at a tracking server instead.
+"""
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence
+
+FRONT_TAG = "ganas.pareto_front"
+EXPERIMENT = "ganas-search"
+
+
+class CandidateLike(Protocol):
+    config: str
+    macs: int
+    params: int
+    metrics: Mapping[str, float]
+    status: str
+
+
+@dataclass(frozen=True)
+class FrontMember:
+    """A Pareto-front candidate as MLflow shows it, with an optional sample-image grid (HxWx3 uint8)."""
+
+    config: str
+    macs: int
+    params: int
+    metrics: Mapping[str, float]
+    image_grid: Any = None
+
+
+def default_tracking_uri(workspace: Path) -> str:
+    return f"sqlite:///{(workspace / 'mlflow.db').resolve()}"
+
+
+class SearchTracker:
+    """Writes one search's progress to MLflow; every method is safe to call again after a resume."""
+
+    def __init__(self, tracking_uri: str, artifact_root: Path | None = None, experiment: str = EXPERIMENT):
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is not None:
+            self.experiment_id = found.experiment_id
+        else:
+            location = artifact_root.resolve().as_uri() if artifact_root is not None else None
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        self._front_runs: dict[str, str] = {}
+
+    # -- the search run ---------------------------------------------------------------
+    def start_search(self, search_id: int, params: Mapping[str, Any], run_id: str | None = None) -> str:
+        """Create the search's run, or reopen ``run_id`` on resume; returns the run id to store."""
+        from mlflow.entities import Param
+
+        if run_id is not None:
+            self.client.update_run(run_id, status="RUNNING")
+            self._load_front_runs(run_id)
+            return run_id
+        run = self.client.create_run(self.experiment_id, run_name=f"search-{search_id}",
+                                     tags={"ganas.search_id": str(search_id)})
+        self.client.log_batch(run.info.run_id, params=[Param(k, _param(v)) for k, v in params.items()])
+        return run.info.run_id
+
+    def log_progress(self, run_id: str, step: int, values: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
+
+    def log_candidates(self, run_id: str, candidates: Sequence[CandidateLike], batch: int) -> None:
+        """A batch of finished candidates as one JSON-lines artifact (not thousands of runs)."""
+        lines = [json.dumps({"config": c.config, "macs": c.macs, "params": c.params, "status": c.status,
+                             **{f"metric.{k}": v for k, v in c.metrics.items()}}) for c in candidates]
+        self.client.log_text(run_id, "\n".join(lines) + "\n", f"candidates/batch-{batch:05d}.jsonl")
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    # -- the Pareto front ---------------------------------------------------------------
+    def log_front(self, run_id: str, members: Sequence[FrontMember], objective: str, figure_png: bytes | None) -> None:
+        """Child runs for new members, front tags moved to the current members, JSON and PNG artifacts."""
+        from mlflow.entities import Metric, Param
+
+        current = {m.config for m in members}
+        for config, child in self._front_runs.items():
+            self.client.set_tag(child, FRONT_TAG, "true" if config in current else "false")
+        for member in members:
+            if member.config in self._front_runs:
+                continue
+            child = self.client.create_run(
+                self.experiment_id, run_name=f"subnet-{member.config}",
+                tags={"mlflow.parentRunId": run_id, FRONT_TAG: "true", "ganas.config": member.config})
+            child_id = child.info.run_id
+            now = int(time.time() * 1000)
+            self.client.log_batch(
+                child_id,
+                params=[Param("config", member.config)],
+                metrics=[Metric("macs", float(member.macs), now, 0), Metric("params", float(member.params), now, 0)]
+                + [Metric(k, float(v), now, 0) for k, v in member.metrics.items()],
+            )
+            if member.image_grid is not None:
+                self.client.log_image(child_id, member.image_grid, artifact_file="samples.png")
+            self.client.set_terminated(child_id)
+            self._front_runs[member.config] = child_id
+        front = [{"config": m.config, "macs": m.macs, "params": m.params, "metrics": dict(m.metrics)} for m in members]
+        self.client.log_dict(run_id, {"objective": objective, "front": front}, "pareto_front.json")
+        if figure_png is not None:
+            with tempfile.TemporaryDirectory(prefix="ganas-mlflow-") as folder:
+                path = Path(folder) / "pareto_front.png"
+                path.write_bytes(figure_png)
+                self.client.log_artifact(run_id, str(path))
+
+    def _load_front_runs(self, run_id: str) -> None:
+        runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'")
+        self._front_runs = {r.data.tags.get("ganas.config"): r.info.run_id for r in runs if r.data.tags.get("ganas.config")}
+
+
+def _param(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text[:6000]  # MLflow's limit on a param value
+
+
+def front_plot_png(points: Sequence[tuple[float, float]], front: Sequence[tuple[float, float]], metric: str,
+                   budgets: Sequence[int] = ()) -> bytes:
+    """MACs vs metric scatter with the front drawn as a step line; PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    if points:
+        ax.scatter([p[0] / 1e9 for p in points], [p[1] for p in points], s=12, c="0.6", label="candidates")
+    if front:
+        ordered = sorted(front)
+        ax.step([p[0] / 1e9 for p in ordered], [p[1] for p in ordered], where="post", c="C3", marker="o",
+                label="Pareto front")
+    for b in budgets:
+        ax.axvline(b / 1e9, ls="--", c="C0", lw=0.8)
+    ax.set_xlabel("MACs (G)")
+    ax.set_ylabel(metric)
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
