@@ -99,8 +99,16 @@ def load_reference_generator(path: str | os.PathLike, arch: str, **hparams: Any)
         return generator_from_record(state, str(path))
     state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
     generator = create_generator(arch, **hparams)
-    load_state_dict_checked(generator, state, str(path))
+    load_state_dict_checked(generator, _drop_instance_norm_stats(generator, state), str(path))
     return generator
+
+
+def _drop_instance_norm_stats(generator: ChannelGenerator, state: dict) -> dict:
+    """Checkpoints from before PyTorch 0.4 keep running stats for InstanceNorm; the reference drops them too."""
+    norms = {name for name, m in generator.named_modules()
+             if isinstance(m, torch.nn.InstanceNorm2d) and not m.track_running_stats}
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    return {k: v for k, v in state.items() if not (k.rpartition(".")[0] in norms and k.rpartition(".")[2] in stats)}
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -69,14 +69,20 @@ def padding_layers(padding_type: str, amount: int) -> tuple[list[nn.Module], int
 
 
 class SeparableConv2d(nn.Module):
-    """Depthwise kxk conv (bias) -> norm -> pointwise 1x1 conv (bias), as GAN Compression."""
+    """Depthwise kxk conv -> InstanceNorm -> pointwise 1x1 conv, as GAN Compression's.
+
+    Its inner norm is always a (stateless) InstanceNorm and its convs carry a bias only when the
+    generator's norm is InstanceNorm: GAN Compression's block never passes its norm layer in, and
+    passes ``use_bias`` from it, so its BatchNorm checkpoints have exactly these keys.
+    """
 
     def __init__(self, kit: LayerKit, cin: int, cout: int, kernel_size: int = 3, padding: int = 0):
         super().__init__()
+        inner = LayerKit("instance", kit.elastic)
         self.conv = nn.Sequential(
-            kit.conv(cin, cin, kernel_size, padding=padding, groups=cin, bias=True),
-            kit.norm_layer(cin),
-            kit.conv(cin, cout, 1, bias=True),
+            kit.conv(cin, cin, kernel_size, padding=padding, groups=cin, bias=kit.use_bias),
+            inner.norm_layer(cin),
+            kit.conv(cin, cout, 1, bias=kit.use_bias),
         )
 
     def forward(self, x):

@@ -76,6 +76,7 @@ class ResnetGenerator(ChannelGenerator):
     arch = "resnet"
     block_class = ResnetBlock
     downsample_factor = 4
+    distill_concat_halves = False  # distilled features are plain trunk tensors
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: float = 0.0, padding_type: str = "reflect",

@@ -58,6 +58,7 @@ class UnetGenerator(ChannelGenerator):
     """U-Net with ``num_downs`` stride-2 levels (``unet_256``: 8, ``unet_128``: 7)."""
 
     arch = "unet"
+    distill_concat_halves = True  # distilled block outputs are cat(skip, up) of equal halves
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, num_downs: int = 8,
                  norm: str = "batch", dropout: bool = False, config: Sequence[int] | None = None,
