@@ -48,7 +48,8 @@ def build_generator(arch: str, hparams: dict, seed: int, **extra) -> ChannelGene
         return init_normal_(create_generator(arch, **{**hparams, **extra}))
 
 
-def build_discriminator(settings: "TeacherSettings", input_nc: int, seed: int) -> torch.nn.Module:
+def build_discriminator(settings, input_nc: int, seed: int) -> torch.nn.Module:
+    """A discriminator from any settings with ``netd``, ``ndf``, ``n_layers_d``, ``d_norm``, drawn from ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return create_discriminator(settings.netd, input_nc, settings.ndf, settings.n_layers_d, settings.d_norm)
