@@ -1,0 +1,193 @@
+"""OMGD: online multi-granularity distillation.
+
+A wide teacher (the student's architecture at ngf x eta) and a deep teacher (``deep_resnet``:
+a residual block after every down/up-sampling stage) train online with GAN + L1 x100 against a
+shared discriminator. The student never sees the discriminator or the ground truth: every step it
+learns from the teachers' detached outputs (SSIM, VGG style and perceptual, TV) plus channel
+distillation against the wide teacher's features.
+
+Beyond the paper, the student can be a whole supernet: each step a subnet is sampled from the
+search space and distilled, so the result is a once-for-all supernet ready for search.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from supernet.generators import ChannelGenerator
+from supernet.space import Config
+from supernet.spaces import get_space
+
+from .loop import Recipe, TrainingError, derived_seed
+from .losses import ChannelDistiller, FeatureTap, GANLoss, OMGDStudentCriterion, OMGDStudentLoss, probe_layers
+from .schedule import LinearDecaySchedule
+from .teacher import build_discriminator, build_generator, set_requires_grad
+
+TEACHERS = ("both", "wide", "deep")
+DEEP_ARCHITECTURES = {"resnet": "deep_resnet"}  # student family -> deep teacher architecture
+
+
+@dataclass(frozen=True)
+class OMGDSettings:
+    student_arch: str = "mobile_resnet"
+    student_hparams: dict = field(default_factory=dict)  # ngf, n_blocks / num_downs, norm
+    space: str | None = None  # set: train the whole supernet (a random subnet per step)
+    sampling: str = "uniform"  # with a space: uniform or sandwich
+    eta: int = 4  # wide teacher ngf = student ngf x eta
+    deep_ngf: int | None = None  # default: the student's ngf
+    deep_extra_blocks: int = 0  # trunk blocks added to the deep teacher beyond the student's
+    teachers: str = "both"
+    student_loss: OMGDStudentLoss = field(default_factory=OMGDStudentLoss)
+    lambda_gan: float = 1.0
+    lambda_recon: float = 100.0
+    gan_mode: str = "hinge"
+    netd: str = "basic"
+    ndf: int = 64
+    n_layers_d: int = 3
+    d_norm: str = "batch"
+    lr: float = 2e-4
+    beta1: float = 0.5
+    decay_fraction: float = 0.5
+
+    def __post_init__(self):
+        if self.teachers not in TEACHERS:
+            raise TrainingError(f"unknown teachers {self.teachers!r}; choose one of {', '.join(TEACHERS)}")
+        if self.eta < 1:
+            raise TrainingError(f"eta must be >= 1, got {self.eta}")
+        if self.sampling not in ("uniform", "sandwich"):
+            raise TrainingError(f"unknown sampling rule {self.sampling!r}; choose uniform or sandwich")
+
+
+class OMGDRecipe(Recipe):
+    """Teachers and discriminator train online; the student (static or supernet) learns from the teachers."""
+
+    kind = "supernet-omgd"
+
+    def __init__(self, settings: OMGDSettings, total_steps: int, example: torch.Tensor, seed: int = 0,
+                 channels: tuple[int, int] = (3, 3), extractor: torch.nn.Module | None = None):
+        self.settings = s = settings
+        in_nc, out_nc = channels
+        self.space = get_space(s.space) if s.space else None
+        hparams = {"input_nc": in_nc, "output_nc": out_nc, **s.student_hparams}
+        if self.space is not None:
+            hparams.setdefault("ngf", self.space.ngf)
+            if self.space.num_downs is not None:
+                hparams.setdefault("num_downs", self.space.num_downs)
+        self.student = build_generator(s.student_arch, hparams, derived_seed(seed, "student"),
+                                       elastic=self.space is not None).train()
+        if self.space is not None and len(self.student.config) != self.space.num_positions:
+            raise TrainingError(f"space {s.space} does not fit a {s.student_arch} student")
+        ngf = self.student.ngf
+        self.teachers: dict[str, ChannelGenerator] = {}
+        if s.teachers in ("both", "wide"):
+            self.teachers["wide"] = build_generator(s.student_arch, {**hparams, "ngf": ngf * s.eta},
+                                                    derived_seed(seed, "wide")).train()
+        if s.teachers in ("both", "deep"):
+            deep_arch = DEEP_ARCHITECTURES.get(self.student.arch.removeprefix("mobile_"))
+            if deep_arch is None:
+                raise TrainingError(f"no deep teacher architecture for a {self.student.arch} student; "
+                                    f"use --teachers wide (deep teachers exist for: {', '.join(DEEP_ARCHITECTURES)})")
+            deep = {k: v for k, v in hparams.items() if k in ("input_nc", "output_nc", "norm", "n_blocks", "dropout")}
+            deep["ngf"] = s.deep_ngf or ngf
+            deep["n_blocks"] = deep.get("n_blocks", self.student.hparams().get("n_blocks", 9)) + s.deep_extra_blocks
+            self.teachers["deep"] = build_generator(deep_arch, deep, derived_seed(seed, "deep")).train()
+        self.discriminator = build_discriminator(s, in_nc + out_nc, derived_seed(seed, "D")).train()
+        self.cd_layers: list[str] = []
+        distiller = None
+        if s.student_loss.lambda_cd > 0:
+            if "wide" not in self.teachers:
+                raise TrainingError("channel distillation (lambda_cd > 0) needs the wide teacher")
+            self.cd_layers = self.student.distill_layer_names()
+            if self.student.elastic:
+                self.student.set_config(None)
+            layers = probe_layers(self.student, self.teachers["wide"], self.cd_layers, example,
+                                  concat_halves=self.student.distill_concat_halves)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(derived_seed(seed, "cd"))
+                distiller = ChannelDistiller(layers)
+        self.criterion = OMGDStudentCriterion(s.student_loss, distiller, extractor)
+        betas = (s.beta1, 0.999)
+        teacher_params = itertools.chain(*(t.parameters() for t in self.teachers.values()))
+        self.opt_teachers = torch.optim.Adam(teacher_params, lr=s.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=s.lr, betas=betas)
+        student_params = list(self.student.parameters()) + self.criterion.trainable_parameters()
+        self.opt_student = torch.optim.Adam(student_params, lr=s.lr, betas=betas)
+        self.schedule = LinearDecaySchedule(s.lr, total_steps, int(total_steps * s.decay_fraction))
+        self.gan = GANLoss(s.gan_mode)
+
+    def describe(self) -> dict:
+        return {"settings": asdict(self.settings), "total_steps": self.schedule.total_steps,
+                "disabled_terms": self.criterion.disabled_terms()}
+
+    def config_for(self, step: int, rng: random.Random) -> Config | None:
+        if self.space is None:
+            return None
+        if self.settings.sampling == "sandwich" and step % 3 != 2:
+            return self.space.largest() if step % 3 == 0 else self.space.smallest()
+        return self.space.random_config(rng)
+
+    def train_step(self, step: int, batch: dict, rng: random.Random) -> dict[str, float]:
+        s = self.settings
+        for optimizer in (self.opt_teachers, self.opt_d, self.opt_student):
+            self.schedule.apply(optimizer, step)
+        real_a, real_b = batch["A"], batch["B"]
+        wide_tap = FeatureTap(self.teachers["wide"], self.cd_layers) if self.cd_layers else None
+        try:
+            fakes = {name: teacher(real_a) for name, teacher in self.teachers.items()}
+            wide_features = {k: v.detach() for k, v in wide_tap.features.items()} if wide_tap else None
+        finally:
+            if wide_tap:
+                wide_tap.close()
+        losses: dict[str, float] = {}
+
+        # the shared discriminator, then the teachers (GAN + L1 to the ground truth)
+        set_requires_grad(self.discriminator, True)
+        self.opt_d.zero_grad(set_to_none=True)
+        real_pred = self.discriminator(torch.cat([real_a, real_b], 1))
+        loss_d = sum(0.5 * (self.gan(self.discriminator(torch.cat([real_a, f.detach()], 1)), False)
+                            + self.gan(real_pred, True)) for f in fakes.values())
+        loss_d.backward()
+        self.opt_d.step()
+        set_requires_grad(self.discriminator, False)
+        self.opt_teachers.zero_grad(set_to_none=True)
+        total_teacher = 0
+        for name, fake in fakes.items():
+            gan = self.gan(self.discriminator(torch.cat([real_a, fake], 1)), True, for_discriminator=False)
+            recon = F.l1_loss(fake, real_b) * s.lambda_recon
+            total_teacher = total_teacher + gan * s.lambda_gan + recon
+            losses[f"T_{name}"] = (gan * s.lambda_gan + recon).item()
+        total_teacher.backward()
+        self.opt_teachers.step()
+        losses["D"] = loss_d.item()
+
+        # the student: teachers' outputs only, never D or the ground truth
+        config = self.config_for(step, rng)
+        self.opt_student.zero_grad(set_to_none=True)
+        with FeatureTap(self.student, self.cd_layers) as s_tap:
+            student_b = self.student(real_a, config) if config is not None else self.student(real_a)
+            breakdown = self.criterion(student_b, [f.detach() for f in fakes.values()],
+                                       dict(s_tap.features) if self.cd_layers else None, wide_features)
+        breakdown.total.backward()
+        self.opt_student.step()
+        losses.update({f"S_{k}": v for k, v in breakdown.scalars().items()})
+        return losses
+
+    def state_dict(self) -> dict:
+        return {"student": self.student.state_dict(), "criterion": self.criterion.state_dict(),
+                "teachers": {k: t.state_dict() for k, t in self.teachers.items()},
+                "D": self.discriminator.state_dict(), "opt_teachers": self.opt_teachers.state_dict(),
+                "opt_D": self.opt_d.state_dict(), "opt_student": self.opt_student.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.student.load_state_dict(state["student"])
+        self.criterion.load_state_dict(state["criterion"])
+        for name, teacher in self.teachers.items():
+            teacher.load_state_dict(state["teachers"][name])
+        self.discriminator.load_state_dict(state["D"])
+        self.opt_teachers.load_state_dict(state["opt_teachers"])
+        self.opt_d.load_state_dict(state["opt_D"])
+        self.opt_student.load_state_dict(state["opt_student"])
