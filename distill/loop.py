@@ -72,9 +72,13 @@ class BatchOrder:
 
 
 def load_batch(dataset: Dataset, order: BatchOrder, step: int) -> dict:
-    """Collate the items of ``step``; datasets with ``load(index, epoch)`` get the epoch for their augmentation."""
-    load: Callable[[int, int], Any] | None = getattr(dataset, "load", None)
-    items = [load(i, e) if load is not None else dataset[i] for e, i in order.indices(step)]
+    """Collate the items of ``step``; datasets with ``set_epoch`` draw their augmentation per (epoch, index)."""
+    set_epoch: Callable[[int], Any] | None = getattr(dataset, "set_epoch", None)
+    items = []
+    for epoch, index in order.indices(step):
+        if set_epoch is not None:
+            set_epoch(epoch)
+        items.append(dataset[index])
     return default_collate(items)
 
 
