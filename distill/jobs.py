@@ -1,0 +1,208 @@
+"""Training jobs from dataset folders to self-describing checkpoints.
+
+A job opens the dataset (``imagedata``), builds a recipe, runs the resumable loop and writes the
+final generator checkpoint, whose ``meta`` records architecture, search space, dataset, teacher
+and losses (all loadable with ``torch.load(..., weights_only=True)``). Supernets train on the
+``train1`` part of a recorded split, so that search scores candidates on ``train2`` only.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from imagedata import FolderDataset, Preprocess, create_dataset, detect_layout, split_dataset
+from imagedata.splits import SPLIT_FILE
+from supernet.checkpoint import file_sha256, generator_from_record, load_reference_generator, read_checkpoint, \
+    save_generator
+from supernet.generators import ChannelGenerator
+from supernet.space import format_config
+
+from .gan_compression import GANCompressionRecipe, GANCompressionSettings
+from .loop import LoopSettings, TrainingError, run_training
+from .omgd import OMGDRecipe, OMGDSettings
+from .teacher import TEACHER_RECIPES, TeacherSettings
+
+SUPERNET_FILE = "supernet.pt"
+TEACHER_FILE = "teacher.pt"
+SUBNET_FILE = "subnet.pt"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the training images are and how to read them."""
+
+    root: Path
+    layout: str | None = None  # None: detect
+    direction: str = "AtoB"
+    size: int = 256  # crop size; load size follows pix2pix's 286/256 ratio
+    holdout: float = 0.2  # fraction held out as train2 when no split is recorded yet
+
+    def open(self, split: str, seed: int, train: bool | None = None) -> FolderDataset:
+        return create_dataset(self.root, self.layout, split, preprocess=Preprocess.for_size(self.size), seed=seed,
+                              direction=self.direction, train=train)
+
+    def layout_name(self) -> str:
+        return self.layout or detect_layout(self.root).layout
+
+    def ensure_split(self, seed: int) -> bool:
+        """Record a train1/train2 split if none exists; True when one was made now."""
+        if (Path(self.root) / SPLIT_FILE).exists():
+            return False
+        split_dataset(self.root, self.layout, seed=seed, fraction=self.holdout)
+        return True
+
+    def describe(self, training_split: str, seed: int) -> dict[str, Any]:
+        """The dataset as checkpoints record it (identity of each split used)."""
+        layout = self.layout_name()
+        info: dict[str, Any] = {"root": str(Path(self.root).resolve()), "layout": layout, "direction": self.direction,
+                                "size": self.size, "training_split": training_split}
+        data = self.open(training_split, seed)
+        info["paired"] = bool(data.paired) and layout != "unaligned"
+        info["labelled"] = layout == "labelled"
+        info["training_identity"] = data.fingerprint()
+        if training_split == "train1":
+            info["search_split"] = "train2"
+            info["search_identity"] = self.open("train2", seed, train=False).fingerprint()
+        return info
+
+
+def _channels(data: FolderDataset) -> tuple[int, int]:
+    item = data[0]
+    return int(item["A"].shape[0]), int(item["B"].shape[0])
+
+
+def train_teacher(method: str, data: DataSpec, settings: TeacherSettings, loop: LoopSettings, out: Path,
+                  resume: bool = False, progress: bool = True) -> Path:
+    """Train a pix2pix or CycleGAN teacher on the whole training split; writes ``out/teacher.pt``."""
+    if method not in TEACHER_RECIPES:
+        raise TrainingError(f"unknown teacher method {method!r}; choose one of {', '.join(TEACHER_RECIPES)}")
+    dataset = data.open("train", loop.seed)
+    recipe = TEACHER_RECIPES[method](settings, loop.steps, _channels(dataset), seed=loop.seed)
+    result = run_training(recipe, dataset, loop, out, resume, progress, f"teacher ({method})")
+    if not result["finished"]:
+        return Path(result["checkpoint"])
+    outputs = recipe.outputs()
+    meta = {"kind": "teacher", "method": method, "dataset": data.describe("train", loop.seed),
+            "settings": asdict(settings), "steps": loop.steps, "seed": loop.seed,
+            "discriminator": {"state_dict": (recipe.discriminator if method == "pix2pix" else recipe.d_b).state_dict(),
+                              "netd": settings.netd, "ndf": settings.ndf, "n_layers_d": settings.n_layers_d,
+                              "d_norm": settings.d_norm}}
+    path = save_generator(outputs["G"], Path(out) / TEACHER_FILE, **meta)
+    if "G_BA" in outputs:
+        save_generator(outputs["G_BA"], Path(out) / "teacher_BA.pt", **{**meta, "discriminator": None})
+    return path
+
+
+@dataclass(frozen=True)
+class TeacherSource:
+    """A ganas teacher checkpoint, or a pytorch-CycleGAN-and-pix2pix state dict with its architecture."""
+
+    path: Path
+    arch: str | None = None  # needed for reference state dicts (resnet_9blocks, unet_256, ...)
+    hparams: dict = field(default_factory=dict)
+
+    def load(self) -> tuple[ChannelGenerator, dict]:
+        record = read_checkpoint(self.path)
+        if isinstance(record, dict) and "format" in record:
+            teacher = generator_from_record(record, str(self.path))
+            meta = dict(record.get("meta") or {})
+        elif self.arch is None:
+            raise TrainingError(f"{self.path} is a plain state dict; say its architecture with --teacher-arch "
+                                "(e.g. resnet_9blocks or unet_256)")
+        else:
+            teacher, meta = load_reference_generator(self.path, self.arch, **self.hparams), {}
+        if teacher.elastic:
+            raise TrainingError(f"{self.path} holds a supernet, not a teacher")
+        return teacher.eval(), meta
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(Path(self.path).resolve()), "sha256": file_sha256(self.path), "arch": self.arch}
+
+
+def _supernet_meta(method: str, space: str, data: DataSpec, seed: int, steps: int, teacher: dict | None,
+                   losses: dict, extra: dict | None = None) -> dict[str, Any]:
+    return {"kind": "supernet", "method": method, "space": space, "dataset": data.describe("train1", seed),
+            "teacher": teacher, "losses": json.loads(json.dumps(losses)), "steps": steps, "seed": seed,
+            **(extra or {})}
+
+
+def train_gan_compression(data: DataSpec, teacher: TeacherSource, settings: GANCompressionSettings,
+                          loop: LoopSettings, out: Path, resume: bool = False, progress: bool = True) -> Path:
+    """Distil ``teacher`` into a supernet of ``settings.space`` on train1; writes ``out/supernet.pt``."""
+    data.ensure_split(loop.seed)
+    dataset = data.open("train1", loop.seed)
+    teacher_g, teacher_meta = teacher.load()
+    d_state = (teacher_meta.get("discriminator") or {}).get("state_dict") if settings.task == "paired" else None
+    example = dataset[0]["A"].unsqueeze(0)
+    recipe = GANCompressionRecipe(settings, teacher_g, loop.steps, example, seed=loop.seed,
+                                  teacher_discriminator=_compatible(d_state, settings, teacher_meta))
+    result = run_training(recipe, dataset, loop, out, resume, progress, "supernet (GAN Compression)")
+    if not result["finished"]:
+        return Path(result["checkpoint"])
+    meta = _supernet_meta("gan-compression", settings.space, data, loop.seed, loop.steps, teacher.describe(),
+                          asdict(settings), {"distilled_layers": recipe.student_layers})
+    return save_generator(recipe.student, Path(out) / SUPERNET_FILE, **meta)
+
+
+def _compatible(d_state: dict | None, settings: GANCompressionSettings, teacher_meta: dict) -> dict | None:
+    """The teacher's discriminator weights, when they fit the discriminator this run builds."""
+    if d_state is None:
+        return None
+    d = teacher_meta["discriminator"]
+    same = (d["netd"], d["ndf"], d["n_layers_d"], d["d_norm"]) == (settings.netd, settings.ndf, settings.n_layers_d,
+                                                                 settings.d_norm)
+    return d_state if same else None
+
+
+def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: Path, resume: bool = False,
+               progress: bool = True) -> Path:
+    """OMGD online distillation on train1 (paired tasks); writes ``out/supernet.pt`` (or ``subnet.pt``)."""
+    if data.layout_name() == "unaligned":
+        raise TrainingError("OMGD trains its teachers with L1 to the ground truth: it needs a paired dataset "
+                            "(aligned or labelled layout); for unpaired data use --method gan-compression")
+    data.ensure_split(loop.seed)
+    dataset = data.open("train1", loop.seed)
+    example = dataset[0]["A"].unsqueeze(0)
+    recipe = OMGDRecipe(settings, loop.steps, example, seed=loop.seed, channels=_channels(dataset))
+    result = run_training(recipe, dataset, loop, out, resume, progress, "OMGD")
+    if not result["finished"]:
+        return Path(result["checkpoint"])
+    losses = asdict(settings)
+    meta = _supernet_meta("omgd", settings.space or "", data, loop.seed, loop.steps, None, losses,
+                          {"disabled_terms": recipe.criterion.disabled_terms()})
+    if recipe.student.elastic:
+        return save_generator(recipe.student, Path(out) / SUPERNET_FILE, **meta)
+    meta["kind"] = "subnet"
+    return save_generator(recipe.student, Path(out) / SUBNET_FILE, **meta)
+
+
+def finetune(data: DataSpec, supernet_path: Path, config: tuple[int, ...], teacher: TeacherSource,
+             settings: GANCompressionSettings, loop: LoopSettings, out: Path, outside: bool = True,
+             resume: bool = False, progress: bool = True) -> Path:
+    """Fine-tune one config with GAN Compression's losses, as an extracted subnet (``outside``) or
+    inside the supernet; writes ``out/subnet.pt`` (a static generator either way)."""
+    from supernet.extract import extract_subnet
+
+    record = read_checkpoint(supernet_path)
+    supernet = generator_from_record(record, str(supernet_path))
+    if not supernet.elastic:
+        raise TrainingError(f"{supernet_path} is not a supernet")
+    dataset = data.open("train1" if (Path(data.root) / SPLIT_FILE).exists() else "train", loop.seed)
+    teacher_g, _ = teacher.load()
+    student = extract_subnet(supernet, config) if outside else supernet
+    fixed = GANCompressionSettings(**{**asdict(settings), "sampling": "fixed", "fixed_config": tuple(config)})
+    recipe = GANCompressionRecipe(fixed, teacher_g, loop.steps, dataset[0]["A"].unsqueeze(0), seed=loop.seed,
+                                  student=student)
+    result = run_training(recipe, dataset, loop, out, resume, progress, f"fine-tune {format_config(config)}")
+    if not result["finished"]:
+        return Path(result["checkpoint"])
+    subnet = recipe.student if outside else extract_subnet(recipe.student, config)
+    meta = {"kind": "subnet", "method": "finetune", "config": format_config(config), "outside": outside,
+            "supernet": {"path": str(Path(supernet_path).resolve()), "sha256": file_sha256(supernet_path)},
+            "dataset": dict((record.get("meta") or {}).get("dataset") or {}), "teacher": teacher.describe(),
+            "losses": json.loads(json.dumps(asdict(fixed))), "steps": loop.steps}
+    return save_generator(subnet, Path(out) / SUBNET_FILE, **meta)

@@ -1,0 +1,247 @@
+"""``ganas train teacher|supernet|finetune`` (and ``segmenter``, registered by the evaluators' command module)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="train teachers, supernets (GAN Compression / OMGD), fine-tune",
+                                  description="Training commands. Every run checkpoints to --out and resumes "
+                                              "with --resume to exactly the weights of an uninterrupted run.")
+    commands = train.add_subparsers(dest="train_command", metavar="WHAT", required=True)
+    _teacher_parser(commands)
+    _supernet_parser(commands)
+    _finetune_parser(commands)
+    import importlib.util
+
+    if importlib.util.find_spec(f"{__package__}.segmenter") is not None:  # ``ganas train segmenter`` lives with the evaluators' commands
+        from . import segmenter
+
+        segmenter.register_train(commands)
+
+
+def _common(p: argparse.ArgumentParser, steps: int) -> None:
+    data = p.add_argument_group("data")
+    data.add_argument("--data", required=True, type=Path, help="dataset folder (see docs/datasets.md)")
+    data.add_argument("--layout", default=None, help="aligned, unaligned or labelled (default: detect)")
+    data.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="default AtoB")
+    data.add_argument("--size", type=int, default=256, help="crop size in pixels (default 256)")
+    run = p.add_argument_group("run")
+    run.add_argument("--out", required=True, type=Path, help="output folder (checkpoints)")
+    run.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
+    run.add_argument("--batch-size", type=int, default=1, help="default 1, as pix2pix / CycleGAN")
+    run.add_argument("--seed", type=int, default=0, help="seed of init, data order and sampling (default 0)")
+    run.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4; beta1 0.5)")
+
+
+def _discriminator(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("discriminator")
+    d.add_argument("--netd", default="basic", help="basic (70x70 PatchGAN), n_layers or pixel (default basic)")
+    d.add_argument("--ndf", type=int, default=64, help="discriminator width (default 64)")
+    d.add_argument("--n-layers-d", type=int, default=3, help="PatchGAN depth for --netd n_layers (default 3)")
+
+
+def _teacher_parser(commands) -> None:
+    p = commands.add_parser("teacher", help="train a pix2pix (paired) or CycleGAN (unpaired) teacher",
+                            description="Writes OUT/teacher.pt (and OUT/teacher_BA.pt for CycleGAN).")
+    p.add_argument("--method", choices=["pix2pix", "cyclegan"], default="pix2pix")
+    p.add_argument("--arch", default="resnet", help="generator architecture (see `ganas macs --help`)")
+    p.add_argument("--ngf", type=int, default=64)
+    p.add_argument("--blocks", type=int, default=None, help="residual blocks (ResNet) or levels (U-Net)")
+    p.add_argument("--norm", default=None, choices=["instance", "batch"], help="default: the architecture's")
+    p.add_argument("--gan-mode", default="lsgan", help="lsgan, hinge or vanilla (default lsgan)")
+    p.add_argument("--lambda-l1", type=float, default=100.0, help="pix2pix L1 weight (default 100)")
+    p.add_argument("--lambda-cycle", type=float, default=10.0, help="CycleGAN cycle weight (default 10)")
+    p.add_argument("--lambda-identity", type=float, default=0.5, help="CycleGAN identity weight (default 0.5)")
+    _discriminator(p)
+    _common(p, steps=2000)
+    p.set_defaults(func=_train_teacher)
+
+
+def _supernet_parser(commands) -> None:
+    p = commands.add_parser("supernet", help="train a once-for-all supernet (GAN Compression or OMGD)",
+                            description="Trains on the train1 part of the dataset (a split is recorded if none "
+                                        "exists) and writes OUT/supernet.pt.")
+    p.add_argument("--method", choices=["gan-compression", "omgd"], default="gan-compression")
+    p.add_argument("--space", default=None, help="search space (see `ganas space list`)")
+    p.add_argument("--student-arch", default=None, help="default: the space's architecture (mobile_resnet, unet)")
+    p.add_argument("--blocks", type=int, default=None, help="student blocks (default: the teacher's, or 9)")
+    p.add_argument("--sampling", default="uniform", choices=["uniform", "sandwich"],
+                   help="subnet per step: uniform, or sandwich (largest, smallest, random)")
+    p.add_argument("--gan-mode", default=None, help="default hinge (paired) / lsgan (unpaired)")
+    p.add_argument("--register", action="store_true", help="record the supernet in the search store when done")
+    p.add_argument("--name", default=None, help="registry name (default: from the output folder)")
+    p.add_argument("--workspace", default=None, help="workspace for --register (default ./ganas-workspace)")
+    gc = p.add_argument_group("GAN Compression")
+    gc.add_argument("--teacher", type=Path, help="teacher checkpoint (ganas teacher.pt or latest_net_G.pth)")
+    gc.add_argument("--teacher-arch", default=None, help="architecture of a plain state dict: resnet_9blocks, unet_256")
+    gc.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state dict teacher (default 64)")
+    gc.add_argument("--lambda-recon", type=float, default=None, help="default 100 (paired) / 10 (unpaired)")
+    gc.add_argument("--lambda-distill", type=float, default=None, help="default 1 (paired) / 0.01 (unpaired)")
+    om = p.add_argument_group("OMGD")
+    om.add_argument("--student-ngf", type=int, default=None, help="static student width (default: the space's ngf)")
+    om.add_argument("--eta", type=int, default=4, help="wide teacher width multiplier (default 4)")
+    om.add_argument("--teachers", default="both", choices=["both", "wide", "deep"])
+    om.add_argument("--perceptual", default="vgg16", choices=["vgg16", "none"],
+                    help="vgg16 needs vgg16-397923af.pth; none: SSIM + TV + channel distillation only")
+    om.add_argument("--vgg-weights", default=None, help="path of vgg16-397923af.pth")
+    om.add_argument("--lambda-cd", type=float, default=10.0, help="channel distillation weight (default 10)")
+    om.add_argument("--lambda-ssim", type=float, default=10.0)
+    om.add_argument("--lambda-style", type=float, default=1e4)
+    om.add_argument("--lambda-perceptual", type=float, default=10.0)
+    om.add_argument("--lambda-tv", type=float, default=1e-5)
+    _discriminator(p)
+    _common(p, steps=2000)
+    p.set_defaults(func=_train_supernet)
+
+
+def _finetune_parser(commands) -> None:
+    p = commands.add_parser("finetune", help="fine-tune one config of a supernet with GAN Compression's losses",
+                            description="Writes OUT/subnet.pt, a static generator ready for `ganas export`.")
+    p.add_argument("--supernet", required=True, type=Path, help="supernet.pt")
+    p.add_argument("--config", required=True, help="config string, e.g. 16_16_24_16_32_64_16_24")
+    p.add_argument("--inside", action="store_true", help="train inside the supernet (default: extract, then train)")
+    p.add_argument("--teacher", required=True, type=Path, help="teacher checkpoint")
+    p.add_argument("--teacher-arch", default=None)
+    p.add_argument("--teacher-ngf", type=int, default=None)
+    p.add_argument("--gan-mode", default=None)
+    p.add_argument("--lambda-recon", type=float, default=None)
+    p.add_argument("--lambda-distill", type=float, default=None)
+    _discriminator(p)
+    _common(p, steps=1000)
+    p.set_defaults(func=_finetune)
+
+
+# -- the commands ---------------------------------------------------------------------------------
+def _loop(args):
+    from distill.loop import LoopSettings
+
+    return LoopSettings(args.steps, args.batch_size, args.seed, args.checkpoint_every)
+
+
+def _data(args):
+    from distill.jobs import DataSpec
+
+    return DataSpec(args.data, args.layout, args.direction, args.size)
+
+
+def _arch_hparams(arch: str, ngf: int | None, blocks: int | None, norm: str | None = None) -> dict:
+    from supernet.registry import get_architecture
+
+    entry = get_architecture(arch)
+    hparams: dict = {}
+    if ngf is not None:
+        hparams["ngf"] = ngf
+    if blocks is not None:
+        hparams["num_downs" if entry.family == "unet" else "n_blocks"] = blocks
+    if norm is not None:
+        hparams["norm"] = norm
+    return hparams
+
+
+def _train_teacher(args) -> int:
+    from distill.jobs import train_teacher
+    from distill.teacher import TeacherSettings
+
+    settings = TeacherSettings(arch=args.arch, hparams=_arch_hparams(args.arch, args.ngf, args.blocks, args.norm),
+                               gan_mode=args.gan_mode, lambda_l1=args.lambda_l1, lambda_cycle=args.lambda_cycle,
+                               lambda_identity=args.lambda_identity, netd=args.netd, ndf=args.ndf,
+                               n_layers_d=args.n_layers_d, lr=args.lr)
+    path = train_teacher(args.method, _data(args), settings, _loop(args), args.out, args.resume, not args.quiet)
+    print(f"teacher: {path}")
+    return 0
+
+
+def _teacher_source(args):
+    from distill.jobs import TeacherSource
+    from nas.cli import CliUsageError
+
+    if args.teacher is None:
+        raise CliUsageError("--method gan-compression needs --teacher (a ganas teacher.pt or a latest_net_G.pth)")
+    hparams = {"ngf": args.teacher_ngf} if args.teacher_ngf else {}
+    return TeacherSource(args.teacher, args.teacher_arch, hparams)
+
+
+def _gc_settings(args, space: str):
+    from distill.gan_compression import GANCompressionSettings
+    from imagedata import detect_layout
+
+    layout = args.layout or detect_layout(args.data).layout
+    student = {"n_blocks": args.blocks} if args.blocks else {}
+    return GANCompressionSettings(
+        space=space, task="unpaired" if layout == "unaligned" else "paired", student_arch=args.student_arch,
+        student_hparams=student, sampling=getattr(args, "sampling", "uniform"), lambda_recon=args.lambda_recon,
+        lambda_distill=args.lambda_distill, gan_mode=args.gan_mode, netd=args.netd, ndf=args.ndf,
+        n_layers_d=args.n_layers_d, lr=args.lr)
+
+
+def _train_supernet(args) -> int:
+    from nas.cli import CliUsageError
+
+    if args.method == "gan-compression":
+        from distill.jobs import train_gan_compression
+
+        if args.space is None:
+            raise CliUsageError("--method gan-compression needs --space (see `ganas space list`)")
+        path = train_gan_compression(_data(args), _teacher_source(args), _gc_settings(args, args.space), _loop(args),
+                                     args.out, args.resume, not args.quiet)
+    else:
+        from distill.jobs import train_omgd
+        from distill.losses import OMGDStudentLoss
+        from distill.omgd import OMGDSettings
+
+        if args.space is None and args.student_ngf is None:
+            raise CliUsageError("--method omgd needs --space (a supernet) or --student-ngf (one static student)")
+        student_arch = args.student_arch or ("mobile_resnet" if args.space is None else None)
+        if student_arch is None:
+            from supernet.spaces import get_space
+
+            student_arch = get_space(args.space).architecture
+        hparams = _arch_hparams(student_arch, args.student_ngf, args.blocks)
+        loss = OMGDStudentLoss(lambda_ssim=args.lambda_ssim, lambda_style=args.lambda_style,
+                               lambda_perceptual=args.lambda_perceptual, lambda_tv=args.lambda_tv,
+                               lambda_cd=args.lambda_cd, perceptual=args.perceptual, vgg_weights=args.vgg_weights)
+        if args.perceptual == "none":
+            print("OMGD student loss: --perceptual none, so SSIM + TV + channel distillation only")
+        settings = OMGDSettings(student_arch=student_arch, student_hparams=hparams, space=args.space,
+                                sampling=args.sampling, eta=args.eta, teachers=args.teachers, student_loss=loss,
+                                gan_mode=args.gan_mode or "hinge", netd=args.netd, ndf=args.ndf,
+                                n_layers_d=args.n_layers_d, lr=args.lr)
+        path = train_omgd(_data(args), settings, _loop(args), args.out, args.resume, not args.quiet)
+    print(f"supernet: {path}")
+    if args.register and path.name.endswith("supernet.pt"):
+        from nas.registry import register_supernet
+        from nas.store import Store
+        from nas.workspace import Workspace
+
+        workspace = Workspace.resolve(args.workspace).ensure()
+        with Store(workspace.database_url) as store:
+            record = register_supernet(store, path, args.name)
+        print(f"registered supernet {record.name!r} in {workspace.root}")
+    return 0
+
+
+def _finetune(args) -> int:
+    from distill.jobs import finetune
+    from supernet.space import parse_config_numbers
+
+    settings = _gc_settings(args, _space_of(args.supernet))
+    path = finetune(_data(args), args.supernet, parse_config_numbers(args.config), _teacher_source(args), settings,
+                    _loop(args), args.out, outside=not args.inside, resume=args.resume, progress=not args.quiet)
+    print(f"subnet: {path}")
+    return 0
+
+
+def _space_of(supernet: Path) -> str:
+    from supernet.checkpoint import read_checkpoint
+    from supernet.errors import CheckpointError
+
+    record = read_checkpoint(supernet)
+    space = ((record.get("meta") or {}) if isinstance(record, dict) else {}).get("space")
+    if not space:
+        raise CheckpointError(f"{supernet} records no search space; is it a supernet written by `ganas train supernet`?")
+    return space
