@@ -1,0 +1,22 @@
+"""The search store: supernets, searches and candidates in SQL (SQLite by default, any SQLAlchemy URL).
+
+The database is the search service's source of truth: the orchestrator leases candidates from
+it, workers' results land in it, and a stopped search resumes from it. See :class:`Store`.
+"""
+from .engine import DEFAULT_FILENAME, Database, as_url, workspace_url
+from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SchemaVersionError,
+                     SearchBusyError, StateTransitionError, StoreConnectionError, StoreError, StoreUrlError)
+from .models import SCHEMA_VERSION
+from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, FrozenDict,
+                      NewCandidate, Objective, SearchRecord, SearchState, SupernetRecord)
+from .schema import MIGRATIONS, Migration, ensure_schema, register_migration
+from .store import Store
+
+__all__ = [
+    "AddResult", "CandidateCounts", "CandidateRecord", "CandidateStatus", "DEFAULT_FILENAME", "Database",
+    "DuplicateNameError", "FrozenDict", "InvalidValueError", "LeaseError", "MIGRATIONS", "Migration",
+    "NewCandidate", "NotFoundError", "Objective", "SCHEMA_VERSION", "SEARCH_TRANSITIONS", "SchemaVersionError",
+    "SearchBusyError", "SearchRecord", "SearchState", "StateTransitionError", "Store", "StoreConnectionError",
+    "StoreError", "StoreUrlError", "SupernetRecord", "as_url", "ensure_schema", "register_migration",
+    "workspace_url",
+]

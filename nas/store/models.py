@@ -1,0 +1,151 @@
+"""The store's tables (SQLAlchemy 2.x declarative). Schema version :data:`SCHEMA_VERSION`.
+
+Every table is prefixed ``ganas_`` so Optuna's RDB storage (``studies``, ``trials``,
+``alembic_version``, ...) can live in the same database. Times are Unix seconds (DOUBLE): they
+compare the same way on every backend and need no time-zone handling. Constraints carry
+explicit names (a naming convention) so that migrations can refer to them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, CheckConstraint, Double, ForeignKey, Index, Integer, MetaData,
+                        String, Text, UniqueConstraint)
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .records import (MAX_CONFIG_LENGTH, MAX_NAME_LENGTH, CandidateRecord, CandidateStatus, Objective, SearchRecord,
+                      SearchState, SupernetRecord, freeze)
+
+SCHEMA_VERSION = 1
+TABLE_PREFIX = "ganas_"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _one_of(column: str, values: Any) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class MetaRow(Base):
+    """Key/value facts about the database itself; ``schema_version`` is the one that matters."""
+
+    __tablename__ = "ganas_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class SupernetRow(Base):
+    __tablename__ = "ganas_supernets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), unique=True)
+    architecture: Mapped[str] = mapped_column(String(64))
+    hparams: Mapped[dict] = mapped_column(JSON)
+    space: Mapped[str] = mapped_column(String(128))
+    checkpoint: Mapped[str] = mapped_column(Text)
+    checkpoint_sha256: Mapped[str] = mapped_column(String(64))
+    dataset: Mapped[dict] = mapped_column(JSON)
+    metrics: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class SearchRow(Base):
+    __tablename__ = "ganas_searches"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", SearchState), name="state"),
+        Index(None, "supernet_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    supernet_id: Mapped[int] = mapped_column(ForeignKey("ganas_supernets.id", ondelete="RESTRICT"))
+    budgets: Mapped[list] = mapped_column(JSON)  # MACs, ascending
+    objectives: Mapped[list] = mapped_column(JSON)  # [{"metric": ..., "direction": ...}]
+    strategy: Mapped[str] = mapped_column(String(64))
+    strategy_settings: Mapped[dict] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    trials: Mapped[int] = mapped_column(Integer)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(MAX_NAME_LENGTH), nullable=True)
+    heartbeat_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    owner_expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class CandidateRow(Base):
+    __tablename__ = "ganas_candidates"
+    __table_args__ = (
+        # a config is never evaluated twice in one search
+        UniqueConstraint("search_id", "config"),
+        CheckConstraint(_one_of("status", CandidateStatus), name="status"),
+        # the lease query: queued candidates of a search in proposal order
+        Index(None, "search_id", "status", "order_index"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("ganas_searches.id", ondelete="CASCADE"))
+    config: Mapped[str] = mapped_column(String(MAX_CONFIG_LENGTH))
+    order_index: Mapped[int] = mapped_column(Integer)
+    macs: Mapped[int] = mapped_column(BigInteger)
+    params: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    metrics: Mapped[dict] = mapped_column(JSON)
+    evaluator: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(MAX_NAME_LENGTH), nullable=True)
+    lease_expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    last_owner: Mapped[str | None] = mapped_column(String(MAX_NAME_LENGTH), nullable=True)
+    queued_at: Mapped[float] = mapped_column(Double)
+    leased_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    eval_seconds: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
+supernets = SupernetRow.__table__
+searches = SearchRow.__table__
+candidates = CandidateRow.__table__
+meta = MetaRow.__table__
+
+
+# -- rows to immutable records (a search row is joined with its supernet's name) -----------------
+def supernet_record(row: Row) -> SupernetRecord:
+    m = row._mapping
+    return SupernetRecord(id=m["id"], name=m["name"], architecture=m["architecture"], hparams=freeze(m["hparams"]),
+                          space=m["space"], checkpoint=m["checkpoint"], checkpoint_sha256=m["checkpoint_sha256"],
+                          dataset=freeze(m["dataset"]), metrics=tuple(m["metrics"]), created_at=m["created_at"])
+
+
+def search_record(row: Row) -> SearchRecord:
+    m = row._mapping
+    return SearchRecord(
+        id=m["id"], supernet_id=m["supernet_id"], supernet=m["supernet_name"], budgets=tuple(m["budgets"]),
+        objectives=tuple(Objective(o["metric"], o["direction"]) for o in m["objectives"]), strategy=m["strategy"],
+        strategy_settings=freeze(m["strategy_settings"]), seed=m["seed"], trials=m["trials"],
+        max_attempts=m["max_attempts"], state=SearchState(m["state"]), error=m["error"], owner=m["owner"],
+        heartbeat_at=m["heartbeat_at"], owner_expires_at=m["owner_expires_at"], created_at=m["created_at"],
+        updated_at=m["updated_at"])
+
+
+def candidate_record(row: Row) -> CandidateRecord:
+    m = row._mapping
+    return CandidateRecord(
+        id=m["id"], search_id=m["search_id"], config=m["config"], order=m["order_index"], macs=m["macs"],
+        params=m["params"], status=CandidateStatus(m["status"]), metrics=freeze(m["metrics"]),
+        evaluator=m["evaluator"], error=m["error"], attempts=m["attempts"], lease_owner=m["lease_owner"],
+        lease_expires_at=m["lease_expires_at"], last_owner=m["last_owner"], queued_at=m["queued_at"],
+        leased_at=m["leased_at"], finished_at=m["finished_at"], eval_seconds=m["eval_seconds"])

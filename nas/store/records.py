@@ -1,0 +1,324 @@
+"""Immutable records the store returns, and the vocabulary of states they use.
+
+Callers never see ORM objects: every read returns frozen dataclasses whose JSON fields are
+:class:`FrozenDict` / tuples, so a record can be cached, shared between threads, pickled to a
+Ray actor or serialised to JSON without anyone changing what the database said.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Any, Mapping
+
+from .errors import InvalidValueError
+
+MAX_CONFIG_LENGTH = 512  # the width of the config column
+MAX_NAME_LENGTH = 255
+
+
+class SearchState(str, Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class CandidateStatus(str, Enum):
+    QUEUED = "queued"
+    LEASED = "leased"
+    DONE = "done"
+    FAILED = "failed"
+    INFEASIBLE = "infeasible"
+
+
+# The search lifecycle: state -> states it may move to (setting the current state is a no-op).
+# A failed search may be resumed; done and cancelled are final.
+SEARCH_TRANSITIONS: dict[SearchState, frozenset[SearchState]] = {
+    SearchState.CREATED: frozenset({SearchState.RUNNING, SearchState.CANCELLED, SearchState.FAILED}),
+    SearchState.RUNNING: frozenset({SearchState.PAUSED, SearchState.CANCELLED, SearchState.DONE,
+                                    SearchState.FAILED}),
+    SearchState.PAUSED: frozenset({SearchState.RUNNING, SearchState.CANCELLED}),
+    SearchState.FAILED: frozenset({SearchState.RUNNING, SearchState.CANCELLED}),
+    SearchState.DONE: frozenset(),
+    SearchState.CANCELLED: frozenset(),
+}
+
+# Statuses a candidate may be added with: queued for evaluation, or rejected up front (over budget).
+ADDABLE_STATUSES = (CandidateStatus.QUEUED, CandidateStatus.INFEASIBLE)
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+def _enum_value(enum: type[Enum], value: Any, what: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise InvalidValueError(f"{what} {value!r} is not one of: {allowed}") from None
+
+
+def search_state(value: Any) -> SearchState:
+    return _enum_value(SearchState, value, "search state")
+
+
+def candidate_status(value: Any) -> CandidateStatus:
+    return _enum_value(CandidateStatus, value, "candidate status")
+
+
+class FrozenDict(dict):
+    """A dict that refuses mutation; still JSON-serialisable, picklable and hashable."""
+
+    __slots__ = ()
+
+    def _immutable(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("records returned by the store are read-only; copy with dict(...) to change one")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _immutable
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({dict.__repr__(self)})"
+
+
+def freeze(value: Any) -> Any:
+    """A deep read-only copy of a JSON value: mappings become FrozenDict, lists tuples."""
+    if isinstance(value, Mapping):
+        return FrozenDict({str(k): freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """The plain JSON form of a record value (dicts, lists, enum values)."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Objective):
+        return {"metric": value.metric, "direction": value.direction}
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    return value
+
+
+class _Record:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-serialisable form (for the REST service, MLflow and the dashboard)."""
+        return {f.name: thaw(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+
+def check_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise InvalidValueError(f"{what} must be a non-empty string without surrounding spaces, got {value!r}")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidValueError(f"{what} is {len(value)} characters long; at most {MAX_NAME_LENGTH} are allowed")
+    return value
+
+
+def check_count(value: Any, what: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_seconds(value: Any, what: str, positive: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise InvalidValueError(f"{what} must be a finite number of seconds {bound}, got {value!r}")
+    return float(value)
+
+
+def check_json(value: Any, what: str) -> Any:
+    """A plain JSON copy of ``value`` (the caller's object is not kept); NaN and inf are refused."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(f"{what} must be JSON data (no NaN/inf): {exc}") from None
+
+
+def check_sha256(value: Any) -> str:
+    digest = str(value).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise InvalidValueError(f"checkpoint_sha256 must be 64 hex digits, got {value!r}")
+    return digest
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective of a search: a metric name (``fid``, ``miou``, ``macs``...) and its direction."""
+
+    metric: str
+    direction: str = "minimize"
+
+    def __post_init__(self) -> None:
+        check_name(self.metric, "objective metric")
+        if self.direction not in DIRECTIONS:
+            raise InvalidValueError(f"objective direction {self.direction!r} is not one of: {', '.join(DIRECTIONS)}")
+
+    @classmethod
+    def coerce(cls, value: Any) -> "Objective":
+        """Accept an Objective, a ``(metric, direction)`` pair, a mapping or ``"fid"`` / ``"miou:maximize"``."""
+        if isinstance(value, Objective):
+            return value
+        if isinstance(value, str):
+            metric, _, direction = value.partition(":")
+            return cls(metric, direction or "minimize")
+        if isinstance(value, Mapping):
+            return cls(value.get("metric"), value.get("direction", "minimize"))
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            return cls(*value)
+        raise InvalidValueError(f"objective {value!r} is not a metric name, 'metric:direction' or (metric, direction)")
+
+
+@dataclass(frozen=True)
+class NewCandidate:
+    """A proposal to add to a search: its config string, closed-form cost and proposal order.
+
+    ``status`` is ``queued`` (to be evaluated) or ``infeasible`` (rejected before dispatch, e.g.
+    over every budget; ``reason`` says why). ``order=None`` appends after the search's last one.
+    """
+
+    config: str
+    macs: int
+    params: int
+    status: CandidateStatus | str = CandidateStatus.QUEUED
+    order: int | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        config = self.config
+        if not isinstance(config, str) or not config or config != config.strip() or " " in config:
+            raise InvalidValueError(f"candidate config must be a non-empty string without spaces, got {config!r}")
+        if len(config) > MAX_CONFIG_LENGTH:
+            raise InvalidValueError(f"candidate config is {len(config)} characters; at most {MAX_CONFIG_LENGTH}")
+        check_count(self.macs, f"MACs of {config}")
+        check_count(self.params, f"params of {config}")
+        status = candidate_status(self.status)
+        if status not in ADDABLE_STATUSES:
+            raise InvalidValueError(f"candidate {config} cannot be added as {status.value!r}; "
+                                    f"allowed: {', '.join(s.value for s in ADDABLE_STATUSES)}")
+        object.__setattr__(self, "status", status)
+        if self.order is not None:
+            check_count(self.order, f"order of {config}")
+
+    @classmethod
+    def coerce(cls, value: Any) -> "NewCandidate":
+        """Accept a NewCandidate or a tuple ``(config, macs, params[, status[, order[, reason]]])``."""
+        if isinstance(value, NewCandidate):
+            return value
+        if isinstance(value, (tuple, list)) and 3 <= len(value) <= 6:
+            return cls(*value)
+        raise InvalidValueError(f"candidate {value!r} is not (config, macs, params, status, order)")
+
+
+@dataclass(frozen=True)
+class SupernetRecord(_Record):
+    """A registered supernet: how to rebuild it, where its weights are and what it was trained on."""
+
+    id: int
+    name: str
+    architecture: str
+    hparams: FrozenDict
+    space: str
+    checkpoint: str
+    checkpoint_sha256: str
+    dataset: FrozenDict
+    metrics: tuple[str, ...]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class SearchRecord(_Record):
+    """A search over one supernet: budgets, objectives, strategy, lifecycle and orchestrator claim."""
+
+    id: int
+    supernet_id: int
+    supernet: str
+    budgets: tuple[int, ...]
+    objectives: tuple[Objective, ...]
+    strategy: str
+    strategy_settings: FrozenDict
+    seed: int
+    trials: int
+    max_attempts: int
+    state: SearchState
+    error: str | None
+    owner: str | None
+    heartbeat_at: float | None
+    owner_expires_at: float | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def multi_objective(self) -> bool:
+        """Several objectives give a Pareto front; one objective is optimised under each budget."""
+        return len(self.objectives) > 1
+
+
+@dataclass(frozen=True)
+class CandidateRecord(_Record):
+    """One config of a search, its cost, its evaluation and its lease (times are Unix seconds).
+
+    ``attempts`` counts leases; ``lease_owner`` is set only while leased; ``last_owner`` is the
+    holder of the last lease that ended (who evaluated it, or whose lease lapsed: a re-queued
+    candidate goes back to that owner first); ``error`` is the last failure, or why infeasible.
+    """
+
+    id: int
+    search_id: int
+    config: str
+    order: int
+    macs: int
+    params: int
+    status: CandidateStatus
+    metrics: FrozenDict
+    evaluator: str | None
+    error: str | None
+    attempts: int
+    lease_owner: str | None
+    lease_expires_at: float | None
+    last_owner: str | None
+    queued_at: float
+    leased_at: float | None
+    finished_at: float | None
+    eval_seconds: float | None
+
+
+@dataclass(frozen=True)
+class CandidateCounts(_Record):
+    """How many candidates of a search are in each status."""
+
+    queued: int = 0
+    leased: int = 0
+    done: int = 0
+    failed: int = 0
+    infeasible: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.leased + self.done + self.failed + self.infeasible
+
+    @property
+    def unfinished(self) -> int:
+        return self.queued + self.leased
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What :meth:`Store.add_candidates` did: every record in input order, split into new and known."""
+
+    records: tuple[CandidateRecord, ...]
+    added: tuple[CandidateRecord, ...]
+    existing: tuple[CandidateRecord, ...]

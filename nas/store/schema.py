@@ -1,0 +1,110 @@
+"""Schema versioning: create a new database at the current version, migrate an older one, refuse others.
+
+The version lives in ``ganas_meta`` (key ``schema_version``). A migration is a function that
+takes a database from version ``n`` to ``n + 1`` inside a transaction; :data:`MIGRATIONS`
+registers them by ``n``. Opening runs every step from the found version to the current one in
+ONE transaction, so a failing step leaves the database exactly as it was.
+
+Why not Alembic: Optuna's RDB storage, which shares this database, already keeps its own
+Alembic history in the ``alembic_version`` table; a second Alembic environment would need a
+renamed version table, a scripts directory shipped inside the package and its ``env.py``.
+The store has three tables and a linear history, so a registry of Python functions is smaller
+and has nothing to misconfigure. Migration steps may still use Alembic's ``Operations``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import Connection
+
+from .engine import Database
+from .errors import SchemaVersionError
+from .models import SCHEMA_VERSION, TABLE_PREFIX, Base, meta
+
+VERSION_KEY = "schema_version"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema history: ``from_version`` -> ``from_version + 1``."""
+
+    from_version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+MIGRATIONS: dict[int, Migration] = {}
+
+
+def register_migration(from_version: int, description: str):
+    """Decorator adding a step to :data:`MIGRATIONS` (the next schema change starts here)."""
+
+    def add(function: Callable[[Connection], None]) -> Callable[[Connection], None]:
+        if from_version in MIGRATIONS:
+            raise ValueError(f"a migration from schema version {from_version} is already registered")
+        MIGRATIONS[from_version] = Migration(from_version, description, function)
+        return function
+
+    return add
+
+
+def found_version(conn: Connection) -> int | None:
+    """The database's schema version; None for a database holding no ganas tables at all."""
+    tables = {t for t in inspect(conn).get_table_names() if t.startswith(TABLE_PREFIX)}
+    if not tables:
+        return None
+    if meta.name not in tables:
+        raise SchemaVersionError(
+            f"the database has ganas tables ({', '.join(sorted(tables))}) but no {meta.name} table, so its "
+            "schema version is unknown; it was not written by ganas or is damaged: use a new database")
+    value = conn.execute(select(meta.c.value).where(meta.c.key == VERSION_KEY)).scalar_one_or_none()
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SchemaVersionError(
+            f"{meta.name} holds schema version {value!r}, which this ganas does not know (it supports "
+            f"{SCHEMA_VERSION}); use a new database or the ganas release that created it") from None
+
+
+def check_version(found: int | None, current: int, migrations: Mapping[int, Migration], where: str) -> None:
+    """Raise :class:`SchemaVersionError` unless ``found`` is new, current, or migratable to current."""
+    if found is None or found == current:
+        return
+    if found > current:
+        raise SchemaVersionError(
+            f"the store at {where} has schema version {found}, newer than the version this ganas supports "
+            f"({current}); upgrade ganas (pip install -U ganas) or open another database. Nothing was changed.")
+    missing = [v for v in range(found, current) if v not in migrations]
+    if found < 0 or missing:
+        raise SchemaVersionError(
+            f"the store at {where} has schema version {found}; this ganas supports {current} but has no "
+            f"migration from version {missing[0] if missing else found}. Open it with the ganas release that "
+            "created it, or use a new database. Nothing was changed.")
+
+
+def _set_version(conn: Connection, version: int) -> None:
+    updated = conn.execute(meta.update().where(meta.c.key == VERSION_KEY).values(value=str(version)))
+    if updated.rowcount == 0:
+        conn.execute(meta.insert().values(key=VERSION_KEY, value=str(version)))
+
+
+def ensure_schema(db: Database, current: int = SCHEMA_VERSION,
+                  migrations: Mapping[int, Migration] = MIGRATIONS) -> int:
+    """Make the database ready at ``current``; returns the version found before (None: new)."""
+    with db.read() as conn:  # refuse before touching anything, even the journal mode
+        check_version(found_version(conn), current, migrations, db.safe_url)
+    db.prepare()
+    with db.write() as conn:
+        db.lock_schema(conn)
+        found = found_version(conn)  # again: another process may have created or migrated it meanwhile
+        check_version(found, current, migrations, db.safe_url)
+        if found is None:
+            Base.metadata.create_all(conn)
+            _set_version(conn, current)
+        else:
+            for version in range(found, current):
+                migrations[version].apply(conn)
+                _set_version(conn, version + 1)
+    return found
