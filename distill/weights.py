@@ -13,11 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from supernet.errors import GanasError
-
-
-class WeightsNotFoundError(GanasError):
-    """A pretrained weight file is not on disk (ganas never downloads one)."""
+from supernet.errors import GanasError, WeightsNotFoundError
 
 
 class WeightsFileError(GanasError):

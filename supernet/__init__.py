@@ -1,17 +1,29 @@
-"""Generators, elastic supernets, search spaces and subnet extraction. Knows nothing of Ray, SQL or MLflow."""
-from .checkpoint import load_generator, load_reference_generator, save_generator
-from .errors import (ArchitectureError, CheckpointError, ConfigError, GanasError, InputSizeError,
-                     SearchSpaceError)
-from .extract import extract_subnet
-from .generators import ChannelGenerator, MobileResnetGenerator, ResnetGenerator, UnetGenerator
-from .registry import create_generator, get_architecture, list_architectures
-from .space import ChannelSearchSpace, format_config, parse_config_numbers
-from .spaces import get_space, list_spaces
+"""Generators, elastic supernets, search spaces and subnet extraction. Knows nothing of Ray, SQL or MLflow.
 
-__all__ = [
-    "ArchitectureError", "ChannelGenerator", "ChannelSearchSpace", "CheckpointError", "ConfigError",
-    "GanasError", "InputSizeError", "MobileResnetGenerator", "ResnetGenerator", "SearchSpaceError",
-    "UnetGenerator", "create_generator", "extract_subnet", "format_config", "get_architecture", "get_space",
-    "list_architectures", "list_spaces", "load_generator", "load_reference_generator", "parse_config_numbers",
-    "save_generator",
-]
+The public names are imported lazily: ``supernet.errors`` (used by every package for its error
+base class) must not pay for importing torch.
+"""
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "load_generator": "checkpoint", "load_reference_generator": "checkpoint", "save_generator": "checkpoint",
+    "ArchitectureError": "errors", "CheckpointError": "errors", "ConfigError": "errors", "GanasError": "errors",
+    "InputSizeError": "errors", "SearchSpaceError": "errors",
+    "extract_subnet": "extract",
+    "ChannelGenerator": "generators", "MobileResnetGenerator": "generators", "ResnetGenerator": "generators",
+    "UnetGenerator": "generators",
+    "create_generator": "registry", "get_architecture": "registry", "list_architectures": "registry",
+    "ChannelSearchSpace": "space", "format_config": "space", "parse_config_numbers": "space",
+    "get_space": "spaces", "list_spaces": "spaces",
+    "sort_channels": "sorting",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'supernet' has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)

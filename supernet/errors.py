@@ -25,3 +25,7 @@ class InputSizeError(GanasError):
 
 class CheckpointError(GanasError):
     """A checkpoint that is missing, corrupt, or of another architecture."""
+
+
+class WeightsNotFoundError(GanasError):
+    """A pretrained weight file (Inception, VGG16, a segmenter) is not on disk; ganas never downloads one."""

@@ -1,0 +1,248 @@
+"""Feature extractors for FID/KID: one small interface, a registry, and TorchScript files.
+
+Every extractor maps images in [-1, 1] (the generators' tanh range), shape (N, C, H, W) float,
+to (N, num_features) features, and carries an ``identity`` string recorded with every score, so
+numbers computed with different networks, weights or preprocessing are never compared:
+
+* ``inception`` -> ``inception-v3-fid:<weights digest>``: the standard FID network, torch-fidelity /
+  torchmetrics preprocessing; ``inception-pytorch-fid`` uses pytorch-fid's (GAN Compression's)
+  resize and its identity says so;
+* a TorchScript file -> ``torchscript:<sha256 prefix of the file>:<file name>``;
+* any name added with :func:`register_extractor`.
+
+Extractors have a ``num_features`` attribute, so torchmetrics' FID/KID accept them as ``feature=``.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+from supernet.errors import GanasError
+
+from .inception import (DEFAULT_PREPROCESSING, NUM_FEATURES, FIDInceptionV3, get_preprocessing, load_fid_inception,
+                        weights_digest)
+from .weights import INCEPTION_WEIGHTS, find_inception_weights
+
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
+RANGE_SLACK = 1e-3
+# Values within this of the next integer level count as that level when quantising, so a real
+# uint8 image converted to [-1, 1] and back is unchanged despite float32 rounding.
+QUANTIZE_TOLERANCE = 1e-3
+
+
+class ExtractorError(GanasError):
+    """An unknown extractor name, an unreadable extractor file, or an extractor with bad output."""
+
+
+class ExtractorInputError(GanasError):
+    """Images an extractor cannot take (wrong shape, dtype or value range)."""
+
+
+def check_images(images: Tensor, channels: int | None = 3) -> None:
+    """Raise :class:`ExtractorInputError` unless ``images`` is a float (N, C, H, W) batch in [-1, 1]."""
+    if not isinstance(images, Tensor) or not torch.is_floating_point(images):
+        kind = images.dtype if isinstance(images, Tensor) else type(images).__name__
+        raise ExtractorInputError(f"images must be a float tensor in [-1, 1], got {kind}")
+    if images.dim() != 4 or images.shape[0] == 0 or (channels is not None and images.shape[1] != channels):
+        want = f"(N, {channels}, H, W)" if channels is not None else "(N, C, H, W)"
+        raise ExtractorInputError(f"images must have shape {want} with N >= 1, got {tuple(images.shape)}")
+    low, high = float(images.min()), float(images.max())
+    if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
+        raise ExtractorInputError(
+            f"images must be in [-1, 1] (generator tanh range), got values in [{low:.4g}, {high:.4g}]; "
+            "convert uint8 pixels p with p / 127.5 - 1")
+
+
+class FeatureExtractor(nn.Module):
+    """Images in [-1, 1], (N, C, H, W) float -> (N, num_features) features; subclasses set both attributes."""
+
+    num_features: int
+    identity: str
+    channels: int | None = 3
+
+    def forward(self, images: Tensor) -> Tensor:  # pragma: no cover - the contract
+        raise NotImplementedError
+
+    def features(self, images: Tensor) -> Tensor:
+        """``forward`` with input and output checked, without autograd, as float32."""
+        check_images(images, self.channels)
+        with torch.no_grad():
+            out = self(images)
+        if not isinstance(out, Tensor) or tuple(out.shape) != (images.shape[0], self.num_features):
+            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ExtractorError(f"extractor {self.identity} returned {shape}, expected "
+                                 f"({images.shape[0]}, {self.num_features})")
+        return out.float()
+
+
+def extract_features(extractor: FeatureExtractor, batches: Iterable[Tensor]) -> Tensor:
+    """Features of every image in ``batches`` (moved to the extractor's device), stacked on the CPU."""
+    device = next((p.device for p in extractor.parameters()), torch.device("cpu"))
+    chunks = [extractor.features(batch.to(device)).cpu() for batch in batches]
+    if not chunks:
+        raise ExtractorInputError("no images to extract features from")
+    return torch.cat(chunks)
+
+
+class InceptionExtractor(FeatureExtractor):
+    """The FID Inception-v3 pool3 features (2048-d) of images in [-1, 1].
+
+    Images become pixels in [0, 255] first; ``quantize`` truncates them to integer levels as
+    saving a generated image does (pix2pix/CycleGAN ``tensor2im``, torchmetrics ``normalize``),
+    so generated and real images are measured alike.
+    """
+
+    def __init__(self, network: FIDInceptionV3, preprocessing: str = DEFAULT_PREPROCESSING,
+                 quantize: bool = True) -> None:
+        super().__init__()
+        self.network = network.eval()
+        self.preprocess = get_preprocessing(preprocessing)
+        self.preprocessing = preprocessing
+        self.quantize = quantize
+        self.num_features = NUM_FEATURES
+        options = [f"preprocessing={preprocessing}"] if preprocessing != DEFAULT_PREPROCESSING else []
+        options += [] if quantize else ["quantize=no"]
+        suffix = f"({','.join(options)})" if options else ""
+        self.identity = f"inception-v3-fid{suffix}:{weights_digest(network)}"
+
+    def to_pixels(self, images: Tensor) -> Tensor:
+        """[-1, 1] -> [0, 255] float, truncated to integer levels when ``quantize``."""
+        pixels = (images.float().clamp(-1, 1) + 1) / 2 * 255
+        return torch.floor(pixels + QUANTIZE_TOLERANCE).clamp_max(255) if self.quantize else pixels
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.network(self.preprocess(self.to_pixels(images)))
+
+    def logits(self, images: Tensor) -> Tensor:
+        """The 1008 class logits (for the Inception Score)."""
+        return self.network.logits(self(images))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class TorchScriptExtractor(FeatureExtractor):
+    """A user's network saved with ``torch.jit.save``: images in [-1, 1] -> (N, D) features.
+
+    ``num_features`` comes from the module's ``num_features`` attribute, else from one probe
+    on a (1, 3, 64, 64) zero image.
+    """
+
+    channels = None
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__()
+        path = Path(os.path.expanduser(os.fspath(path)))
+        if not path.is_file():
+            raise ExtractorError(f"TorchScript extractor file {path} does not exist")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # torch raises RuntimeError/ValueError for non-TorchScript files
+            raise ExtractorError(
+                f"{path} is not a TorchScript file ({type(exc).__name__}: {str(exc).splitlines()[0]}); save the "
+                "extractor with torch.jit.save(torch.jit.script(module), path)") from None
+        self.module.eval()
+        self.path = path
+        self.identity = f"torchscript:{file_sha256(path)[:8]}:{path.name}"
+        self.num_features = self._num_features()
+
+    def _num_features(self) -> int:
+        declared = getattr(self.module, "num_features", None)
+        if isinstance(declared, int) and declared > 0:
+            return declared
+        try:
+            with torch.no_grad():
+                out = self.module(torch.zeros(1, 3, 64, 64))
+        except Exception as exc:  # any failure of the user's network on the probe
+            raise ExtractorError(f"cannot infer the feature size of {self.path}: give the module an int "
+                                 f"attribute num_features ({type(exc).__name__}: {exc})") from None
+        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1:
+            raise ExtractorError(f"TorchScript extractor {self.path} must return (N, D) features, got "
+                                 f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
+        return int(out.shape[1])
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.module(images)
+
+
+# ----------------------------------------------------------------------------- registry
+
+ExtractorFactory = Callable[..., FeatureExtractor]
+_REGISTRY: dict[str, ExtractorFactory] = {}
+
+
+def register_extractor(name: str) -> Callable[[ExtractorFactory], ExtractorFactory]:
+    """Decorator adding a factory (keyword options -> :class:`FeatureExtractor`) under ``name``."""
+
+    def add(factory: ExtractorFactory) -> ExtractorFactory:
+        if name in _REGISTRY:
+            raise ExtractorError(f"feature extractor {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return add
+
+
+def list_extractors() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_extractor(name: str, **options: Any) -> FeatureExtractor:
+    """The registered extractor ``name`` built with ``options`` (checked against its factory's signature)."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ExtractorError(f"unknown feature extractor {name!r}; registered: {', '.join(list_extractors())}, "
+                             f"or give the path of a TorchScript file") from None
+    parameters = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    unknown = sorted(k for k in options if k not in parameters and not takes_any)
+    if unknown:
+        allowed = ", ".join(p for p in parameters if parameters[p].kind is not inspect.Parameter.VAR_KEYWORD)
+        raise ExtractorError(f"feature extractor {name!r} takes no option(s) {', '.join(unknown)}; "
+                             f"allowed: {allowed or 'none'}")
+    return factory(**options)
+
+
+def load_extractor(spec: str, **options: Any) -> FeatureExtractor:
+    """``spec``: a registered name (``inception``, with ``weights=PATH`` optional), a path to a
+    TorchScript file, or the path of a standard Inception weights file itself."""
+    if spec in _REGISTRY:
+        return create_extractor(spec, **options)
+    path = Path(os.path.expanduser(spec))
+    if path.name in INCEPTION_WEIGHTS.file_names:
+        return create_extractor("inception", **{**options, "weights": path})
+    if path.suffix in TORCHSCRIPT_SUFFIXES or path.exists():
+        if options:
+            raise ExtractorError(f"a TorchScript extractor takes no options, got {', '.join(sorted(options))}")
+        return TorchScriptExtractor(path)
+    raise ExtractorError(f"unknown feature extractor {spec!r}: use one of {', '.join(list_extractors())}, or the "
+                         f"path of a TorchScript file ({', '.join(TORCHSCRIPT_SUFFIXES)})")
+
+
+@register_extractor("inception")
+def inception_extractor(weights: str | os.PathLike | None = None, preprocessing: str = DEFAULT_PREPROCESSING,
+                        quantize: bool = True) -> InceptionExtractor:
+    """The standard FID Inception; ``weights`` found by :func:`evaluators.weights.find_inception_weights`."""
+    return InceptionExtractor(load_fid_inception(find_inception_weights(weights)), preprocessing, quantize)
+
+
+@register_extractor("inception-pytorch-fid")
+def inception_pytorch_fid_extractor(weights: str | os.PathLike | None = None,
+                                    quantize: bool = True) -> InceptionExtractor:
+    """The FID Inception with pytorch-fid's resize, as GAN Compression's published FIDs were computed."""
+    return inception_extractor(weights, preprocessing="pytorch-fid", quantize=quantize)

@@ -1,0 +1,126 @@
+"""Creating a search: everything is checked before anything is written to the store.
+
+A search's plan (batch size, MACs resolution, how candidates are evaluated, the strategy's own
+settings) is stored with it, so a resumed orchestrator rebuilds exactly the same search.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+from supernet.errors import GanasError
+from supernet.spaces import get_space
+
+from .budget import check_budgets, format_macs
+from .store import SearchRecord, Store, SupernetRecord
+
+DIRECTIONS = {"fid": "minimize", "kid": "minimize", "miou": "maximize", "psnr": "maximize", "ssim": "maximize"}
+
+
+class SearchSetupError(GanasError):
+    """A search that cannot be created as asked."""
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    """How a worker scores a candidate: which images, at which size, with which metric networks."""
+
+    data_root: str
+    layout: str | None
+    direction: str
+    split: str  # train2: the held-out part of the supernet's training set
+    size: int
+    metrics: tuple[str, ...]
+    max_images: int | None = None
+    batch_size: int = 8
+    extractor: str | None = None  # FID/KID feature extractor: "inception" (default) or a TorchScript path
+    inception_weights: str | None = None
+    segmenter: str | None = None  # mIoU segmenter checkpoint or TorchScript file
+    cache_dir: str | None = None
+    samples: int = 4  # images in each candidate's sample grid (0: none)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "EvaluationSpec":
+        values = dict(data)
+        values["metrics"] = tuple(values["metrics"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What a search needs besides the store's columns; kept in its ``strategy_settings``."""
+
+    evaluation: EvaluationSpec
+    batch_size: int = 8  # configs asked, evaluated and told together: results do not depend on timing
+    macs_size: tuple[int, int] = (256, 256)  # resolution at which MACs budgets are counted
+    strategy: dict = field(default_factory=dict)
+
+    def to_settings(self) -> dict[str, Any]:
+        return {"plan": {"evaluation": asdict(self.evaluation), "batch_size": self.batch_size,
+                         "macs_size": list(self.macs_size)}, "strategy": dict(self.strategy)}
+
+    @classmethod
+    def from_search(cls, search: SearchRecord) -> "SearchPlan":
+        settings = dict(search.strategy_settings)
+        plan = dict(settings["plan"])
+        return cls(EvaluationSpec.from_dict(plan["evaluation"]), int(plan["batch_size"]),
+                   tuple(plan["macs_size"]), dict(settings.get("strategy") or {}))
+
+
+def macs_function(supernet: SupernetRecord, size: Sequence[int]):
+    """config -> MACs of the supernet at that config, by the closed form (microseconds, no tracing)."""
+    from evaluators.closed_form import closed_form_macs
+
+    hparams = dict(supernet.hparams)
+    height, width = size
+    return lambda config: closed_form_macs(supernet.architecture, tuple(config), (height, width), **hparams)
+
+
+def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric: str, strategy: str = "evolution",
+                  trials: int = 100, seed: int = 0, multi_objective: bool | None = None,
+                  strategy_settings: Mapping[str, Any] | None = None, batch_size: int = 8,
+                  macs_size: Sequence[int] | None = None, max_images: int | None = None,
+                  extractor: str | None = None, inception_weights: str | None = None, segmenter: str | None = None,
+                  cache_dir: str | None = None, max_attempts: int = 3) -> SearchRecord:
+    """Validate and create a search (state ``created``); nothing is written when a check fails."""
+    from .strategies import Objective, create_strategy, list_strategies
+
+    record = store.get_supernet(supernet)
+    if metric not in DIRECTIONS:
+        raise SearchSetupError(f"unknown metric {metric!r}; choose one of {', '.join(DIRECTIONS)}")
+    if metric not in record.metrics:
+        raise SearchSetupError(
+            f"supernet {record.name!r} was trained on a dataset that can give {', '.join(record.metrics)}, not "
+            f"{metric}" + (" (mIoU needs a labelled dataset)" if metric == "miou" else ""))
+    if strategy not in list_strategies():
+        raise SearchSetupError(f"unknown strategy {strategy!r}; choose one of {', '.join(list_strategies())}")
+    if batch_size < 1 or trials < 1:
+        raise SearchSetupError(f"batch size and trials must be positive (got {batch_size}, {trials})")
+    dataset = dict(record.dataset)
+    size = int(dataset.get("size", 256))
+    macs_size = tuple(macs_size) if macs_size is not None else (size, size)
+    space = get_space(record.space)
+    macs_of = macs_function(record, macs_size)
+    budgets = sorted(int(b) for b in budgets)
+    if not budgets:
+        raise SearchSetupError("give at least one MACs budget, e.g. --budget 2G")
+    check_budgets(budgets, macs_of(space.smallest()), record.space)
+    multi = len(budgets) > 1 if multi_objective is None else multi_objective
+    objectives = [Objective(metric, DIRECTIONS[metric])] + ([Objective("macs", "minimize")] if multi else [])
+    # building the strategy once checks its settings (unknown keys, bad values) before anything is stored
+    create_strategy(strategy, space, objectives, macs_of, budgets, seed, dict(strategy_settings or {}))
+    if "search_split" not in dataset:
+        raise SearchSetupError(f"supernet {record.name!r} records no held-out search split; retrain it with "
+                               "`ganas train supernet` (it trains on train1 and keeps train2 for search)")
+    evaluation = EvaluationSpec(
+        data_root=dataset["root"], layout=dataset.get("layout"), direction=dataset.get("direction", "AtoB"),
+        split=dataset["search_split"], size=size, metrics=(metric,), max_images=max_images, extractor=extractor,
+        inception_weights=inception_weights, segmenter=segmenter, cache_dir=cache_dir)
+    plan = SearchPlan(evaluation, batch_size, macs_size, dict(strategy_settings or {}))
+    return store.create_search(record.name, budgets=budgets, objectives=[(o.name, o.direction) for o in objectives],
+                               strategy=strategy, trials=trials, seed=seed, strategy_settings=plan.to_settings(),
+                               max_attempts=max_attempts)
+
+
+def describe_budgets(budgets: Sequence[int]) -> str:
+    return ", ".join(format_macs(b) for b in budgets)
