@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from supernet.errors import GanasError, WeightsNotFoundError
+from supernet.errors import WeightsNotFoundError
 
 
 @dataclass(frozen=True)
