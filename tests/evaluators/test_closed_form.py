@@ -1,0 +1,210 @@
+"""The closed-form count equals the traced count, for every registered space and architecture.
+
+The traced count (thop with the papers' rules, :mod:`evaluators.macs`) is itself pinned to the
+published 56.8G and cross-checked with torchprofile in test_macs.py; here the closed form is
+pinned to it config by config, and to figures computed by hand or published.
+"""
+import itertools
+import random
+
+import pytest
+import torch
+
+from evaluators.closed_form import (closed_form_count, closed_form_macs, closed_form_params, generator_count,
+                                    space_count, space_hparams)
+from evaluators.macs import MacsCount, count_macs
+from supernet import (ArchitectureError, ConfigError, InputSizeError, create_generator, extract_subnet,
+                      get_space, list_architectures, list_spaces)
+
+
+def _traced(arch: str, config, size, **hparams) -> MacsCount:
+    """thop trace of the static generator, built on the meta device: shapes flow, nothing is computed."""
+    with torch.device("meta"):
+        generator = create_generator(arch, config=config, **hparams)
+    return count_macs(generator, size)
+
+
+def _small_sizes(space):
+    """The smallest valid square size (at least 32) and a non-square one."""
+    with torch.device("meta"):
+        factor = create_generator(space.architecture, **space_hparams(space)).downsample_factor
+    side = max(32, factor)
+    return [(side, side), (side, side + factor if factor >= 32 else side + 16)]
+
+
+# -- every registered search space --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_covering_sample_of_every_space_matches_the_trace(name):
+    space = get_space(name)
+    hparams = space_hparams(space)
+    configs = space.covering_sample(seed=0)
+    for position, choices in enumerate(space.choices):  # the sample really covers every choice
+        assert {c[position] for c in configs} == set(choices)
+    for size in _small_sizes(space):
+        for config in configs:
+            traced = _traced(space.architecture, config, size, **hparams)
+            assert space_count(space, config, size) == traced, (config, size)
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_largest_and_smallest_of_every_space_match_the_trace_at_256(name):
+    space = get_space(name)
+    for config in (space.largest(), space.smallest()):
+        assert space_count(space, config, 256) == _traced(space.architecture, config, (256, 256),
+                                                           **space_hparams(space)), config
+
+
+def test_extremes_of_a_space_are_its_smallest_and_largest_configs():
+    space = get_space("channels-16")
+    counts = [space_count(space, c, (32, 32)) for c in space]
+    assert len(counts) == space.size
+    assert min(counts, key=lambda c: c.macs) == space_count(space, space.smallest(), (32, 32))
+    assert max(counts, key=lambda c: c.macs) == space_count(space, space.largest(), (32, 32))
+    assert min(c.params for c in counts) == space_count(space, space.smallest(), 32).params
+
+
+# -- every registered architecture, static, any hyper-parameters ---------------------------------------------
+
+@pytest.mark.parametrize("arch", list_architectures())
+def test_every_architecture_full_width_and_at_random_configs(arch):
+    rng = random.Random(arch)
+    with torch.device("meta"):
+        base = create_generator(arch, ngf=8)
+    positions, factor = len(base.config), base.downsample_factor
+    size = (max(16, factor), max(16, factor) * 2)
+    assert closed_form_count(arch, None, size, ngf=8) == count_macs(base, size)
+    for _ in range(2):
+        config = tuple(rng.randint(1, 12) for _ in range(positions))  # odd widths, wider than ngf: all allowed
+        assert closed_form_count(arch, config, size, ngf=8) == _traced(arch, config, size, ngf=8), config
+
+
+RESNET_VARIANTS = [dict(n_blocks=n, norm=norm, input_nc=cin, output_nc=cout, padding_type=pad, dropout=drop)
+                   for n, norm, cin, cout, pad, drop in [(0, "instance", 3, 3, "reflect", 0.0),
+                                                         (1, "batch", 1, 2, "zero", 0.0),
+                                                         (2, "instance", 4, 1, "replicate", 0.5),
+                                                         (5, "batch", 3, 3, "reflect", 0.5),
+                                                         (7, "instance", 2, 3, "zero", 0.0)]]
+
+
+@pytest.mark.parametrize("arch", ["resnet", "mobile_resnet", "deep_resnet"])
+@pytest.mark.parametrize("hparams", RESNET_VARIANTS, ids=lambda h: f"{h['n_blocks']}blocks-{h['norm']}")
+def test_resnet_family_any_depth_norm_channels_and_size(arch, hparams):
+    if arch not in list_architectures():
+        pytest.skip(f"{arch} is not registered")
+    config = (8, 4, 6, 5, 3, 7, 4, 8)
+    for size in [(12, 20), (28, 8)]:
+        assert closed_form_count(arch, config, size, ngf=8, **hparams) == \
+            _traced(arch, config, size, ngf=8, **hparams), size
+
+
+@pytest.mark.parametrize("num_downs", [5, 6, 7])
+@pytest.mark.parametrize("norm, cin, cout, dropout", [("batch", 3, 3, False), ("instance", 1, 2, True)])
+def test_unet_any_depth_norm_channels_and_size(num_downs, norm, cin, cout, dropout):
+    rng = random.Random(num_downs)
+    config = tuple(rng.randint(1, 8) for _ in range(num_downs))
+    hparams = dict(ngf=8, num_downs=num_downs, norm=norm, input_nc=cin, output_nc=cout, dropout=dropout)
+    f = 2 ** num_downs
+    for size in [(f, f), (2 * f, f), (f, 3 * f)]:
+        assert closed_form_count("unet", config, size, **hparams) == _traced("unet", config, size, **hparams)
+
+
+# -- supernets -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch, hparams", [("resnet", dict(ngf=16, n_blocks=3)),
+                                           ("mobile_resnet", dict(ngf=16, n_blocks=3, norm="batch")),
+                                           ("unet", dict(ngf=8, num_downs=5))])
+def test_supernet_at_config_equals_extracted_subnet_and_closed_form(arch, hparams):
+    supernet = create_generator(arch, elastic=True, **hparams)
+    rng = random.Random(0)
+    size = (32, 64)
+    for _ in range(2):
+        config = tuple(rng.randint(1, full) for full in supernet.config)
+        expected = closed_form_count(arch, config, size, **hparams)
+        assert count_macs(supernet, size, config=config) == expected
+        assert count_macs(extract_subnet(supernet, config), size) == expected
+        assert generator_count(supernet, size, config) == expected
+    with pytest.raises(ConfigError, match="allows 1.."):
+        generator_count(supernet, size, tuple(c + 1 for c in supernet.config))
+
+
+# -- hand-computed and published figures -------------------------------------------------------------------------
+
+def test_resnet_breakdown_by_hand():
+    a0, a1, a2 = 256 * 256, 128 * 128, 64 * 64
+    stem = a0 * 64 * 3 * 7 * 7  # 0.617G
+    down = [a1 * 128 * 64 * 9, a2 * 256 * 128 * 9]  # 1.208G each
+    blocks = 18 * a2 * 256 * 256 * 9  # 43.487G
+    up = [a1 * 128 * 256 * 9, a0 * 64 * 128 * 9]  # 4.832G each, on the output side
+    out = a0 * 3 * 64 * 7 * 7
+    assert [round(x / 1e9, 3) for x in (stem, *down, blocks, *up, out)] == \
+        [0.617, 1.208, 1.208, 43.487, 4.832, 4.832, 0.617]
+    assert closed_form_macs("resnet") == stem + sum(down) + blocks + sum(up) + out == 56_799_264_768
+    convs = 64 * 3 * 49 + 128 * 64 * 9 + 256 * 128 * 9 + 18 * 256 * 256 * 9 + 256 * 128 * 9 + 128 * 64 * 9 + 64 * 3 * 49
+    biases = 64 + 128 + 256 + 18 * 256 + 128 + 64 + 3
+    assert closed_form_params("resnet") == convs + biases == 11_378_179
+
+
+def test_published_mobile_resnet_figures():
+    full = closed_form_count("mobile_resnet")
+    assert round(closed_form_params("resnet") / full.params, 1) == 5.7  # GAN Compression: ~5.7x fewer params
+    assert round(closed_form_macs("resnet") / full.macs, 1) == 3.1  # and 3.1x fewer MACs
+    smallest = space_count(get_space("channels-64-cycleGAN"), (16,) * 8, 256)  # OMGD: 1.41G, 0.137M
+    assert (round(smallest.macs / 1e9, 2), round(smallest.params / 1e6, 3)) == (1.41, 0.137)
+
+
+def test_non_square_sizes_scale_with_the_area():
+    assert closed_form_macs("resnet", size=(512, 256)) == 2 * closed_form_macs("resnet", size=256)
+    assert closed_form_macs("resnet", size=(256, 512)) == closed_form_macs("resnet", size=(512, 256))
+    with_norms = closed_form_count("unet", size=(512, 256))
+    assert with_norms.macs == 2 * closed_form_macs("unet", size=256)
+    assert with_norms.params == closed_form_params("unet")
+
+
+def test_aliases_resolve_their_registry_defaults():
+    assert closed_form_count("resnet_6blocks") == closed_form_count("resnet", n_blocks=6)
+    assert closed_form_count("unet_128", size=128) == closed_form_count("unet", size=128, num_downs=7)
+
+
+# -- bad input ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch, size, message", [("resnet", (30, 32), "not a multiple of 4"),
+                                                 ("unet", (256, 384), "not a multiple of 256"),
+                                                 ("unet_128", 64, "not a multiple of 128")])
+def test_sizes_not_divisible_by_the_downsampling_factor(arch, size, message):
+    with pytest.raises(InputSizeError, match=message):
+        closed_form_count(arch, size=size)
+
+
+@pytest.mark.parametrize("config, message", [((16,) * 7, "takes 8 channel numbers, got 7"),
+                                             ((16,) * 7 + (0,), "positive integers"),
+                                             ((16,) * 7 + (1.5,), "positive integers")])
+def test_malformed_configs(config, message):
+    with pytest.raises(ConfigError, match=message):
+        closed_form_count("resnet", config)
+
+
+@pytest.mark.parametrize("arch, hparams, message", [("vgg", {}, "unknown architecture"),
+                                                    ("resnet", dict(num_downs=8), "does not take num_downs"),
+                                                    ("resnet", dict(norm="group"), "unknown norm"),
+                                                    ("resnet", dict(ngf=0), "ngf must be a positive integer"),
+                                                    ("unet", dict(num_downs=4), "num_downs >= 5")])
+def test_bad_architectures_and_hparams(arch, hparams, message):
+    with pytest.raises(ArchitectureError, match=message):
+        closed_form_count(arch, **hparams)
+
+
+@pytest.mark.parametrize("arch, hparams, size", [("resnet", dict(ngf=8, n_blocks=3), (16, 24)),
+                                                 ("mobile_resnet", dict(ngf=8, norm="batch"), (16, 16)),
+                                                 ("unet", dict(ngf=4, num_downs=5), (32, 64))])
+def test_tracing_on_the_meta_device_counts_what_a_real_pass_counts(arch, hparams, size):
+    config = (4,) * len(create_generator(arch, **hparams).config)
+    real = count_macs(create_generator(arch, config=config, **hparams), size)
+    assert _traced(arch, config, size, **hparams) == real == closed_form_count(arch, config, size, **hparams)
+
+
+def test_every_config_of_a_tiny_space_is_consistent_with_the_params_only_entry_point():
+    space = get_space("channels-16")
+    for config in itertools.islice(iter(space), 0, None, 97):
+        assert space_count(space, config, 16).params == closed_form_params(
+            space.architecture, config, **space_hparams(space))
