@@ -58,6 +58,11 @@ class SearchTracker:
         self._front_runs: dict[str, str] = {}
 
     # -- the search run ---------------------------------------------------------------
+    def find_search_run(self, search_id: int) -> str | None:
+        """The run of a search started before (resume), found by its tag."""
+        runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`ganas.search_id` = '{search_id}'")
+        return runs[0].info.run_id if runs else None
+
     def start_search(self, search_id: int, params: Mapping[str, Any], run_id: str | None = None) -> str:
         """Create the search's run, or reopen ``run_id`` on resume; returns the run id to store."""
         from mlflow.entities import Param

@@ -121,6 +121,9 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     settings_class: ClassVar[type[StrategySettings]] = StrategySettings
+    # True: the strategy restores itself from its own storage (Optuna studies); False: the
+    # orchestrator rebuilds it by replaying the stored asks and tells, which reproduces it exactly.
+    keeps_own_state: ClassVar[bool] = False
 
     def __init__(self, space: ChannelSearchSpace, objectives: Sequence[Objective],
                  macs_of: Callable[[Config], int], budgets: Sequence[int] = (), seed: int = 0,

@@ -73,6 +73,8 @@ class TPESettings(StrategySettings):
 class OptunaStrategy(Strategy):
     """A strategy whose proposals come from an Optuna sampler and whose state is its study."""
 
+    keeps_own_state = True
+
     def __init__(self, *args: Any, storage: Any = None, study_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         import optuna
