@@ -304,14 +304,7 @@ class Orchestrator:
                          for b, c in best.items())
 
     def summary(self) -> SearchSummary:
-        search = self.store.get_search(self.search_id)
-        done = [c for c in self.store.candidates(self.search_id, CandidateStatus.DONE)]
-        metric = Objective.coerce(search.objectives[0])
-        best = best_per_budget(done, list(search.budgets), macs=lambda c: c.macs,
-                               value=lambda c: c.metrics.get(metric.name), direction=metric.direction)
-        front, volume = front_of(done, metric, search.budgets)
-        counts = self.store.count_candidates(self.search_id)
-        return SearchSummary(self.search_id, search.state.value, counts.done, counts.failed, best, front, volume)
+        return search_summary(self.store, self.search_id)
 
     def _tracking(self):
         from .tracking import SearchTracker
@@ -355,6 +348,18 @@ class Orchestrator:
         from PIL import Image
 
         return np.asarray(Image.open(io.BytesIO(path.read_bytes())).convert("RGB"))
+
+
+def search_summary(store: Store, search_id: int) -> SearchSummary:
+    """State, counts, best candidate per budget, Pareto front and hypervolume, from the store alone."""
+    search = store.get_search(search_id)
+    done = list(store.candidates(search_id, CandidateStatus.DONE))
+    metric = Objective.coerce(search.objectives[0])
+    best = best_per_budget(done, list(search.budgets), macs=lambda c: c.macs,
+                           value=lambda c: c.metrics.get(metric.name), direction=metric.direction)
+    front, volume = front_of(done, metric, search.budgets)
+    counts = store.count_candidates(search_id)
+    return SearchSummary(search_id, search.state.value, counts.done, counts.failed, best, front, volume)
 
 
 def front_of(done: list[CandidateRecord], metric: Objective, budgets) -> tuple[list[CandidateRecord], float | None]:

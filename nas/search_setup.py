@@ -31,7 +31,6 @@ class EvaluationSpec:
     split: str  # train2: the held-out part of the supernet's training set
     size: int
     metrics: tuple[str, ...]
-    max_images: int | None = None
     batch_size: int = 8
     extractor: str | None = None  # FID/KID feature extractor: "inception" (default) or a TorchScript path
     inception_weights: str | None = None
@@ -79,8 +78,7 @@ def macs_function(supernet: SupernetRecord, size: Sequence[int]):
 def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric: str, strategy: str = "evolution",
                   trials: int = 100, seed: int = 0, multi_objective: bool | None = None,
                   strategy_settings: Mapping[str, Any] | None = None, batch_size: int = 8,
-                  macs_size: Sequence[int] | None = None, max_images: int | None = None,
-                  extractor: str | None = None, inception_weights: str | None = None, segmenter: str | None = None,
+                  macs_size: Sequence[int] | None = None, extractor: str | None = None, inception_weights: str | None = None, segmenter: str | None = None,
                   cache_dir: str | None = None, max_attempts: int = 3) -> SearchRecord:
     """Validate and create a search (state ``created``); nothing is written when a check fails."""
     from .strategies import Objective, create_strategy, list_strategies
@@ -114,7 +112,7 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
                                "`ganas train supernet` (it trains on train1 and keeps train2 for search)")
     evaluation = EvaluationSpec(
         data_root=dataset["root"], layout=dataset.get("layout"), direction=dataset.get("direction", "AtoB"),
-        split=dataset["search_split"], size=size, metrics=(metric,), max_images=max_images, extractor=extractor,
+        split=dataset["search_split"], size=size, metrics=(metric,), extractor=extractor,
         inception_weights=inception_weights, segmenter=segmenter, cache_dir=cache_dir)
     plan = SearchPlan(evaluation, batch_size, macs_size, dict(strategy_settings or {}))
     return store.create_search(record.name, budgets=budgets, objectives=[(o.name, o.direction) for o in objectives],

@@ -46,8 +46,12 @@ class SearchTracker:
     """Writes one search's progress to MLflow; every method is safe to call again after a resume."""
 
     def __init__(self, tracking_uri: str, artifact_root: Path | None = None, experiment: str = EXPERIMENT):
+        import logging
+
         from mlflow import MlflowClient
 
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no per-call INFO lines between progress bars
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:

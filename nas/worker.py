@@ -90,14 +90,14 @@ class CandidateEvaluator:
 
 def build_evaluator(spec):
     """The evaluators' entry point for the spec's images, metrics and metric networks."""
-    from evaluators.evaluate import Evaluator, EvaluatorSettings
+    from evaluators.evaluate import EvaluationSettings, Evaluator
     from imagedata import Preprocess, create_dataset
 
     dataset = create_dataset(spec.data_root, spec.layout, spec.split, preprocess=Preprocess.for_size(spec.size),
                              direction=spec.direction, train=False)
-    settings = EvaluatorSettings(batch_size=spec.batch_size, max_images=spec.max_images, extractor=spec.extractor,
-                                 inception_weights=spec.inception_weights, segmenter=spec.segmenter,
-                                 cache_dir=spec.cache_dir)
+    settings = EvaluationSettings(batch_size=spec.batch_size, extractor=spec.extractor or "inception",
+                                  inception_weights=spec.inception_weights, segmenter=spec.segmenter,
+                                  cache_dir=spec.cache_dir)
     return Evaluator(dataset, spec.metrics, settings)
 
 

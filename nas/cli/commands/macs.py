@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..arguments import image_size
+from ..output import print_table
 
 DEPTH_PARAMETERS = ("n_blocks", "num_downs")  # what --blocks sets, the first one the architecture takes
 
@@ -123,15 +124,6 @@ def count_request(request: MacsRequest, trace: bool = False):
 
     generator = create_generator(request.arch, config=request.config, **request.hparams)
     return count_macs(generator, request.size)
-
-
-def print_table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None) -> None:
-    """Left-aligned columns separated by two spaces."""
-    lines = [list(map(str, header))] if header else []
-    lines += [list(map(str, row)) for row in rows]
-    widths = [max(len(line[i]) for line in lines if i < len(line)) for i in range(max(map(len, lines)))]
-    for line in lines:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
 
 
 def run_macs(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ..arguments import image_size
-from .macs import print_table
+from ..output import print_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,208 @@
+"""``ganas search start|resume|status|front|list|pause|cancel``."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..output import print_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("search", help="search a registered supernet under MACs budgets",
+                              description="Searches run on Ray workers; the store in the workspace is the source of "
+                                          "truth, so any search can be stopped (even killed) and resumed.")
+    p.add_argument("--workspace", default=None, help="workspace folder (default ./ganas-workspace or $GANAS_WORKSPACE)")
+    commands = p.add_subparsers(dest="search_command", metavar="ACTION", required=True)
+
+    start = commands.add_parser("start", help="create a search and run it")
+    start.add_argument("--supernet", required=True, help="registered supernet name (ganas supernet list)")
+    start.add_argument("--budget", action="append", required=True,
+                       help="MACs budget such as 2G, 500M or 1.5e9; repeat for several budgets")
+    start.add_argument("--metric", required=True, choices=["fid", "kid", "miou", "psnr", "ssim"])
+    start.add_argument("--strategy", default="evolution", help="random, evolution, nsga2 or tpe (default evolution)")
+    start.add_argument("--trials", type=int, default=100, help="candidates to evaluate (default 100)")
+    start.add_argument("--seed", type=int, default=0)
+    start.add_argument("--batch-size", type=int, default=8,
+                       help="configs asked and evaluated together (default 8); results do not depend on timing")
+    start.add_argument("--macs-size", default=None, help="resolution of the budgets, H or HxW (default: the "
+                       "supernet's training size)")
+    start.add_argument("--multi-objective", action="store_true", help="optimise MACs and the metric (Pareto front)")
+    start.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                       help="strategy setting, e.g. population_size=50 (repeatable)")
+    start.add_argument("--extractor", default=None, help="FID/KID features: inception (default) or a TorchScript file")
+    start.add_argument("--inception-weights", default=None, help="path of the FID Inception weights file")
+    start.add_argument("--segmenter", default=None, help="mIoU segmenter (ganas train segmenter, or TorchScript)")
+    _run_flags(start)
+    start.set_defaults(func=_start)
+
+    resume = commands.add_parser("resume", help="continue a stopped, paused or killed search")
+    resume.add_argument("search_id", type=int)
+    _run_flags(resume)
+    resume.set_defaults(func=_resume)
+
+    for name, helptext in (("status", "state, progress and best per budget"), ("front", "the Pareto front")):
+        q = commands.add_parser(name, help=helptext)
+        q.add_argument("search_id", type=int)
+        q.add_argument("--json", action="store_true")
+        q.set_defaults(func=_status if name == "status" else _front)
+    commands.add_parser("list", help="all searches").set_defaults(func=_list)
+    for name in ("pause", "cancel"):
+        q = commands.add_parser(name, help=f"{name} a search (its orchestrator stops after the running evaluations)")
+        q.add_argument("search_id", type=int)
+        q.set_defaults(func=_set_state, state="paused" if name == "pause" else "cancelled")
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=2, help="evaluation workers (default 2)")
+    p.add_argument("--ray-address", default=None, help="join an existing Ray cluster (default: start one locally)")
+    p.add_argument("--executor", default="ray", choices=["ray", "local"],
+                   help="ray (default) or local (in this process, one worker, for debugging)")
+    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: SQLite in the workspace)")
+    p.add_argument("--lease-seconds", type=float, default=900.0,
+                   help="seconds a worker may spend on one candidate before it is presumed hung (default 900)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _workspace(args):
+    from nas.workspace import Workspace
+
+    return Workspace.resolve(args.workspace).ensure()
+
+
+def _settings(args):
+    from nas.orchestrator import OrchestratorSettings
+
+    workers = 1 if args.executor == "local" else args.workers
+    return OrchestratorSettings(workers=workers, executor=args.executor, ray_address=args.ray_address,
+                                lease_seconds=args.lease_seconds, mlflow_uri=args.mlflow_uri,
+                                progress=not args.quiet)
+
+
+def _strategy_settings(pairs: list[str]) -> dict:
+    from nas.cli import CliUsageError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CliUsageError(f"--setting {pair!r} must be KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _start(args) -> int:
+    from nas.budget import parse_macs
+    from nas.search_setup import create_search
+    from nas.store import Store
+
+    from ..arguments import image_size
+
+    workspace = _workspace(args)
+    with Store(workspace.database_url) as store:
+        search = create_search(
+            store, args.supernet, budgets=[parse_macs(b) for b in args.budget], metric=args.metric,
+            strategy=args.strategy, trials=args.trials, seed=args.seed,
+            multi_objective=True if args.multi_objective else None,
+            strategy_settings=_strategy_settings(args.setting), batch_size=args.batch_size,
+            macs_size=image_size(args.macs_size) if args.macs_size else None, extractor=args.extractor,
+            inception_weights=args.inception_weights, segmenter=args.segmenter)
+        print(f"search {search.id} created (resume it any time with: ganas search resume {search.id})", flush=True)
+        return _run(store, workspace, search.id, args)
+
+
+def _resume(args) -> int:
+    from nas.store import Store
+
+    workspace = _workspace(args)
+    with Store(workspace.database_url) as store:
+        return _run(store, workspace, args.search_id, args)
+
+
+def _run(store, workspace, search_id: int, args) -> int:
+    from nas.orchestrator import Orchestrator
+
+    summary = Orchestrator(store, workspace, search_id, _settings(args)).run()
+    _print_summary(store, summary)
+    return 0
+
+
+def _summary(store, search_id: int):
+    from nas.orchestrator import search_summary
+
+    return search_summary(store, search_id)
+
+
+def _print_summary(store, summary) -> None:
+    from nas.budget import format_macs
+
+    search = store.get_search(summary.search_id)
+    metric = search.objectives[0].metric
+    print(f"search {summary.search_id}: {summary.state}, {summary.done} done, {summary.failed} failed")
+    if summary.best:
+        print_table([(f"<= {format_macs(b)}", c.config if c else "-", format_macs(c.macs) if c else "-",
+                      f"{c.metrics[metric]:.4f}" if c else "-") for b, c in summary.best.items()],
+                    ["BUDGET", "BEST CONFIG", "MACS", metric.upper()])
+    if summary.front:
+        print("Pareto front (MACs vs " + metric + "):")
+        print_table([(c.config, format_macs(c.macs), f"{c.params:,}", f"{c.metrics[metric]:.4f}")
+                     for c in summary.front], ["CONFIG", "MACS", "PARAMS", metric.upper()])
+        if summary.hypervolume is not None:
+            print(f"hypervolume: {summary.hypervolume:.6g}")
+
+
+def _status(args) -> int:
+    from nas.store import Store
+
+    with Store(_workspace(args).database_url) as store:
+        summary = _summary(store, args.search_id)
+        counts = store.count_candidates(args.search_id)
+        if args.json:
+            print(json.dumps({"search": store.get_search(args.search_id).to_dict(), "counts": counts.to_dict(),
+                              "best": {str(b): (c.to_dict() if c else None) for b, c in summary.best.items()},
+                              "hypervolume": summary.hypervolume}, default=str))
+            return 0
+        print(f"counts: {counts.to_dict()}")
+        _print_summary(store, summary)
+    return 0
+
+
+def _front(args) -> int:
+    from nas.store import Store
+
+    with Store(_workspace(args).database_url) as store:
+        summary = _summary(store, args.search_id)
+        if args.json:
+            print(json.dumps({"front": [c.to_dict() for c in summary.front], "hypervolume": summary.hypervolume},
+                             default=str))
+        else:
+            _print_summary(store, summary)
+    return 0
+
+
+def _list(args) -> int:
+    from nas.budget import format_macs
+    from nas.store import Store
+
+    with Store(_workspace(args).database_url) as store:
+        rows = []
+        for s in store.list_searches():
+            counts = store.count_candidates(s.id)
+            rows.append((s.id, s.supernet, s.state.value, s.strategy, " ".join(format_macs(b) for b in s.budgets),
+                         s.objectives[0].metric, f"{counts.done}/{s.trials}"))
+    if rows:
+        print_table(rows, ["ID", "SUPERNET", "STATE", "STRATEGY", "BUDGETS", "METRIC", "DONE"])
+    else:
+        print("no search yet (ganas search start ...)")
+    return 0
+
+
+def _set_state(args) -> int:
+    from nas.store import Store
+
+    with Store(_workspace(args).database_url) as store:
+        store.set_search_state(args.search_id, args.state)
+    print(f"search {args.search_id} {args.state}")
+    return 0

@@ -1,0 +1,54 @@
+"""``ganas serve``: the REST API and the dashboard over a workspace, with uvicorn."""
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve the REST API and the dashboard of a workspace",
+        description="Serve the REST API (/api, schema at /openapi.json) and the dashboard over a workspace's "
+                    "store. Bound to 127.0.0.1 by default; any other address requires an access token.")
+    parser.add_argument("--workspace", metavar="DIR", default=None,
+                        help="workspace folder (default: $GANAS_WORKSPACE or ./ganas-workspace)")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument("--token", default=None, metavar="TOKEN",
+                        help="access token (default: $GANAS_TOKEN); required unless bound to a loopback address. "
+                             "Prefer the environment variable: a flag is visible in the process list")
+    parser.set_defaults(func=run)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text!r} must be a number from 0 to 65535")
+    return port
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.service.auth import LOGIN_PARAMETER, check_binding, resolve_token
+    from nas.workspace import Workspace
+
+    token = resolve_token(args.token)
+    check_binding(args.host, token)  # before anything is opened or bound
+    import uvicorn
+
+    from nas.service import create_app
+
+    workspace = Workspace.resolve(args.workspace).ensure()
+    app = create_app(workspace, token)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{shown}:{args.port}/"
+    print(f"ganas serve: workspace {workspace.root}")
+    print(f"ganas serve: dashboard {url}" + (f"?{LOGIN_PARAMETER}=<token>  (API: Authorization: Bearer <token>)"
+                                             if token else ""))
+    print(f"ganas serve: API {url}api, schema {url}openapi.json; stop with Ctrl-C (running searches continue)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

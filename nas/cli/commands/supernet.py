@@ -1,0 +1,64 @@
+"""``ganas supernet register|list|show``: the registry of trained supernets."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..output import print_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("supernet", help="register, list and show trained supernets",
+                              description="The registry of supernets the search service can search.")
+    p.add_argument("--workspace", default=None, help="workspace folder (default ./ganas-workspace or $GANAS_WORKSPACE)")
+    commands = p.add_subparsers(dest="supernet_command", metavar="ACTION", required=True)
+    reg = commands.add_parser("register", help="record a supernet checkpoint written by `ganas train supernet`")
+    reg.add_argument("checkpoint", type=Path)
+    reg.add_argument("--name", default=None, help="registry name (default: from the checkpoint's folder)")
+    reg.set_defaults(func=_register)
+    commands.add_parser("list", help="registered supernets").set_defaults(func=_list)
+    show = commands.add_parser("show", help="one supernet")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_show)
+
+
+def _store(args):
+    from nas.store import Store
+    from nas.workspace import Workspace
+
+    return Store(Workspace.resolve(args.workspace).ensure().database_url)
+
+
+def _register(args) -> int:
+    from nas.registry import register_supernet
+
+    with _store(args) as store:
+        record = register_supernet(store, args.checkpoint, args.name)
+    print(f"registered supernet {record.name!r} ({record.architecture}, space {record.space}, "
+          f"metrics {', '.join(record.metrics)})")
+    return 0
+
+
+def _list(args) -> int:
+    with _store(args) as store:
+        records = store.list_supernets()
+    if not records:
+        print("no supernet registered yet (ganas train supernet ... --register, or ganas supernet register)")
+        return 0
+    print_table([(r.name, r.architecture, r.space, ", ".join(r.metrics), r.checkpoint) for r in records],
+                ["NAME", "ARCH", "SPACE", "METRICS", "CHECKPOINT"])
+    return 0
+
+
+def _show(args) -> int:
+    with _store(args) as store:
+        record = store.get_supernet(args.name)
+    data = record.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print_table([(k, json.dumps(v, default=str) if isinstance(v, (dict, list, tuple)) else v)
+                     for k, v in data.items()])
+    return 0

@@ -1,0 +1,106 @@
+"""The REST API under ``/api``: supernets, searches, their actions, candidates, fronts and samples.
+
+Handlers are plain functions (FastAPI runs them in its thread pool, the store is thread-safe);
+every bad input raises a typed :class:`GanasError` that the app answers with a JSON error and
+the status of :data:`nas.service.errors.HTTP_STATUS`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+
+from nas.store import CandidateStatus, NotFoundError
+
+from . import schemas
+from .context import ServiceContext, get_context
+from .control import ACTIONS, apply_action
+from .creation import create_search, register_supernet
+from .summary import chart_objective, search_front, summarize
+
+MAX_PAGE = 1000
+ERRORS = {status: {"model": schemas.ErrorOut} for status in (400, 401, 404, 409)}
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(responses=ERRORS)
+
+    @router.get("/supernets", response_model=list[schemas.SupernetOut], tags=["supernets"])
+    def list_supernets(ctx: ServiceContext = Depends(get_context)):
+        """Every registered supernet, oldest first."""
+        return [schemas.SupernetOut.of(s) for s in ctx.store.list_supernets()]
+
+    @router.post("/supernets", response_model=schemas.SupernetOut, status_code=201, tags=["supernets"])
+    def post_supernet(body: schemas.SupernetCreate, ctx: ServiceContext = Depends(get_context)):
+        """Register a supernet checkpoint that is on the server's disk."""
+        return schemas.SupernetOut.of(register_supernet(ctx.store, body.checkpoint, body.name))
+
+    @router.get("/supernets/{name}", response_model=schemas.SupernetOut, tags=["supernets"])
+    def get_supernet(name: str, ctx: ServiceContext = Depends(get_context)):
+        return schemas.SupernetOut.of(ctx.store.get_supernet(name))
+
+    @router.get("/searches", response_model=list[schemas.SearchOut], tags=["searches"])
+    def list_searches(supernet: Optional[str] = None, state: Optional[str] = None,
+                      ctx: ServiceContext = Depends(get_context)):
+        """Searches, oldest first; optionally of one supernet and/or in one state."""
+        return [schemas.SearchOut.of(s) for s in ctx.store.list_searches(supernet, state)]
+
+    @router.post("/searches", response_model=schemas.SearchOut, status_code=201, tags=["searches"])
+    def post_search(body: schemas.SearchCreate, ctx: ServiceContext = Depends(get_context)):
+        """Create a search (state ``created``); start it with ``POST /api/searches/{id}/start``."""
+        return schemas.SearchOut.of(create_search(ctx.store, body))
+
+    @router.get("/searches/{search_id}", response_model=schemas.SearchDetail, tags=["searches"])
+    def get_search(search_id: int, metric: Optional[str] = None, ctx: ServiceContext = Depends(get_context)):
+        """State, candidate counts, progress, best candidate per budget and hypervolume."""
+        return schemas.SearchDetail.of(summarize(ctx.store, search_id, metric), ctx.launcher.info(search_id))
+
+    for name, action in ACTIONS.items():
+        router.add_api_route(f"/searches/{{search_id}}/{name}", _action_endpoint(name), methods=["POST"],
+                             response_model=schemas.ActionOut, tags=["searches"], summary=f"{name}: {action.summary}",
+                             name=f"{name}_search")
+
+    @router.get("/searches/{search_id}/candidates", response_model=schemas.CandidatePage, tags=["candidates"])
+    def list_candidates(search_id: int, status: Optional[CandidateStatus] = None, offset: int = Query(0, ge=0),
+                        limit: int = Query(100, ge=1, le=MAX_PAGE), ctx: ServiceContext = Depends(get_context)):
+        """The search's candidates in proposal order, a page at a time, optionally of one status."""
+        records = ctx.store.candidates(search_id, status)
+        return schemas.CandidatePage(total=len(records), offset=offset, limit=limit,
+                                     status=None if status is None else status.value,
+                                     items=[schemas.CandidateOut.of(c) for c in records[offset:offset + limit]])
+
+    @router.get("/searches/{search_id}/candidates/{config}", response_model=schemas.CandidateOut,
+                tags=["candidates"])
+    def get_candidate(search_id: int, config: str, ctx: ServiceContext = Depends(get_context)):
+        ctx.store.get_search(search_id)
+        record = ctx.store.find_candidate(search_id, config)
+        if record is None:
+            raise NotFoundError(f"search {search_id} has no candidate {config!r}")
+        return schemas.CandidateOut.of(record)
+
+    @router.get("/searches/{search_id}/candidates/{config}/sample.png", response_class=FileResponse,
+                tags=["candidates"], responses={200: {"content": {"image/png": {}}}})
+    def get_sample(search_id: int, config: str, ctx: ServiceContext = Depends(get_context)):
+        """The sample image grid the worker wrote for the candidate."""
+        return FileResponse(ctx.require_sample(search_id, config), media_type="image/png")
+
+    @router.get("/searches/{search_id}/front", response_model=schemas.FrontOut, tags=["searches"])
+    def get_front(search_id: int, metric: Optional[str] = None, ref_macs: Optional[float] = None,
+                  ref_value: Optional[float] = None, ctx: ServiceContext = Depends(get_context)):
+        """The Pareto front of the done candidates: MACs (minimised) against the metric."""
+        search = ctx.store.get_search(search_id)
+        front = search_front(search, ctx.store.candidates(search_id), chart_objective(search, metric),
+                             (ref_macs, ref_value))
+        return schemas.FrontOut.of(search, front)
+
+    return router
+
+
+def _action_endpoint(name: str):
+    def endpoint(search_id: int, ctx: ServiceContext = Depends(get_context)) -> schemas.ActionOut:
+        return schemas.ActionOut.of(name, apply_action(ctx.store, ctx.launcher, search_id, name))
+
+    endpoint.__name__ = f"{name}_search"
+    endpoint.__doc__ = ACTIONS[name].summary
+    return endpoint

@@ -1,0 +1,108 @@
+"""The web application: the REST API under ``/api`` and the dashboard pages, over one workspace.
+
+``create_app(workspace, token)`` opens the workspace's store once (an unusable database fails
+here, before the server listens) and wires the access rule, the API, the dashboard and the
+error handlers. The OpenAPI schema is served at ``/openapi.json``; the Swagger and ReDoc pages
+are off because they load their JavaScript from a CDN, which nothing here may reach.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from nas.store import Store
+from nas.workspace import Workspace
+from supernet.errors import GanasError
+
+from .api import api_router
+from .auth import COOKIE, LOGIN_PARAMETER, TokenAuth
+from .context import ServiceContext
+from .errors import http_status
+from .launcher import CommandFactory, OrchestratorLauncher, orchestrator_command
+
+API_PREFIX = "/api"
+PUBLIC_PATHS = ("/openapi.json", "/static/")
+
+
+def _version() -> str:
+    try:
+        return version("ganas")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(workspace: Workspace | str | os.PathLike, token: str | None = None, *,
+               command: CommandFactory = orchestrator_command) -> FastAPI:
+    """The service over ``workspace``; with ``token``, every request must carry it.
+
+    ``command`` builds the orchestrator command line for a search id (tests inject a fake).
+    """
+    from dashboards.pages import STATIC_DIR, dashboard_router, error_page, login_required_page
+
+    workspace = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+    store = Store(workspace.database_url)
+    context = ServiceContext(workspace, store, OrchestratorLauncher(workspace, store, command), TokenAuth(token))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            yield
+        finally:
+            store.close()  # orchestrators run in their own sessions and keep going
+
+    app = FastAPI(title="ganas", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Search compact GAN generators under a MACs budget: supernets, searches, candidates "
+                              "and Pareto fronts. With a token, send `Authorization: Bearer <token>`.")
+    app.state.ganas = context
+
+    @app.middleware("http")
+    async def access_control(request: Request, call_next):
+        auth, path = context.auth, request.url.path
+        if not auth.enabled or path.startswith(PUBLIC_PATHS):
+            return await call_next(request)
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            if auth.accepts_header(request.headers.get("authorization")):
+                return await call_next(request)
+            return JSONResponse({"detail": "missing or wrong access token: send the header 'Authorization: Bearer "
+                                           "<token>' with the token the server was started with",
+                                 "error": "AuthenticationError"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        login = request.query_params.get(LOGIN_PARAMETER)
+        if login is not None:
+            if not auth.accepts(login):
+                return login_required_page(request, wrong=True)
+            rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != LOGIN_PARAMETER])
+            response: Response = RedirectResponse(path + (f"?{rest}" if rest else ""), status_code=303)
+            response.set_cookie(COOKIE, login, httponly=True, samesite="lax", path="/")
+            return response
+        if auth.accepts(request.cookies.get(COOKIE)):
+            return await call_next(request)
+        return login_required_page(request, wrong=False)
+
+    @app.exception_handler(GanasError)
+    async def ganas_error(request: Request, exc: GanasError):
+        status = http_status(exc)
+        if request.url.path.startswith(API_PREFIX):
+            return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+        return error_page(request, status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        if not request.url.path.startswith(API_PREFIX):
+            return error_page(request, 422, "; ".join(problems))
+        return JSONResponse({"detail": "; ".join(problems), "error": "RequestValidationError",
+                             "errors": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                                        for e in exc.errors()]}, status_code=422)
+
+    app.include_router(api_router(), prefix=API_PREFIX)
+    app.include_router(dashboard_router())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,63 @@
+"""Typed errors of the REST service, and the HTTP status each ganas error is answered with.
+
+Every error the service raises is a :class:`GanasError` (the CLI prints it and exits 2); the
+app turns any ``GanasError`` into a JSON ``{"detail": message, "error": class name}`` with the
+status found by walking the exception's class hierarchy through :data:`HTTP_STATUS`.
+"""
+from __future__ import annotations
+
+from nas.budget import BudgetError, BudgetInfeasibleError
+from nas.store import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SearchBusyError,
+                       StateTransitionError, StoreConnectionError)
+from supernet.errors import GanasError
+
+
+class ServiceError(GanasError):
+    """Base class of the service's own errors."""
+
+
+class TokenRequiredError(ServiceError):
+    """Serving on a non-loopback address without an access token."""
+
+
+class OrchestratorRunningError(ServiceError):
+    """A start/resume while an orchestrator still drives the search (a live claim or process)."""
+
+
+class ActionNotAllowedError(ServiceError):
+    """A search action (start, pause, resume, cancel) that the search's state does not allow."""
+
+
+class LaunchError(ServiceError):
+    """The orchestrator process could not be started."""
+
+
+class SampleNotFoundError(ServiceError):
+    """A candidate has no sample image (the worker did not write one)."""
+
+
+# The most specific class wins (see :func:`http_status`); add an entry when adding an error type.
+HTTP_STATUS: dict[type[BaseException], int] = {
+    GanasError: 400,
+    InvalidValueError: 400,
+    BudgetError: 400,
+    BudgetInfeasibleError: 400,
+    NotFoundError: 404,
+    SampleNotFoundError: 404,
+    DuplicateNameError: 409,
+    StateTransitionError: 409,
+    SearchBusyError: 409,
+    LeaseError: 409,
+    OrchestratorRunningError: 409,
+    ActionNotAllowedError: 409,
+    LaunchError: 500,
+    StoreConnectionError: 503,
+}
+
+
+def http_status(error: BaseException) -> int:
+    """The status of the error's most specific registered class (500 for anything unregistered)."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

@@ -1,0 +1,123 @@
+"""What a search has found so far: its front (MACs vs a metric), best per budget, hypervolume, progress.
+
+Computed from the store's records with :mod:`nas.pareto`, for the REST API and the dashboard
+alike, so both always show the same numbers. Only ``done`` candidates that report the metric
+count; failed, infeasible and unfinished ones have no value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from nas.pareto import best_per_budget
+from nas.store import CandidateCounts, CandidateRecord, CandidateStatus, InvalidValueError, Objective, SearchRecord, Store
+
+MACS_METRIC = "macs"  # an objective on the MACs themselves is the x axis, never the y axis
+
+
+@dataclass(frozen=True)
+class FrontPoint:
+    """A done candidate as a point of the MACs-vs-metric plane."""
+
+    config: str
+    macs: int
+    params: int
+    value: float
+    on_front: bool
+
+
+@dataclass(frozen=True)
+class SearchFront:
+    """Done candidates on the MACs-vs-metric plane, their Pareto front and its hypervolume.
+
+    Front and hypervolume are :func:`nas.orchestrator.front_of`'s, so the service shows the same
+    figures as ``ganas search status`` and MLflow (reference point: the largest budget, and 1.1 x
+    the worst value seen for a minimised metric, 0 for a maximised one).
+    """
+
+    metric: str
+    direction: str
+    points: tuple[FrontPoint, ...]  # proposal order
+    front: tuple[FrontPoint, ...]  # ascending MACs
+    hypervolume: float | None
+
+
+@dataclass(frozen=True)
+class BudgetBest:
+    """The best done candidate within one MACs budget (None: nothing evaluated fits yet)."""
+
+    budget: int
+    candidate: CandidateRecord | None
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    search: SearchRecord
+    counts: CandidateCounts
+    objective: Objective
+    front: SearchFront
+    best: tuple[BudgetBest, ...]
+
+    @property
+    def finished(self) -> int:
+        """Candidates whose evaluation is over (done, failed or rejected as infeasible)."""
+        return self.counts.done + self.counts.failed + self.counts.infeasible
+
+    @property
+    def progress(self) -> float:
+        """Finished candidates as a fraction of the trials asked for, capped at 1."""
+        return min(1.0, self.finished / self.search.trials) if self.search.trials else 1.0
+
+
+def chart_objective(search: SearchRecord, metric: str | None = None) -> Objective:
+    """The objective plotted against MACs: ``metric`` if given, else the first one that is not MACs."""
+    if metric is not None:
+        for objective in search.objectives:
+            if objective.metric == metric:
+                return objective
+        names = ", ".join(o.metric for o in search.objectives)
+        raise InvalidValueError(f"search {search.id} has no objective {metric!r}; its objectives: {names}")
+    others = [o for o in search.objectives if o.metric != MACS_METRIC]
+    return others[0] if others else search.objectives[0]
+
+
+def _value(candidate: CandidateRecord, metric: str) -> float | None:
+    if metric == MACS_METRIC:
+        return float(candidate.macs)
+    value = candidate.metrics.get(metric)
+    return None if value is None else float(value)
+
+
+def search_front(search: SearchRecord, candidates: Sequence[CandidateRecord], objective: Objective) -> SearchFront:
+    """The MACs-vs-metric Pareto front of the done candidates (MACs minimised, metric in its direction)."""
+    from nas.orchestrator import front_of
+    from nas.strategies import Objective as StrategyObjective
+
+    done = [c for c in candidates if c.status == CandidateStatus.DONE and _value(c, objective.metric) is not None]
+    members, volume = front_of(done, StrategyObjective(objective.metric, objective.direction), search.budgets) \
+        if done and search.budgets else ([], None)
+    on_front = {c.config for c in members}
+    points = tuple(FrontPoint(c.config, c.macs, c.params, _value(c, objective.metric), c.config in on_front)
+                   for c in done)
+    by_config = {p.config: p for p in points}
+    return SearchFront(objective.metric, objective.direction, points, tuple(by_config[c.config] for c in members),
+                       volume)
+
+
+def budget_bests(search: SearchRecord, candidates: Sequence[CandidateRecord], objective: Objective
+                 ) -> tuple[BudgetBest, ...]:
+    """For each budget of the search, its best done candidate by the objective."""
+    done = [c for c in candidates if c.status == CandidateStatus.DONE]
+    best = best_per_budget(done, search.budgets, macs=lambda c: c.macs,
+                           value=lambda c: _value(c, objective.metric), direction=objective.direction)
+    return tuple(BudgetBest(budget, best[budget]) for budget in search.budgets)
+
+
+def summarize(store: Store, search_id: int, metric: str | None = None) -> SearchSummary:
+    """Everything the search page and ``GET /api/searches/{id}`` show, from one read of the store."""
+    search = store.get_search(search_id)
+    records = store.candidates(search_id)
+    objective = chart_objective(search, metric)
+    counts = CandidateCounts(**{s.value: sum(1 for c in records if c.status == s) for s in CandidateStatus})
+    return SearchSummary(search, counts, objective, search_front(search, records, objective),
+                         budget_bests(search, records, objective))
