@@ -60,11 +60,30 @@ class SearchSummary:
     hypervolume: float | None = None
 
 
+def _owner_name() -> str:
+    return f"orchestrator@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _dead_local_owner(owner: str) -> bool:
+    """True for an owner name of a process on this host that no longer exists."""
+    host, _, rest = owner.removeprefix("orchestrator@").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class Orchestrator:
     def __init__(self, store: Store, workspace: Workspace, search_id: int, settings: OrchestratorSettings,
                  executor: Executor | None = None, log: Callable[[str], None] = print):
         self.store, self.workspace, self.search_id, self.settings = store, workspace, search_id, settings
-        self.owner = f"orchestrator@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.owner = _owner_name()
         self.executor = executor if executor is not None else self._executor()
         self.log = log
         self._last_heartbeat = 0.0
@@ -110,6 +129,10 @@ class Orchestrator:
         if self.search.state in (SearchState.DONE, SearchState.CANCELLED):
             return self.summary()
         checkpoint = self._checkpoint_bytes()
+        if self.search.owner and _dead_local_owner(self.search.owner):
+            # the previous orchestrator on this machine is gone (killed): no need to wait for its claim to lapse
+            self.log(f"taking over from {self.search.owner}, which is no longer running")
+            self.store.release_search(self.search_id, self.search.owner)
         self.store.claim_search(self.search_id, self.owner, self.settings.claim_seconds)
         try:
             if self.search.state != SearchState.RUNNING:

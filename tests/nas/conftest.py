@@ -1,0 +1,39 @@
+"""A registered supernet on a tiny generated dataset, shared by the search-service tests."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+
+@dataclass(frozen=True)
+class SearchFixture:
+    workspace: Path
+    checkpoint: Path
+    name: str
+
+
+def build_registered_supernet(root: Path, name: str = "tiny") -> SearchFixture:
+    from distill.jobs import DataSpec
+    from imagedata import MakeOptions, make_dataset
+    from nas.registry import register_supernet
+    from nas.store import Store
+    from nas.workspace import Workspace
+    from supernet import create_generator, save_generator
+
+    make_dataset("labels2scene", root / "data", MakeOptions(size=32, count=10, val_count=2), progress=False)
+    data = DataSpec(root / "data" / "labelled", size=32, holdout=0.5)
+    data.ensure_split(0)
+    torch.manual_seed(0)
+    supernet = create_generator("mobile_resnet", elastic=True, ngf=16, n_blocks=3)
+    checkpoint = save_generator(supernet, root / "supernet.pt", kind="supernet", space="channels-16",
+                                dataset=data.describe("train1", 0), method="test")
+    workspace = Workspace(root / "ws").ensure()
+    with Store(workspace.database_url) as store:
+        register_supernet(store, checkpoint, name)
+    return SearchFixture(workspace.root, checkpoint, name)
+
+
+@pytest.fixture(scope="session")
+def registered_supernet(tmp_path_factory) -> SearchFixture:
+    return build_registered_supernet(tmp_path_factory.mktemp("search"))
