@@ -20,7 +20,8 @@ from .creation import create_search, register_supernet
 from .summary import chart_objective, search_front, summarize
 
 MAX_PAGE = 1000
-ERRORS = {status: {"model": schemas.ErrorOut} for status in (400, 401, 404, 409)}
+ERRORS = {**{status: {"model": schemas.ErrorOut} for status in (400, 401, 404, 409)},
+          422: {"model": schemas.ValidationErrorOut}}
 
 
 def api_router() -> APIRouter:
@@ -86,20 +87,25 @@ def api_router() -> APIRouter:
         return FileResponse(ctx.require_sample(search_id, config), media_type="image/png")
 
     @router.get("/searches/{search_id}/front", response_model=schemas.FrontOut, tags=["searches"])
-    def get_front(search_id: int, metric: Optional[str] = None, ref_macs: Optional[float] = None,
-                  ref_value: Optional[float] = None, ctx: ServiceContext = Depends(get_context)):
+    def get_front(search_id: int, metric: Optional[str] = None, ctx: ServiceContext = Depends(get_context)):
         """The Pareto front of the done candidates: MACs (minimised) against the metric."""
         search = ctx.store.get_search(search_id)
-        front = search_front(search, ctx.store.candidates(search_id), chart_objective(search, metric),
-                             (ref_macs, ref_value))
+        front = search_front(search, ctx.store.candidates(search_id), chart_objective(search, metric))
         return schemas.FrontOut.of(search, front)
 
     return router
 
 
 def _action_endpoint(name: str):
-    def endpoint(search_id: int, ctx: ServiceContext = Depends(get_context)) -> schemas.ActionOut:
-        return schemas.ActionOut.of(name, apply_action(ctx.store, ctx.launcher, search_id, name))
+    """The endpoint of one action; those that spawn an orchestrator take optional launch options."""
+    if ACTIONS[name].spawns:
+        def endpoint(search_id: int, body: Optional[schemas.LaunchRequest] = None,
+                     ctx: ServiceContext = Depends(get_context)) -> schemas.ActionOut:
+            options = None if body is None else body.options()
+            return schemas.ActionOut.of(name, apply_action(ctx.store, ctx.launcher, search_id, name, options))
+    else:
+        def endpoint(search_id: int, ctx: ServiceContext = Depends(get_context)) -> schemas.ActionOut:
+            return schemas.ActionOut.of(name, apply_action(ctx.store, ctx.launcher, search_id, name))
 
     endpoint.__name__ = f"{name}_search"
     endpoint.__doc__ = ACTIONS[name].summary

@@ -31,6 +31,10 @@ API_PREFIX = "/api"
 PUBLIC_PATHS = ("/openapi.json", "/static/")
 
 
+def _is_api(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
 def _version() -> str:
     try:
         return version("ganas")
@@ -67,7 +71,7 @@ def create_app(workspace: Workspace | str | os.PathLike, token: str | None = Non
         auth, path = context.auth, request.url.path
         if not auth.enabled or path.startswith(PUBLIC_PATHS):
             return await call_next(request)
-        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+        if _is_api(path):
             if auth.accepts_header(request.headers.get("authorization")):
                 return await call_next(request)
             return JSONResponse({"detail": "missing or wrong access token: send the header 'Authorization: Bearer "
@@ -89,14 +93,14 @@ def create_app(workspace: Workspace | str | os.PathLike, token: str | None = Non
     @app.exception_handler(GanasError)
     async def ganas_error(request: Request, exc: GanasError):
         status = http_status(exc)
-        if request.url.path.startswith(API_PREFIX):
+        if _is_api(request.url.path):
             return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
         return error_page(request, status, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        if not request.url.path.startswith(API_PREFIX):
+        if not _is_api(request.url.path):
             return error_page(request, 422, "; ".join(problems))
         return JSONResponse({"detail": "; ".join(problems), "error": "RequestValidationError",
                              "errors": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}

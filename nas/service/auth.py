@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import os
+import re
 from dataclasses import dataclass
 
 from .errors import TokenRequiredError
@@ -77,3 +79,16 @@ class TokenAuth:
             return True
         scheme, _, credentials = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and self.accepts(credentials.strip())
+
+
+class RedactLoginToken(logging.Filter):
+    """Masks ``?token=...`` in access-log lines, so a login link never writes the token to a log."""
+
+    PATTERN = re.compile(rf"([?&]{LOGIN_PARAMETER}=)[^&\s\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.PATTERN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = self.PATTERN.sub(r"\1***", record.msg)
+        return True

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from nas.store import SearchRecord, SearchState, Store
 
 from .errors import ActionNotAllowedError, LaunchError
-from .launcher import LaunchInfo, OrchestratorLauncher
+from .launcher import LaunchInfo, LaunchOptions, OrchestratorLauncher
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,9 @@ def get_action(name: str) -> SearchAction:
         raise ActionNotAllowedError(f"unknown search action {name!r}; use one of: {', '.join(ACTIONS)}") from None
 
 
-def apply_action(store: Store, launcher: OrchestratorLauncher, search_id: int, name: str) -> ActionResult:
-    """Apply the named action to the search; typed errors say why it cannot be applied."""
+def apply_action(store: Store, launcher: OrchestratorLauncher, search_id: int, name: str,
+                 options: LaunchOptions | None = None) -> ActionResult:
+    """Apply the named action to the search; ``options`` say how a spawned orchestrator runs its workers."""
     action = get_action(name)
     state = store.get_search(search_id).state
     if state not in action.allowed_from:
@@ -77,7 +78,7 @@ def apply_action(store: Store, launcher: OrchestratorLauncher, search_id: int, n
         store.set_search_state(search_id, action.target)
 
     try:
-        launch = launcher.start(search_id, before_spawn=set_running)
+        launch = launcher.start(search_id, options or LaunchOptions(), before_spawn=set_running)
     except LaunchError as exc:
         store.set_search_state(search_id, SearchState.FAILED, error=str(exc))
         raise

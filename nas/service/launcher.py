@@ -1,6 +1,6 @@
 """Starting orchestrator processes for searches, one at a time per search.
 
-An orchestrator is a separate process (``python -m nas.cli search resume N --workspace W``): it
+An orchestrator is a separate process (``python -m nas.cli search --workspace W resume N``): it
 claims the search in the store, heartbeats, and stops by itself when it sees the search
 paused or cancelled. The launcher only spawns it, keeps its :class:`subprocess.Popen` handle
 and appends its output to ``<workspace>/searches/<N>/orchestrator.log``. It refuses a second
@@ -25,12 +25,30 @@ from nas.workspace import Workspace
 from .errors import LaunchError, OrchestratorRunningError
 
 LOG_NAME = "orchestrator.log"
-CommandFactory = Callable[[int, Workspace], Sequence[str]]
 
 
-def orchestrator_command(search_id: int, workspace: Workspace) -> list[str]:
-    """The command that drives one search to completion (the orchestrator's CLI entry point)."""
-    return [sys.executable, "-m", "nas.cli", "search", "resume", str(search_id), "--workspace", str(workspace.root)]
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How an orchestrator runs its workers: the flags of ``ganas search resume``."""
+
+    workers: int = 2
+    executor: str = "ray"  # ray, or local (one worker in the orchestrator's process)
+    ray_address: str | None = None  # join an existing Ray cluster instead of starting one
+    lease_seconds: float | None = None  # how long one evaluation may take before it is presumed hung
+
+
+CommandFactory = Callable[[int, Workspace, LaunchOptions], Sequence[str]]
+
+
+def orchestrator_command(search_id: int, workspace: Workspace, options: LaunchOptions) -> list[str]:
+    """The command that drives one search to completion: ``ganas search resume`` without a progress bar."""
+    command = [sys.executable, "-m", "nas.cli", "search", "--workspace", str(workspace.root), "resume", str(search_id),
+               "--workers", str(options.workers), "--executor", options.executor, "--quiet"]
+    if options.ray_address is not None:
+        command += ["--ray-address", options.ray_address]
+    if options.lease_seconds is not None:
+        command += ["--lease-seconds", repr(float(options.lease_seconds))]
+    return command
 
 
 @dataclass(frozen=True)
@@ -83,7 +101,8 @@ class OrchestratorLauncher:
                 "at its next loop, a dead one's claim expires: try again then")
         return search
 
-    def start(self, search_id: int, before_spawn: Callable[[SearchRecord], None] | None = None) -> LaunchInfo:
+    def start(self, search_id: int, options: LaunchOptions = LaunchOptions(),
+              before_spawn: Callable[[SearchRecord], None] | None = None) -> LaunchInfo:
         """Spawn the orchestrator of ``search_id`` unless one is alive.
 
         ``before_spawn`` runs under the launcher's lock once the search is known to be free (the
@@ -93,7 +112,7 @@ class OrchestratorLauncher:
             search = self.check_free(search_id)
             if before_spawn is not None:
                 before_spawn(search)
-            command = tuple(str(part) for part in self.command(search_id, self.workspace))
+            command = tuple(str(part) for part in self.command(search_id, self.workspace, options))
             log_path = self.log_path(search_id)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             started_at = time.time()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nas.budget import format_macs
 from nas.store import CandidateRecord, SearchRecord, SupernetRecord
 
 from .control import ActionResult
-from .launcher import LaunchInfo
+from .launcher import LaunchInfo, LaunchOptions
 from .summary import FrontPoint, SearchFront, SearchSummary
 
 
@@ -51,7 +51,6 @@ class SearchCreate(_Input):
     macs_size: Optional[list[int]] = Field(None, min_length=2, max_length=2,
                                            description="[height, width] at which MACs are counted (default: the "
                                                        "dataset's image size)")
-    max_images: Optional[int] = Field(None, ge=1, description="score on at most this many held-out images")
     extractor: Optional[str] = Field(None, description="FID/KID feature extractor: inception or a TorchScript path")
     inception_weights: Optional[str] = Field(None, description="path of the FID Inception weights file")
     segmenter: Optional[str] = Field(None, description="path of the mIoU segmenter")
@@ -59,9 +58,41 @@ class SearchCreate(_Input):
     max_attempts: int = Field(3, ge=1, description="evaluations of a candidate before it counts as failed")
 
 
+class LaunchRequest(_Input):
+    """How the orchestrator that start/resume spawns runs its workers (the flags of ``ganas search resume``)."""
+
+    workers: int = Field(2, ge=1, description="evaluation workers (Ray actors)")
+    executor: str = Field("ray", description="ray, or local (one worker inside the orchestrator, for debugging)")
+    ray_address: Optional[str] = Field(None, min_length=1, description="join this Ray cluster instead of starting one")
+    lease_seconds: Optional[float] = Field(None, gt=0, description="seconds one evaluation may take before it is "
+                                                                   "presumed hung (default 900)")
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, value: str) -> str:
+        from nas.executors import EXECUTORS
+
+        if value not in EXECUTORS:
+            raise ValueError(f"unknown executor {value!r}; use one of: {', '.join(EXECUTORS)}")
+        return value
+
+    def options(self) -> LaunchOptions:
+        return LaunchOptions(**self.model_dump())
+
+
 class ErrorOut(BaseModel):
-    detail: str
-    error: str
+    detail: str = Field(description="what was wrong and what is allowed")
+    error: str = Field(description="the error's type, e.g. NotFoundError")
+
+
+class ProblemOut(BaseModel):
+    loc: list[Union[str, int]]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(ErrorOut):
+    errors: list[ProblemOut] = Field(description="each problem of the request, where it is")
 
 
 class SupernetOut(BaseModel):
@@ -185,8 +216,8 @@ class SearchDetail(BaseModel):
     direction: str
     best_per_budget: list[BudgetBestOut]
     front_size: int
-    hypervolume: Optional[float] = Field(description="area dominated by the front up to `reference` (MACs x metric)")
-    reference: Optional[list[float]]
+    hypervolume: Optional[float] = Field(description="area (MACs x metric) the front dominates, as `ganas search "
+                                                     "status` reports it")
     orchestrator: Optional[LaunchOut] = Field(description="the last orchestrator process this server started")
 
     @classmethod
@@ -200,7 +231,6 @@ class SearchDetail(BaseModel):
                                            candidate=None if b.candidate is None else CandidateOut.of(b.candidate))
                              for b in summary.best],
             front_size=len(summary.front.front), hypervolume=summary.front.hypervolume,
-            reference=None if summary.front.reference is None else list(summary.front.reference),
             orchestrator=LaunchOut.of(launch))
 
 
@@ -225,13 +255,12 @@ class FrontOut(BaseModel):
     points: list[FrontPointOut] = Field(description="every done candidate reporting the metric, proposal order")
     front: list[FrontPointOut] = Field(description="the non-dominated points, ascending MACs")
     hypervolume: Optional[float]
-    reference: Optional[list[float]]
 
     @classmethod
     def of(cls, search: SearchRecord, front: SearchFront) -> "FrontOut":
         return cls(search_id=search.id, metric=front.metric, direction=front.direction, budgets=list(search.budgets),
                    points=[FrontPointOut.of(p) for p in front.points], front=[FrontPointOut.of(p) for p in front.front],
-                   hypervolume=front.hypervolume, reference=None if front.reference is None else list(front.reference))
+                   hypervolume=front.hypervolume)
 
 
 class ActionOut(BaseModel):

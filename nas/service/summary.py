@@ -50,6 +50,16 @@ class BudgetBest:
     candidate: CandidateRecord | None
 
 
+def finished_count(counts: CandidateCounts) -> int:
+    """Candidates whose evaluation is over (done, failed or rejected as infeasible)."""
+    return counts.done + counts.failed + counts.infeasible
+
+
+def progress_fraction(counts: CandidateCounts, trials: int) -> float:
+    """Finished candidates as a fraction of the trials asked for, capped at 1."""
+    return min(1.0, finished_count(counts) / trials) if trials else 1.0
+
+
 @dataclass(frozen=True)
 class SearchSummary:
     search: SearchRecord
@@ -60,13 +70,11 @@ class SearchSummary:
 
     @property
     def finished(self) -> int:
-        """Candidates whose evaluation is over (done, failed or rejected as infeasible)."""
-        return self.counts.done + self.counts.failed + self.counts.infeasible
+        return finished_count(self.counts)
 
     @property
     def progress(self) -> float:
-        """Finished candidates as a fraction of the trials asked for, capped at 1."""
-        return min(1.0, self.finished / self.search.trials) if self.search.trials else 1.0
+        return progress_fraction(self.counts, self.search.trials)
 
 
 def chart_objective(search: SearchRecord, metric: str | None = None) -> Objective:
@@ -82,8 +90,6 @@ def chart_objective(search: SearchRecord, metric: str | None = None) -> Objectiv
 
 
 def _value(candidate: CandidateRecord, metric: str) -> float | None:
-    if metric == MACS_METRIC:
-        return float(candidate.macs)
     value = candidate.metrics.get(metric)
     return None if value is None else float(value)
 

@@ -33,7 +33,9 @@ def _port(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.service.auth import LOGIN_PARAMETER, check_binding, resolve_token
+    import logging
+
+    from nas.service.auth import LOGIN_PARAMETER, RedactLoginToken, check_binding, resolve_token
     from nas.workspace import Workspace
 
     token = resolve_token(args.token)
@@ -50,5 +52,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"ganas serve: dashboard {url}" + (f"?{LOGIN_PARAMETER}=<token>  (API: Authorization: Bearer <token>)"
                                              if token else ""))
     print(f"ganas serve: API {url}api, schema {url}openapi.json; stop with Ctrl-C (running searches continue)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info")  # configures logging
+    logging.getLogger("uvicorn.access").addFilter(RedactLoginToken())
+    uvicorn.Server(config).run()
     return 0

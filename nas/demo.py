@@ -1,0 +1,204 @@
+"""The main job: the whole pipeline on the built-in labelled task, on one machine.
+
+make data -> train a pix2pix teacher -> distil it into a GAN Compression supernet and register it
+-> train a small segmenter for mIoU -> search under several MACs budgets with Ray workers ->
+print the Pareto front, write its plot, and say how to open MLflow and the dashboard.
+
+Every stage keeps its output in the workspace and is skipped (or resumed) when run again, so an
+interrupted demo continues where it stopped.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .workspace import Workspace
+
+SUPERNET_NAME = "demo-labels2scene"
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    size: int = 64  # image side; the papers use 256, 2 CPU cores want smaller
+    count: int = 160  # training images (train1 trains the supernet, train2 scores candidates)
+    val_count: int = 40
+    teacher_ngf: int = 32
+    blocks: int = 6
+    teacher_steps: int = 1200
+    supernet_steps: int = 1500
+    segmenter_steps: int = 400
+    space: str = "channels-16"
+    budgets: tuple[int, ...] = (35_000_000, 50_000_000, 70_000_000)
+    metric: str = "miou"
+    strategy: str = "evolution"
+    trials: int = 32
+    batch_size: int = 8
+    workers: int = 2
+    executor: str = "ray"
+    seed: int = 0
+    progress: bool = True
+
+    @classmethod
+    def quick(cls, **overrides) -> "DemoSettings":
+        """A minute-long run of every stage (for tests and a first look)."""
+        values = dict(size=32, count=16, val_count=4, teacher_ngf=16, blocks=3, teacher_steps=20,
+                      supernet_steps=20, segmenter_steps=20, budgets=(7_000_000, 9_000_000), trials=8,
+                      batch_size=4, workers=2)
+        values.update(overrides)
+        return cls(**values)
+
+
+def run_demo(workspace: Workspace, settings: DemoSettings, say: Callable[[str], None] = print) -> dict:
+    from distill.gan_compression import GANCompressionSettings
+    from distill.jobs import DataSpec, TeacherSource, train_gan_compression, train_teacher
+    from distill.loop import LoopSettings
+    from distill.teacher import TeacherSettings
+
+    s = settings
+    root = workspace.ensure().root / "demo"
+    started = time.time()
+    timings: dict[str, float] = {}
+
+    def stage(name: str, t0: float) -> None:
+        timings[name] = time.time() - t0
+        say(f"  {name}: {timings[name]:.0f}s")
+
+    say(f"ganas demo in {workspace.root} ({s.size}x{s.size} images, {s.workers} workers)")
+    t0 = time.time()
+    data_root = _make_data(root / "data", s)
+    data = DataSpec(data_root, "labelled", "AtoB", s.size)
+    data.ensure_split(s.seed)
+    stage("1/5 data (labels2scene, label map -> photo)", t0)
+
+    t0 = time.time()
+    teacher_dir = root / "teacher"
+    teacher_ckpt = teacher_dir / "teacher.pt"
+    if not teacher_ckpt.exists():
+        teacher_settings = TeacherSettings(arch="resnet", hparams={"ngf": s.teacher_ngf, "n_blocks": s.blocks},
+                                           gan_mode="lsgan", ndf=32)
+        train_teacher("pix2pix", data, teacher_settings, LoopSettings(s.teacher_steps, 4, s.seed, 200), teacher_dir,
+                      resume=(teacher_dir / "last.pt").exists(), progress=s.progress)
+    stage(f"2/5 pix2pix teacher (ResNet ngf {s.teacher_ngf}, {s.blocks} blocks, {s.teacher_steps} steps)", t0)
+
+    t0 = time.time()
+    supernet_dir = root / "supernet"
+    supernet_ckpt = supernet_dir / "supernet.pt"
+    if not supernet_ckpt.exists():
+        gc = GANCompressionSettings(space=s.space, task="paired", ndf=32, sampling="sandwich")
+        train_gan_compression(data, TeacherSource(teacher_ckpt), gc, LoopSettings(s.supernet_steps, 4, s.seed, 200),
+                              supernet_dir, resume=(supernet_dir / "last.pt").exists(), progress=s.progress)
+    record = _register(workspace, supernet_ckpt)
+    stage(f"3/5 GAN Compression supernet ({s.space}, {s.supernet_steps} steps), registered as {record.name!r}", t0)
+
+    t0 = time.time()
+    segmenter = root / "segmenter.pt"
+    ceiling = _segmenter(data, segmenter, s)
+    stage(f"4/5 segmenter for mIoU (mIoU on real validation photos: {ceiling:.3f}, the ceiling)", t0)
+
+    t0 = time.time()
+    summary, search_id = _search(workspace, record.name, segmenter, s)
+    stage(f"5/5 search {search_id} ({s.strategy}, {s.trials} candidates, {s.workers} workers)", t0)
+
+    plot = _report(workspace, summary, search_id, teacher_ckpt, s, say)
+    say(f"done in {time.time() - started:.0f}s. Front plot: {plot}")
+    say(f"MLflow:    mlflow ui --backend-store-uri {workspace.mlflow_uri}   (then open http://127.0.0.1:5000)")
+    say(f"dashboard: ganas serve --workspace {workspace.root}   (then open http://127.0.0.1:8765)")
+    return {"search_id": search_id, "summary": summary, "timings": timings, "plot": plot, "segmenter_miou": ceiling}
+
+
+def _make_data(folder: Path, s: DemoSettings) -> Path:
+    from imagedata import MakeOptions, make_dataset
+
+    labelled = folder / "labelled"
+    if not (labelled / "dataset.json").exists():
+        make_dataset("labels2scene", folder, MakeOptions(s.size, s.count, s.val_count, s.seed), progress=s.progress)
+    return labelled
+
+
+def _register(workspace: Workspace, checkpoint: Path):
+    from .registry import register_supernet
+    from .store import Store
+
+    with Store(workspace.database_url) as store:
+        return register_supernet(store, checkpoint, SUPERNET_NAME)
+
+
+def _segmenter(data, path: Path, s: DemoSettings) -> float:
+    import torch
+
+    from evaluators.segmenter import load_segmenter, save_segmenter, train_segmenter
+
+    if not path.exists():
+        trained = train_segmenter(data.open("train1", s.seed), steps=s.segmenter_steps, seed=s.seed,
+                                  progress=s.progress)
+        miou = _real_miou(trained.network, data.open("val", s.seed, train=False))
+        save_segmenter(trained.network, path, trained.arch, trained.hparams, trained.num_classes,
+                       dataset={"root": str(data.root)}, val_miou=miou, steps=trained.steps,
+                       image_size=(s.size, s.size))
+    record = torch.load(path, map_location="cpu", weights_only=True)
+    load_segmenter(path)  # fails early and clearly if the file is unusable
+    return float(record["val_miou"])
+
+
+def _real_miou(network, dataset) -> float:
+    """mIoU of the segmenter on the real validation photos (what a perfect generator would reach)."""
+    import torch
+    from torchmetrics.classification import MulticlassJaccardIndex
+
+    spec = dataset.spec
+    metric = MulticlassJaccardIndex(spec.num_classes, average="macro",
+                                    ignore_index=spec.ignore_index if spec.ignore_index is not None else None)
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            item = dataset[i]
+            metric.update(network(item["B"].unsqueeze(0)).argmax(1), item["label"].unsqueeze(0))
+    return float(metric.compute())
+
+
+def _search(workspace: Workspace, supernet: str, segmenter: Path, s: DemoSettings):
+    from .orchestrator import Orchestrator, OrchestratorSettings
+    from .search_setup import create_search
+    from .store import SearchState, Store
+
+    with Store(workspace.database_url) as store:
+        previous = [x for x in store.list_searches(supernet) if x.state != SearchState.CANCELLED]
+        if previous:
+            search = previous[-1]
+        else:
+            search = create_search(store, supernet, budgets=s.budgets, metric=s.metric, strategy=s.strategy,
+                                   trials=s.trials, seed=s.seed, batch_size=s.batch_size, segmenter=str(segmenter))
+        settings = OrchestratorSettings(workers=s.workers if s.executor == "ray" else 1, executor=s.executor,
+                                        progress=s.progress, lease_seconds=600)
+        summary = Orchestrator(store, workspace, search.id, settings).run()
+    return summary, search.id
+
+
+def _report(workspace: Workspace, summary, search_id: int, teacher_ckpt: Path, s: DemoSettings, say) -> Path:
+    from evaluators.closed_form import generator_count
+    from supernet.checkpoint import load_generator
+
+    from .budget import format_macs
+    from .cli.output import print_table
+    from .store import CandidateStatus, Store
+    from .tracking import front_plot_png
+
+    teacher = load_generator(teacher_ckpt)
+    teacher_macs = generator_count(teacher, (s.size, s.size)).macs
+    metric = s.metric
+    say(f"\nteacher: {format_macs(teacher_macs)} MACs at {s.size}x{s.size}")
+    say("best subnet per budget:")
+    print_table([(f"<= {format_macs(b)}", c.config if c else "-", format_macs(c.macs) if c else "-",
+                  f"{teacher_macs / c.macs:.1f}x" if c else "-", f"{c.metrics[metric]:.4f}" if c else "-")
+                 for b, c in summary.best.items()], ["BUDGET", "CONFIG", "MACS", "VS TEACHER", metric.upper()])
+    say(f"Pareto front (MACs vs {metric}), {len(summary.front)} subnets:")
+    print_table([(c.config, format_macs(c.macs), f"{c.params:,}", f"{c.metrics[metric]:.4f}") for c in summary.front],
+                ["CONFIG", "MACS", "PARAMS", metric.upper()])
+    with Store(workspace.database_url) as store:
+        done = store.candidates(search_id, CandidateStatus.DONE)
+    path = workspace.search_dir(search_id) / "pareto_front.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(front_plot_png([(c.macs, c.metrics[metric]) for c in done],
+                                    [(c.macs, c.metrics[metric]) for c in summary.front], metric, s.budgets))
+    return path
