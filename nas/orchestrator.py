@@ -25,7 +25,8 @@ from .budget import format_macs
 from .executors import EXECUTORS, Executor, WorkerPayload
 from .pareto import best_per_budget, hypervolume, pareto_front
 from .search_setup import SearchPlan, macs_function
-from .store import CandidateRecord, CandidateStatus, LeaseError, NewCandidate, SearchRecord, SearchState, Store
+from .store import (CandidateRecord, CandidateStatus, LeaseError, NewCandidate, SearchBusyError, SearchRecord,
+                    SearchState, Store)
 from .strategies import Objective, TrialResult, create_strategy
 from .worker import Outcome, Task
 from .workspace import Workspace
@@ -151,6 +152,8 @@ class Orchestrator:
             if state == SearchState.DONE:
                 self.store.set_search_state(self.search_id, SearchState.DONE)
                 self.tracker.finish(self.run_id)
+        except SearchBusyError:
+            raise  # another orchestrator took the search over: its state is no longer ours to change
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 self.store.requeue_leased(self.search_id)

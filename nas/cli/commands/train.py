@@ -13,12 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _teacher_parser(commands)
     _supernet_parser(commands)
     _finetune_parser(commands)
-    import importlib.util
+    from . import segmenter  # ``ganas train segmenter`` lives with the evaluation commands
 
-    if importlib.util.find_spec(f"{__package__}.segmenter") is not None:  # ``ganas train segmenter`` lives with the evaluators' commands
-        from . import segmenter
-
-        segmenter.register_train(commands)
+    segmenter.register_train(commands)
 
 
 def _common(p: argparse.ArgumentParser, steps: int) -> None:
