@@ -17,6 +17,7 @@ _EXPORTS = {
     "ChannelSearchSpace": "space", "format_config": "space", "parse_config_numbers": "space",
     "get_space": "spaces", "list_spaces": "spaces",
     "sort_channels": "sorting",
+    "export_generator": "export", "verify_export": "export", "list_formats": "export",
 }
 
 __all__ = sorted(_EXPORTS)

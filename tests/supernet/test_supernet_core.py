@@ -108,3 +108,25 @@ def test_space_registry_has_gan_compression_spaces():
     assert get_space("channels-64-cycleGAN").size == 5 ** 8
     assert get_space("channels-64-pix2pix").size == 7 ** 8
     assert get_space("channels-64-pix2pix").choices[0] == (64, 56, 48, 40, 32, 24, 16)
+
+
+def test_eval_slice_cache_follows_weight_updates():
+    """The no-grad slice cache must never serve stale weights: after an optimizer step or a
+    load_state_dict, the supernet still equals a freshly extracted subnet."""
+    torch.manual_seed(0)
+    supernet = create_generator("unet", elastic=True, **SMALL["unet"]).eval()
+    config = (8, 8, 4, 4, 4)
+    x = _input()
+    with torch.no_grad():
+        first = supernet(x, config)
+        assert torch.equal(first, supernet(x, config))  # served from the cache
+    optimizer = torch.optim.SGD(supernet.parameters(), lr=0.1)
+    supernet(x, config).square().mean().backward()
+    optimizer.step()
+    with torch.no_grad():
+        after_step = supernet(x, config)
+        assert not torch.equal(after_step, first)
+        assert (after_step - extract_subnet(supernet, config).eval()(x)).abs().max() <= 1e-5
+        other = create_generator("unet", elastic=True, **SMALL["unet"])
+        supernet.load_state_dict(other.state_dict())
+        assert (supernet(x, config) - extract_subnet(supernet, config).eval()(x)).abs().max() <= 1e-5
