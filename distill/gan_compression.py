@@ -19,16 +19,16 @@ from supernet.space import ChannelSearchSpace, Config
 from supernet.spaces import get_space
 
 from .loop import Recipe, TrainingError, derived_seed
-from .schedule import LinearDecaySchedule
 from .losses import FeatureDistiller, FeatureTap, GANLoss, probe_layers
-from .teacher import build_discriminator, build_generator, set_requires_grad
+from .adversarial import AdversarialSettings
+from .teacher import build_generator, set_requires_grad
 
 TASKS = ("paired", "unpaired")
 SAMPLING = ("uniform", "sandwich", "fixed")
 
 
 @dataclass(frozen=True)
-class GANCompressionSettings:
+class GANCompressionSettings(AdversarialSettings):
     space: str
     task: str = "paired"
     student_arch: str | None = None  # default: the space's architecture
@@ -39,13 +39,6 @@ class GANCompressionSettings:
     lambda_recon: float | None = None  # default 100 (paired, to ground truth) / 10 (unpaired, to teacher)
     lambda_distill: float | None = None  # default 1 (paired) / 0.01 (unpaired)
     gan_mode: str | None = None  # default hinge (paired) / lsgan (unpaired), as GAN Compression
-    netd: str = "basic"
-    ndf: int = 64
-    n_layers_d: int = 3
-    d_norm: str = "batch"
-    lr: float = 2e-4
-    beta1: float = 0.5
-    decay_fraction: float = 0.5
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -112,14 +105,14 @@ class GANCompressionRecipe(Recipe):
             self.distiller = FeatureDistiller(layers)
         in_nc, out_nc = teacher.input_nc, teacher.output_nc
         d_input = in_nc + out_nc if s.task == "paired" else out_nc
-        self.discriminator = build_discriminator(s, d_input, derived_seed(seed, "D"))
+        self.discriminator = s.discriminator(d_input, derived_seed(seed, "D"))
         if teacher_discriminator is not None:  # GAN Compression starts D from the teacher's
             self.discriminator.load_state_dict(teacher_discriminator)
         self.discriminator.train()
         g_params = list(self.student.parameters()) + list(self.distiller.parameters())
-        self.opt_g = torch.optim.Adam(g_params, lr=s.lr, betas=(s.beta1, 0.999))
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=s.lr, betas=(s.beta1, 0.999))
-        self.schedule = LinearDecaySchedule(s.lr, total_steps, int(total_steps * s.decay_fraction))
+        self.opt_g = s.adam(g_params)
+        self.opt_d = s.adam(self.discriminator.parameters())
+        self.schedule = s.schedule(total_steps)
         self.gan = GANLoss(s.gan_mode)
 
     def describe(self) -> dict:

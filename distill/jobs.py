@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from imagedata import FolderDataset, Preprocess, create_dataset, detect_layout, split_dataset
 from imagedata.splits import SPLIT_FILE

@@ -24,15 +24,15 @@ from supernet.spaces import get_space
 
 from .loop import Recipe, TrainingError, derived_seed
 from .losses import ChannelDistiller, FeatureTap, GANLoss, OMGDStudentCriterion, OMGDStudentLoss, probe_layers
-from .schedule import LinearDecaySchedule
-from .teacher import build_discriminator, build_generator, set_requires_grad
+from .adversarial import AdversarialSettings
+from .teacher import build_generator, set_requires_grad
 
 TEACHERS = ("both", "wide", "deep")
 DEEP_ARCHITECTURES = {"resnet": "deep_resnet"}  # student family -> deep teacher architecture
 
 
 @dataclass(frozen=True)
-class OMGDSettings:
+class OMGDSettings(AdversarialSettings):
     student_arch: str = "mobile_resnet"
     student_hparams: dict = field(default_factory=dict)  # ngf, n_blocks / num_downs, norm
     space: str | None = None  # set: train the whole supernet (a random subnet per step)
@@ -45,13 +45,6 @@ class OMGDSettings:
     lambda_gan: float = 1.0
     lambda_recon: float = 100.0
     gan_mode: str = "hinge"
-    netd: str = "basic"
-    ndf: int = 64
-    n_layers_d: int = 3
-    d_norm: str = "batch"
-    lr: float = 2e-4
-    beta1: float = 0.5
-    decay_fraction: float = 0.5
 
     def __post_init__(self):
         if self.teachers not in TEACHERS:
@@ -95,7 +88,7 @@ class OMGDRecipe(Recipe):
             deep["ngf"] = s.deep_ngf or ngf
             deep["n_blocks"] = deep.get("n_blocks", self.student.hparams().get("n_blocks", 9)) + s.deep_extra_blocks
             self.teachers["deep"] = build_generator(deep_arch, deep, derived_seed(seed, "deep")).train()
-        self.discriminator = build_discriminator(s, in_nc + out_nc, derived_seed(seed, "D")).train()
+        self.discriminator = s.discriminator(in_nc + out_nc, derived_seed(seed, "D")).train()
         self.cd_layers: list[str] = []
         distiller = None
         if s.student_loss.lambda_cd > 0:
@@ -110,13 +103,10 @@ class OMGDRecipe(Recipe):
                 torch.manual_seed(derived_seed(seed, "cd"))
                 distiller = ChannelDistiller(layers)
         self.criterion = OMGDStudentCriterion(s.student_loss, distiller, extractor)
-        betas = (s.beta1, 0.999)
-        teacher_params = itertools.chain(*(t.parameters() for t in self.teachers.values()))
-        self.opt_teachers = torch.optim.Adam(teacher_params, lr=s.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=s.lr, betas=betas)
-        student_params = list(self.student.parameters()) + self.criterion.trainable_parameters()
-        self.opt_student = torch.optim.Adam(student_params, lr=s.lr, betas=betas)
-        self.schedule = LinearDecaySchedule(s.lr, total_steps, int(total_steps * s.decay_fraction))
+        self.opt_teachers = s.adam(itertools.chain(*(t.parameters() for t in self.teachers.values())))
+        self.opt_d = s.adam(self.discriminator.parameters())
+        self.opt_student = s.adam(list(self.student.parameters()) + self.criterion.trainable_parameters())
+        self.schedule = s.schedule(total_steps)
         self.gan = GANLoss(s.gan_mode)
 
     def describe(self) -> dict:

@@ -16,15 +16,15 @@ import torch.nn.functional as F
 from supernet.generators import ChannelGenerator
 from supernet.registry import create_generator
 
-from .discriminators import create_discriminator, init_normal_
+from .adversarial import AdversarialSettings
+from .discriminators import init_normal_
 from .image_pool import ImagePool
 from .loop import Recipe, derived_seed
 from .losses.gan import GANLoss
-from .schedule import LinearDecaySchedule
 
 
 @dataclass(frozen=True)
-class TeacherSettings:
+class TeacherSettings(AdversarialSettings):
     arch: str = "resnet"
     hparams: dict = field(default_factory=dict)  # ngf, n_blocks / num_downs, norm, ...
     gan_mode: str = "lsgan"
@@ -32,13 +32,6 @@ class TeacherSettings:
     lambda_cycle: float = 10.0  # CycleGAN
     lambda_identity: float = 0.5  # CycleGAN, relative to lambda_cycle
     pool_size: int = 50
-    netd: str = "basic"
-    ndf: int = 64
-    n_layers_d: int = 3  # for netd "n_layers"
-    d_norm: str = "batch"
-    lr: float = 2e-4
-    beta1: float = 0.5
-    decay_fraction: float = 0.5  # the last half of the steps decays linearly, as 100 + 100 epochs
 
 
 def build_generator(arch: str, hparams: dict, seed: int, **extra) -> ChannelGenerator:
@@ -48,19 +41,10 @@ def build_generator(arch: str, hparams: dict, seed: int, **extra) -> ChannelGene
         return init_normal_(create_generator(arch, **{**hparams, **extra}))
 
 
-def build_discriminator(settings, input_nc: int, seed: int) -> torch.nn.Module:
-    """A discriminator from any settings with ``netd``, ``ndf``, ``n_layers_d``, ``d_norm``, drawn from ``seed``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return create_discriminator(settings.netd, input_nc, settings.ndf, settings.n_layers_d, settings.d_norm)
 
 
-def adam(parameters, settings: TeacherSettings) -> torch.optim.Adam:
-    return torch.optim.Adam(parameters, lr=settings.lr, betas=(settings.beta1, 0.999))
 
 
-def schedule(settings: TeacherSettings, total_steps: int) -> LinearDecaySchedule:
-    return LinearDecaySchedule(settings.lr, total_steps, int(total_steps * settings.decay_fraction))
 
 
 def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
@@ -77,11 +61,11 @@ class Pix2PixTeacher(Recipe):
         in_nc, out_nc = channels
         self.generator = build_generator(settings.arch, settings.hparams, derived_seed(seed, "G"),
                                          input_nc=in_nc, output_nc=out_nc)
-        self.discriminator = build_discriminator(settings, in_nc + out_nc, derived_seed(seed, "D"))
-        self.opt_g = adam(self.generator.parameters(), settings)
-        self.opt_d = adam(self.discriminator.parameters(), settings)
+        self.discriminator = settings.discriminator(in_nc + out_nc, derived_seed(seed, "D"))
+        self.opt_g = settings.adam(self.generator.parameters())
+        self.opt_d = settings.adam(self.discriminator.parameters())
         self.gan = GANLoss(settings.gan_mode)
-        self.schedule = schedule(settings, total_steps)
+        self.schedule = settings.schedule(total_steps)
         self.generator.train()
         self.discriminator.train()
 
@@ -134,13 +118,13 @@ class CycleGANTeacher(Recipe):
                                     input_nc=a_nc, output_nc=b_nc)
         self.g_ba = build_generator(settings.arch, settings.hparams, derived_seed(seed, "G_BA"),
                                     input_nc=b_nc, output_nc=a_nc)
-        self.d_b = build_discriminator(settings, b_nc, derived_seed(seed, "D_B"))
-        self.d_a = build_discriminator(settings, a_nc, derived_seed(seed, "D_A"))
-        self.opt_g = adam(itertools.chain(self.g_ab.parameters(), self.g_ba.parameters()), settings)
-        self.opt_d = adam(itertools.chain(self.d_a.parameters(), self.d_b.parameters()), settings)
+        self.d_b = settings.discriminator(b_nc, derived_seed(seed, "D_B"))
+        self.d_a = settings.discriminator(a_nc, derived_seed(seed, "D_A"))
+        self.opt_g = settings.adam(itertools.chain(self.g_ab.parameters(), self.g_ba.parameters()))
+        self.opt_d = settings.adam(itertools.chain(self.d_a.parameters(), self.d_b.parameters()))
         self.pool_a, self.pool_b = ImagePool(settings.pool_size), ImagePool(settings.pool_size)
         self.gan = GANLoss(settings.gan_mode)
-        self.schedule = schedule(settings, total_steps)
+        self.schedule = settings.schedule(total_steps)
         for m in (self.g_ab, self.g_ba, self.d_a, self.d_b):
             m.train()
 
