@@ -144,17 +144,12 @@ def _segmenter(data, path: Path, s: DemoSettings) -> float:
 
 def _real_miou(network, dataset) -> float:
     """mIoU of the segmenter on the real validation photos (what a perfect generator would reach)."""
-    import torch
-    from torchmetrics.classification import MulticlassJaccardIndex
+    from evaluators.metric_impls.segmentation import mean_iou
+    from evaluators.segmenter import Segmenter
 
     spec = dataset.spec
-    metric = MulticlassJaccardIndex(spec.num_classes, average="macro",
-                                    ignore_index=spec.ignore_index if spec.ignore_index is not None else None)
-    with torch.no_grad():
-        for i in range(len(dataset)):
-            item = dataset[i]
-            metric.update(network(item["B"].unsqueeze(0)).argmax(1), item["label"].unsqueeze(0))
-    return float(metric.compute())
+    batches = ((dataset[i]["B"].unsqueeze(0), dataset[i]["label"].unsqueeze(0)) for i in range(len(dataset)))
+    return mean_iou(Segmenter(network, spec.num_classes, "demo"), batches, spec.num_classes, spec.ignore_index)
 
 
 def _search(workspace: Workspace, supernet: str, segmenter: Path, s: DemoSettings):

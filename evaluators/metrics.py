@@ -1,0 +1,224 @@
+"""The metric contract and registry: what a metric needs, which way is better, how it accumulates.
+
+A :class:`Metric` class declares its ``name``, its ``direction`` (``minimize`` for FID/KID/latency,
+``maximize`` for mIoU/PSNR/SSIM) and what it ``needs``; the registry refuses, with a
+:class:`MetricUnavailableError`, a metric the dataset cannot give (mIoU without label maps,
+PSNR/SSIM without paired targets), so the search service can refuse it before any work.
+
+Lifecycle, driven by :class:`evaluators.evaluate.Evaluator`: the class is instantiated once per
+evaluator with a :class:`MetricContext` (extractor, real statistics, segmenter: loaded once),
+then for every evaluated generator :meth:`Metric.start`, :meth:`Metric.update` per batch of
+generated images (in a fixed order), and :meth:`Metric.compute`. Implementations live in
+:mod:`evaluators.metric_impls`, one small class each.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from supernet.errors import GanasError
+
+Size = tuple[int, int]
+DIRECTIONS = ("minimize", "maximize")
+
+
+class MetricUnavailableError(GanasError):
+    """A metric the evaluation dataset cannot give (e.g. mIoU on a dataset without label maps)."""
+
+
+class UnknownMetricError(GanasError):
+    """A metric name that is not registered."""
+
+
+class Need(enum.Enum):
+    """What a metric needs beyond generated images; each is checked against the dataset up front."""
+
+    FEATURES = "features of the generated images and statistics of the split's real target images"
+    LABELS = "label maps of the split (labelled layout) and a segmenter"
+    PAIRED_TARGETS = "a ground-truth target for every input (aligned or labelled layout)"
+    MODEL = "the static model itself, run at the evaluation size"
+
+
+@dataclass(frozen=True)
+class DatasetTraits:
+    """What an evaluation split can give: layout, pairing, classes, and the image count on each side."""
+
+    description: str
+    layout: str
+    paired: bool
+    source_count: int
+    target_count: int
+    num_classes: int | None = None
+    ignore_index: int | None = None
+
+    @property
+    def has_labels(self) -> bool:
+        return self.num_classes is not None
+
+    @classmethod
+    def of(cls, dataset: Any) -> "DatasetTraits":
+        """Traits of an :mod:`imagedata` split; unpaired domains are counted once each (no repeats)."""
+        files = dataset.files
+        if dataset.paired:
+            source = target = len(dataset)
+        else:  # the unaligned layout's domains, swapped by BtoA (see imagedata.layouts.unaligned)
+            roles = ("A", "B") if dataset.direction == "AtoB" else ("B", "A")
+            source, target = files.count(roles[0]), files.count(roles[1])
+        spec = getattr(dataset, "spec", None)
+        return cls(f"{dataset.layout} dataset {dataset.root} (split {dataset.split})", dataset.layout,
+                   bool(dataset.paired), source, target, spec.num_classes if spec is not None else None,
+                   spec.ignore_index if spec is not None else None)
+
+
+@dataclass(frozen=True)
+class MetricOptions:
+    """Settings of individual metrics (KID subsets, latency timing); part of the evaluator's settings."""
+
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    seed: int = 0
+    latency_backend: str = "eager"
+    latency_device: str | None = None  # None: the evaluation device
+    latency_runs: int = 20
+    latency_warmup: int = 3
+    latency_threads: int | None = None
+
+
+@dataclass
+class MetricContext:
+    """What metrics share, loaded once per evaluator."""
+
+    traits: DatasetTraits
+    options: MetricOptions
+    device: torch.device
+    extractor: Any = None  # evaluators.features.FeatureExtractor when a metric needs FEATURES
+    real: Any = None  # evaluators.frechet.FeatureStatistics of the real target images
+    segmenter: Any = None  # evaluators.segmenter.Segmenter when a metric needs LABELS
+
+
+@dataclass(frozen=True)
+class GeneratedBatch:
+    """One batch of generated images with what the evaluator computed for them once, for every metric.
+
+    ``fake``, ``inputs`` and ``target`` are in [-1, 1]; ``target`` only in paired splits,
+    ``label`` and ``predictions`` (segmenter output on ``fake``) only when a metric needs labels,
+    ``features`` (extractor output on ``fake``) only when a metric needs features.
+    """
+
+    inputs: Tensor
+    fake: Tensor
+    target: Tensor | None = None
+    label: Tensor | None = None
+    features: Tensor | None = None
+    predictions: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A metric's score and optional secondary numbers (e.g. KID's standard deviation)."""
+
+    value: float
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+class Metric:
+    """Base of the registered metrics; subclasses set the class attributes and the three hooks."""
+
+    name: ClassVar[str] = ""
+    direction: ClassVar[str] = "minimize"
+    needs: ClassVar[frozenset[Need]] = frozenset()
+    description: ClassVar[str] = ""
+    keeps_real_features: ClassVar[bool] = False  # KID draws subsets of the real features themselves
+
+    def __init__(self, context: MetricContext) -> None:
+        self.context = context
+
+    @classmethod
+    def check_available(cls, traits: DatasetTraits, options: MetricOptions) -> None:
+        """Raise :class:`MetricUnavailableError` when ``traits`` lack a need; subclasses add count checks."""
+        for need in sorted(cls.needs, key=lambda n: n.name):
+            problem = _NEED_CHECKS[need](traits)
+            if problem:
+                raise MetricUnavailableError(f"{cls.name} needs {need.value}; {traits.description} {problem}")
+
+    @property
+    def identity(self) -> str:
+        """What produced the number (network and weights, settings), so only like numbers are compared."""
+        raise NotImplementedError
+
+    def start(self, model: nn.Module | None, size: Size) -> None:
+        """Begin one evaluation; ``model`` is the static model when the metric needs MODEL, else None."""
+        raise NotImplementedError
+
+    def update(self, batch: GeneratedBatch) -> None:
+        """Accumulate one batch; the default ignores images (for metrics of the model itself)."""
+
+    def compute(self) -> MetricValue:
+        raise NotImplementedError
+
+
+def _labels_missing(traits: DatasetTraits) -> str:
+    return "" if traits.has_labels else ("has no label maps; use a labelled dataset (dataset.json, "
+                                         "<split>/images/ and <split>/labels/), e.g. `ganas data make labels2scene`")
+
+
+def _targets_missing(traits: DatasetTraits) -> str:
+    return "" if traits.paired else "is unpaired (its B images are not the targets of its A images)"
+
+
+_NEED_CHECKS = {
+    Need.FEATURES: lambda traits: "",  # every layout has target-domain images
+    Need.LABELS: _labels_missing,
+    Need.PAIRED_TARGETS: _targets_missing,
+    Need.MODEL: lambda traits: "",
+}
+
+# ----------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, type[Metric]] = {}
+
+
+def register_metric(cls: type[Metric]) -> type[Metric]:
+    """Class decorator adding a metric under ``cls.name``."""
+    if not cls.name or cls.direction not in DIRECTIONS:
+        raise ValueError(f"metric {cls.__name__} needs a name and a direction in {DIRECTIONS}")
+    if cls.name in _REGISTRY:
+        raise ValueError(f"metric {cls.name!r} is already registered")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def list_metrics() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_metric(name: str) -> type[Metric]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownMetricError(f"unknown metric {name!r}; allowed: {', '.join(list_metrics())}") from None
+
+
+def parse_metric_names(names: str | Iterable[str]) -> tuple[str, ...]:
+    """``"fid,kid"`` or ``["fid", "kid"]`` -> checked, de-duplicated names in the given order."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    cleaned = [str(n).strip().lower() for n in items if str(n).strip()]
+    if not cleaned:
+        raise UnknownMetricError(f"no metric given; allowed: {', '.join(list_metrics())}")
+    for name in cleaned:
+        get_metric(name)
+    return tuple(dict.fromkeys(cleaned))
+
+
+def check_metrics_available(names: Sequence[str], traits: DatasetTraits,
+                            options: MetricOptions | None = None) -> None:
+    """Raise the first reason one of ``names`` cannot be computed on a split with ``traits``."""
+    for name in parse_metric_names(names):
+        get_metric(name).check_available(traits, options or MetricOptions())
+
+
+from . import metric_impls  # noqa: E402,F401  (registers the built-in metrics)

@@ -1,0 +1,316 @@
+"""Segmenters for mIoU: small fully-convolutional nets (registry by name), their training and loading.
+
+mIoU scores a label -> photo generator by segmenting its *generated* photos and comparing the
+predictions with the label maps it was given (pix2pix Cityscapes uses DRN-D-105). ganas needs
+no download for it: :func:`train_segmenter` fits a small registered net to the *real* photos
+of a labelled training split (cross-entropy, Adam, seeded), and the checkpoint records its
+class count, the dataset identity and its mIoU on the real validation photos, the ceiling a
+generator can reach. Any other segmenter plugs in as a TorchScript file (images in [-1, 1],
+(N, 3, H, W) -> logits (N, C, h, w); logits of another size are resized bilinearly).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from supernet.errors import GanasError
+
+FORMAT = "ganas.segmenter/1"
+PROBE_SIZE = 64
+
+
+class SegmenterError(GanasError):
+    """An unknown segmenter, an unreadable segmenter file, or one that does not fit the dataset's classes."""
+
+
+# ----------------------------------------------------------------------------- models
+
+def _conv_block(cin: int, cout: int, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class TinyUNet(nn.Module):
+    """Two poolings down and back up with skip connections; any input size (skips set the upsampled size)."""
+
+    def __init__(self, num_classes: int, width: int = 16, in_channels: int = 3) -> None:
+        super().__init__()
+        w = width
+        self.enc1 = nn.Sequential(_conv_block(in_channels, w), _conv_block(w, w))
+        self.enc2 = nn.Sequential(_conv_block(w, 2 * w), _conv_block(2 * w, 2 * w))
+        self.bottom = nn.Sequential(_conv_block(2 * w, 4 * w), _conv_block(4 * w, 4 * w))
+        self.dec2 = nn.Sequential(_conv_block(6 * w, 2 * w), _conv_block(2 * w, 2 * w))
+        self.dec1 = nn.Sequential(_conv_block(3 * w, w), _conv_block(w, w))
+        self.head = nn.Conv2d(w, num_classes, 1)
+
+    @staticmethod
+    def _up(x: Tensor, skip: Tensor) -> Tensor:
+        return torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s1 = self.enc1(x)
+        s2 = self.enc2(F.max_pool2d(s1, 2, ceil_mode=True))
+        bottom = self.bottom(F.max_pool2d(s2, 2, ceil_mode=True))
+        return self.head(self.dec1(self._up(self.dec2(self._up(bottom, s2)), s1)))
+
+
+class DilatedFCN(nn.Module):
+    """A few full-resolution conv blocks with growing dilation (1, 2, 4, 8): context without pooling."""
+
+    def __init__(self, num_classes: int, width: int = 24, in_channels: int = 3) -> None:
+        super().__init__()
+        dilations = (1, 2, 4, 8, 1)
+        layers = [_conv_block(in_channels if i == 0 else width, width, d) for i, d in enumerate(dilations)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x))
+
+
+@dataclass(frozen=True)
+class SegmenterEntry:
+    name: str
+    description: str
+    build: Callable[..., nn.Module] = field(repr=False)
+
+
+_REGISTRY: dict[str, SegmenterEntry] = {}
+
+
+def register_segmenter(name: str, description: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator adding a builder ``(num_classes, **hparams) -> nn.Module`` (images -> logits) under ``name``."""
+
+    def add(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise SegmenterError(f"segmenter {name!r} is already registered")
+        _REGISTRY[name] = SegmenterEntry(name, description, build)
+        return build
+    return add
+
+
+register_segmenter("tiny_unet", "two-level U-Net, BatchNorm, width 16 (default)")(TinyUNet)
+register_segmenter("dilated_fcn", "five full-resolution conv blocks, dilations 1-2-4-8-1, width 24")(DilatedFCN)
+
+
+def list_segmenters() -> list[str]:
+    return list(_REGISTRY)
+
+
+def create_segmenter_network(name: str, num_classes: int, **hparams: Any) -> nn.Module:
+    try:
+        entry = _REGISTRY[name]
+    except KeyError:
+        raise SegmenterError(f"unknown segmenter {name!r}; registered: {', '.join(list_segmenters())}") from None
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise SegmenterError(f"a segmenter needs at least 2 classes, got {num_classes!r}")
+    try:
+        return entry.build(num_classes, **hparams)
+    except TypeError as exc:
+        raise SegmenterError(f"segmenter {name!r} cannot be built with {hparams}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- the loaded segmenter
+
+class Segmenter(nn.Module):
+    """A network (images in [-1, 1] -> class logits) with its class count and an ``identity`` recorded
+    with every mIoU, so scores from different segmenters are never compared."""
+
+    def __init__(self, network: nn.Module, num_classes: int, identity: str,
+                 classes: tuple[str, ...] | None = None, info: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.network = network.eval()
+        self.num_classes = int(num_classes)
+        self.identity = identity
+        self.classes = classes
+        self.info = info or {}
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.network(images)
+
+    def predict(self, images: Tensor) -> Tensor:
+        """(N, 3, H, W) images -> (N, H, W) int64 class indices (logits resized to H x W if needed)."""
+        with torch.no_grad():
+            logits = self(images)
+        if not isinstance(logits, Tensor) or logits.dim() != 4 or logits.shape[:2] != (images.shape[0],
+                                                                                      self.num_classes):
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise SegmenterError(f"segmenter {self.identity} returned {shape}; expected logits "
+                                 f"({images.shape[0]}, {self.num_classes}, H, W)")
+        if logits.shape[-2:] != images.shape[-2:]:
+            logits = F.interpolate(logits.float(), size=images.shape[-2:], mode="bilinear", align_corners=False)
+        return logits.argmax(1)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_torchscript_file(path: Path) -> bool:
+    """TorchScript archives are zip files with a ``constants.pkl`` and ``code/`` inside; checkpoints are not."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def _probe_classes(module: nn.Module, path: Path) -> int:
+    declared = getattr(module, "num_classes", None)
+    if isinstance(declared, int) and declared >= 2:
+        return declared
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE))
+    except Exception as exc:  # any failure of the user's network on the probe
+        raise SegmenterError(f"cannot infer the class count of {path}: give the module an int attribute "
+                             f"num_classes ({type(exc).__name__}: {exc})") from None
+    if not isinstance(out, Tensor) or out.dim() != 4 or out.shape[0] != 1:
+        raise SegmenterError(f"TorchScript segmenter {path} must return logits (N, C, H, W), got "
+                             f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
+    return int(out.shape[1])
+
+
+def load_segmenter(path: str | os.PathLike) -> Segmenter:
+    """A ganas segmenter checkpoint (:func:`save_segmenter`) or a TorchScript file, in eval mode on the CPU."""
+    path = Path(os.path.expanduser(os.fspath(path)))
+    if not path.is_file():
+        raise SegmenterError(f"segmenter file {path} does not exist; train one with `ganas train segmenter "
+                             "--data DIR --out PATH` or pass a TorchScript segmenter")
+    digest = _sha256(path)[:8]
+    if is_torchscript_file(path):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # torch raises RuntimeError for a broken archive
+            raise SegmenterError(f"{path} cannot be loaded as TorchScript ({type(exc).__name__}: {exc})") from None
+        module.eval()
+        return Segmenter(module, _probe_classes(module, path), f"torchscript:{digest}:{path.name}")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or unsafe file
+        raise SegmenterError(f"segmenter file {path} is neither TorchScript nor a readable checkpoint "
+                             f"({type(exc).__name__}: {exc})") from None
+    return segmenter_from_record(record, str(path), f"segmenter:{digest}:{path.name}")
+
+
+def segmenter_from_record(record: Any, source: str, identity: str) -> Segmenter:
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise SegmenterError(f"{source} is not a ganas segmenter checkpoint ({FORMAT}) nor a TorchScript file")
+    try:
+        network = create_segmenter_network(record["arch"], int(record["num_classes"]), **record["hparams"])
+        network.load_state_dict(record["state_dict"], strict=True)
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise SegmenterError(f"{source}: malformed segmenter checkpoint ({type(exc).__name__}: {exc})") from None
+    classes = tuple(record["classes"]) if record.get("classes") else None
+    info = {k: record.get(k) for k in ("arch", "hparams", "dataset", "val_miou", "steps", "image_size")}
+    return Segmenter(network, int(record["num_classes"]), identity, classes, info)
+
+
+def save_segmenter(network: nn.Module, path: str | os.PathLike, arch: str, hparams: dict[str, Any],
+                   num_classes: int, classes: tuple[str, ...] | None = None, dataset: dict[str, Any] | None = None,
+                   val_miou: float | None = None, steps: int | None = None,
+                   image_size: tuple[int, int] | None = None) -> Path:
+    """Write a checkpoint loadable with ``torch.load(weights_only=True)``, atomically (temp + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "format": FORMAT, "arch": arch, "hparams": dict(hparams), "num_classes": int(num_classes),
+        "classes": list(classes) if classes else None, "dataset": dict(dataset or {}),
+        "val_miou": None if val_miou is None else float(val_miou), "steps": steps,
+        "image_size": list(image_size) if image_size else None,
+        "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(record, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- training
+
+@dataclass(frozen=True)
+class SegmenterTraining:
+    """A trained network with what produced it: the loss of every step, the steps and the seconds taken."""
+
+    network: nn.Module
+    arch: str
+    hparams: dict[str, Any]
+    num_classes: int
+    losses: tuple[float, ...]
+    steps: int
+    seconds: float
+
+
+def _batches(dataset: Any, batch_size: int, steps: int, generator: torch.Generator):
+    """Seeded shuffled index batches, a new order (and augmentation epoch) whenever the data is used up."""
+    count, epoch, step = len(dataset), 0, 0
+    while step < steps:
+        dataset.set_epoch(epoch)
+        order = torch.randperm(count, generator=generator).tolist()
+        for start in range(0, count, batch_size):
+            if step == steps:
+                return
+            yield order[start:start + batch_size]
+            step += 1
+        epoch += 1
+
+
+def train_segmenter(dataset: Any, arch: str = "tiny_unet", steps: int = 300, batch_size: int = 8,
+                    lr: float = 2e-3, seed: int = 0, device: str = "cpu", progress: bool = True,
+                    **hparams: Any) -> SegmenterTraining:
+    """Fit segmenter ``arch`` to the real photos (``B``) and label maps of a labelled split.
+
+    Cross-entropy ignoring the dataset's ignore index, Adam; the initial weights, the batch order
+    and the augmentations follow ``seed``, so the same call gives the same network.
+    """
+    from tqdm import tqdm
+
+    spec = getattr(dataset, "spec", None)
+    if spec is None:
+        raise SegmenterError(f"a segmenter trains on a labelled dataset (photos + label maps); "
+                             f"{getattr(dataset, 'root', dataset)} has no label maps")
+    if not (isinstance(steps, int) and steps >= 1 and isinstance(batch_size, int) and batch_size >= 1 and lr > 0):
+        raise SegmenterError(f"training needs steps >= 1, batch size >= 1 and lr > 0, got {steps}, {batch_size}, {lr}")
+    torch.manual_seed(seed)
+    network = create_segmenter_network(arch, spec.num_classes, **hparams).to(device).train()
+    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+    ignore = spec.ignore_index if spec.ignore_index is not None else -100
+    generator = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    start = time.perf_counter()
+    bar = tqdm(total=steps, desc=f"training {arch} segmenter", unit="step", disable=not progress, leave=False)
+    for indices in _batches(dataset, batch_size, steps, generator):
+        items = [dataset[i] for i in indices]
+        sizes = sorted({tuple(item["B"].shape[-2:]) for item in items})
+        if len(sizes) > 1:
+            raise SegmenterError(f"training images of different sizes {sizes} cannot share a batch; resize them to "
+                                 "one size (ganas train segmenter --size N)")
+        images = torch.stack([item["B"] for item in items]).to(device)
+        labels = torch.stack([item["label"] for item in items]).to(device)
+        loss = F.cross_entropy(network(images), labels, ignore_index=ignore)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        bar.update()
+    bar.close()
+    return SegmenterTraining(network.eval(), arch, dict(hparams), spec.num_classes, tuple(losses), len(losses),
+                             time.perf_counter() - start)
