@@ -26,6 +26,9 @@ from .tv import REDUCTIONS, total_variation
 from .vgg import VGG16FeatureExtractor
 
 
+SSIM_RANGES = ("signed", "unit")
+
+
 @dataclass(frozen=True)
 class OMGDStudentLoss:
     """Weights and options of the OMGD student loss (defaults: OMGD's published setting)."""
@@ -40,6 +43,10 @@ class OMGDStudentLoss:
     vgg_imagenet_norm: bool = True  # OMGD feeds VGG [0, 1] images without ImageNet normalisation: False
     ssim_data_range: float = 1.0  # OMGD's pytorch-ssim constants (see distill.losses.ssim)
     ssim_padding: str = "zeros"
+    # "signed": SSIM on the [-1, 1] outputs, as OMGD's code (its VGG terms carry the colours);
+    # "unit": on (x + 1) / 2. Without VGG terms SSIM is the only image term, and on [-1, 1] its
+    # luminance factor leaves colours wrong (13.6 dB vs 28.5 dB on [0, 1]: docs/benchmarks.md).
+    ssim_range: str = "signed"
     tv_reduction: str = "sum"
 
     def __post_init__(self):
@@ -55,6 +62,8 @@ class OMGDStudentLoss:
             raise LossConfigError(f"unknown SSIM padding {self.ssim_padding!r}; choose one of {', '.join(PADDINGS)}")
         if self.tv_reduction not in REDUCTIONS:
             raise LossConfigError(f"unknown TV reduction {self.tv_reduction!r}; choose one of {', '.join(REDUCTIONS)}")
+        if self.ssim_range not in SSIM_RANGES:
+            raise LossConfigError(f"unknown SSIM range {self.ssim_range!r}; choose one of {', '.join(SSIM_RANGES)}")
         if not self.ssim_data_range > 0:
             raise LossConfigError(f"ssim_data_range must be positive, got {self.ssim_data_range}")
 
@@ -125,7 +134,8 @@ class OMGDStudentCriterion(nn.Module):
         teachers = [t.detach() for t in teachers]
         terms: dict[str, torch.Tensor] = {}
         if "ssim" not in off:
-            terms["ssim"] = cfg.lambda_ssim * sum(self.ssim(student, t) for t in teachers)
+            shift = (lambda x: (x + 1) / 2) if cfg.ssim_range == "unit" else (lambda x: x)
+            terms["ssim"] = cfg.lambda_ssim * sum(self.ssim(shift(student), shift(t)) for t in teachers)
         if self.extractor is not None and not {"style", "perceptual"} <= set(off):
             s_feats = self.extractor(student)
             with torch.no_grad():

@@ -114,3 +114,21 @@ def test_teachers_must_be_a_sequence():
     crit = OMGDStudentCriterion(OMGDStudentLoss(perceptual="none", lambda_ssim=0, tv_reduction="mean"))
     x = _img(2)
     assert crit(x, [_img(3)]).total.item() == pytest.approx(1e-5 * total_variation(x, "mean").item(), rel=1e-6)
+
+
+def test_unit_ssim_range_equals_ssim_of_shifted_images():
+    import torch
+
+    from distill.losses import OMGDStudentCriterion, OMGDStudentLoss, SSIMLoss
+    from distill.losses.errors import LossConfigError
+
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1, torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    config = OMGDStudentLoss(perceptual="none", lambda_tv=0.0, ssim_range="unit")
+    got = OMGDStudentCriterion(config)(student, [teacher]).terms["ssim"]
+    expected = 10.0 * SSIMLoss()((student + 1) / 2, (teacher + 1) / 2)
+    assert torch.allclose(got, expected)
+    signed = OMGDStudentCriterion(OMGDStudentLoss(perceptual="none", lambda_tv=0.0))(student, [teacher]).terms["ssim"]
+    assert not torch.allclose(got, signed)
+    with pytest.raises(LossConfigError, match="unknown SSIM range"):
+        OMGDStudentLoss(ssim_range="percent")

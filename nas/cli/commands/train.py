@@ -86,6 +86,9 @@ def _supernet_parser(commands) -> None:
     om.add_argument("--perceptual", default="vgg16", choices=["vgg16", "none"],
                     help="vgg16 needs vgg16-397923af.pth; none: SSIM + TV + channel distillation only")
     om.add_argument("--vgg-weights", default=None, help="path of vgg16-397923af.pth")
+    om.add_argument("--ssim-range", default=None, choices=["signed", "unit"],
+                    help="SSIM on [-1, 1] outputs (signed, OMGD's code) or on [0, 1] (unit); default: signed with "
+                         "vgg16, unit with --perceptual none (see docs/training.md)")
     om.add_argument("--lambda-cd", type=float, default=10.0, help="channel distillation weight (default 10)")
     om.add_argument("--lambda-ssim", type=float, default=10.0)
     om.add_argument("--lambda-style", type=float, default=1e4)
@@ -199,11 +202,14 @@ def _train_supernet(args) -> int:
 
             student_arch = get_space(args.space).architecture
         hparams = _arch_hparams(student_arch, args.student_ngf, args.blocks)
+        ssim_range = args.ssim_range or ("unit" if args.perceptual == "none" else "signed")
         loss = OMGDStudentLoss(lambda_ssim=args.lambda_ssim, lambda_style=args.lambda_style,
                                lambda_perceptual=args.lambda_perceptual, lambda_tv=args.lambda_tv,
-                               lambda_cd=args.lambda_cd, perceptual=args.perceptual, vgg_weights=args.vgg_weights)
+                               lambda_cd=args.lambda_cd, perceptual=args.perceptual, vgg_weights=args.vgg_weights,
+                               ssim_range=ssim_range)
         if args.perceptual == "none":
-            print("OMGD student loss: --perceptual none, so SSIM + TV + channel distillation only")
+            print(f"OMGD student loss: --perceptual none, so SSIM (on {'[0, 1]' if ssim_range == 'unit' else '[-1, 1]'}"
+                  ") + TV + channel distillation only")
         settings = OMGDSettings(student_arch=student_arch, student_hparams=hparams, space=args.space,
                                 sampling=args.sampling, eta=args.eta, teachers=args.teachers, student_loss=loss,
                                 gan_mode=args.gan_mode or "hinge", netd=args.netd, ndf=args.ndf,
