@@ -32,6 +32,7 @@ from .worker import Outcome, Task
 from .workspace import Workspace
 
 FINISHED = (CandidateStatus.DONE, CandidateStatus.FAILED, CandidateStatus.INFEASIBLE)
+FRONT_LOG_SECONDS = 30.0
 
 
 class ReplayError(GanasError):
@@ -80,6 +81,37 @@ def _dead_local_owner(owner: str) -> bool:
     return False
 
 
+class _Reporter:
+    """Runs MLflow reporting on one background thread, in order, so that logging never holds up a batch."""
+
+    def __init__(self, log: Callable[[str], None]):
+        import queue
+        import threading
+
+        self.log = log
+        self.jobs: "queue.Queue" = queue.Queue()
+        self.thread = threading.Thread(target=self._work, name="ganas-mlflow", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception as exc:  # the store keeps the results; MLflow is the audit log
+                self.log(f"MLflow logging failed ({type(exc).__name__}: {exc}); the search continues")
+
+    def close(self) -> None:
+        """Wait for every submitted report."""
+        self.jobs.put(None)
+        self.thread.join()
+
+
 class Orchestrator:
     def __init__(self, store: Store, workspace: Workspace, search_id: int, settings: OrchestratorSettings,
                  executor: Executor | None = None, log: Callable[[str], None] = print):
@@ -88,6 +120,10 @@ class Orchestrator:
         self.executor = executor if executor is not None else self._executor()
         self.log = log
         self._last_heartbeat = 0.0
+        self._last_state_check = 0.0
+        self._stop_seen: SearchState | None = None
+        self._logged_front: tuple[str, ...] = ()
+        self._front_logged_at = 0.0
 
     def _executor(self) -> Executor:
         s = self.settings
@@ -143,6 +179,7 @@ class Orchestrator:
                 self.log(f"re-queued {requeued} candidate(s) leased before the restart")
             strategy = self._strategy()
             self.tracker, self.run_id = self._tracking()
+            self.reporter = _Reporter(self.log)
             names = [f"search{self.search_id}-w{i}" for i in range(self.settings.workers)]
             self.executor.start(names, WorkerPayload(checkpoint, self.supernet.checkpoint_sha256,
                                                      _evaluation_dict(self.plan, self.workspace),
@@ -151,7 +188,7 @@ class Orchestrator:
             state = self._loop(strategy)
             if state == SearchState.DONE:
                 self.store.set_search_state(self.search_id, SearchState.DONE)
-                self.tracker.finish(self.run_id)
+                self.reporter.submit(lambda: self.tracker.finish(self.run_id))
         except SearchBusyError:
             raise  # another orchestrator took the search over: its state is no longer ours to change
         except BaseException as exc:
@@ -162,6 +199,8 @@ class Orchestrator:
             raise
         finally:
             self.executor.shutdown()
+            if getattr(self, "reporter", None) is not None:
+                self.reporter.close()
             self.store.release_search(self.search_id, self.owner)
         return self.summary()
 
@@ -248,7 +287,7 @@ class Orchestrator:
         lease = self.settings.lease_seconds
         running: dict[str, tuple[int, float]] = {}  # worker -> (candidate id, started)
         while True:
-            stop = self._state() if self._stopping() else None
+            stop = self._stop_request()
             if stop == SearchState.CANCELLED or (stop == SearchState.PAUSED and not running):
                 self.store.requeue_leased(self.search_id)
                 return False
@@ -313,6 +352,14 @@ class Orchestrator:
         self._heartbeat()
         return self._state() in (SearchState.PAUSED, SearchState.CANCELLED)
 
+    def _stop_request(self) -> SearchState | None:
+        """Paused or cancelled, checked at most once a second while evaluations run."""
+        now = time.time()
+        if now - self._last_state_check >= 1.0:
+            self._last_state_check = now
+            self._stop_seen = self._state() if self._stopping() else None
+        return self._stop_seen
+
     def _state(self) -> SearchState:
         return SearchState(self.store.get_search(self.search_id).state)
 
@@ -345,10 +392,9 @@ class Orchestrator:
         return tracker, tracker.start_search(self.search_id, params, run_id=existing)
 
     def _report(self, records: list[CandidateRecord], batch_index: int, final: bool = False) -> None:
+        """Read what to log from the store now; hand the MLflow calls to the background reporter."""
         from .tracking import FrontMember, front_plot_png
 
-        if records:
-            self.tracker.log_candidates(self.run_id, [_tracked(r) for r in records], batch_index)
         summary = self.summary()
         metric = self.metric.name
         values = {"candidates_done": summary.done, "candidates_failed": summary.failed}
@@ -357,14 +403,27 @@ class Orchestrator:
         for budget, best in summary.best.items():
             if best is not None:
                 values[f"best_{metric}_{format_macs(budget)}"] = best.metrics[metric]
-        self.tracker.log_progress(self.run_id, summary.done + summary.failed, values)
-        if summary.front and (final or records):
-            done = self.store.candidates(self.search_id, CandidateStatus.DONE)
-            png = front_plot_png([(c.macs, c.metrics[metric]) for c in done],
-                                 [(c.macs, c.metrics[metric]) for c in summary.front], metric, self.budgets)
+        tracked = [_tracked(r) for r in records]
+        tracker, run_id, step = self.tracker, self.run_id, summary.done + summary.failed
+
+        def progress() -> None:
+            if tracked:
+                tracker.log_candidates(run_id, tracked, batch_index)
+            tracker.log_progress(run_id, step, values)
+
+        self.reporter.submit(progress)
+        front = tuple(c.config for c in summary.front)
+        # child runs and the plot when the front moved, at most every FRONT_LOG_SECONDS (the dashboard is live)
+        due = time.time() - self._front_logged_at >= FRONT_LOG_SECONDS
+        if front and (final or (front != self._logged_front and due)):
+            self._logged_front, self._front_logged_at = front, time.time()
+            points = [(c.macs, c.metrics[metric]) for c in self.store.candidates(self.search_id, CandidateStatus.DONE)]
+            front_points = [(c.macs, c.metrics[metric]) for c in summary.front]
             members = [FrontMember(c.config, c.macs, c.params, dict(c.metrics), self._sample(c.config))
                        for c in summary.front]
-            self.tracker.log_front(self.run_id, members, metric, png)
+            budgets = list(self.budgets)
+            self.reporter.submit(lambda: tracker.log_front(run_id, members, metric,
+                                                           front_plot_png(points, front_points, metric, budgets)))
 
     def _sample(self, config: str):
         path = self.workspace.samples_dir(self.search_id) / f"{config}.png"

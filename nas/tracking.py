@@ -142,26 +142,27 @@ def _param(value: Any) -> str:
 def front_plot_png(points: Sequence[tuple[float, float]], front: Sequence[tuple[float, float]], metric: str,
                    budgets: Sequence[int] = ()) -> bytes:
     """MACs vs metric scatter with the front drawn as a step line; PNG bytes."""
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(6, 4), dpi=100)  # no pyplot: safe off the main thread
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    largest = max([p[0] for p in list(points) + list(front)] + list(budgets) + [1])
+    scale, unit = (1e9, "G") if largest >= 1e9 else (1e6, "M")
     if points:
-        ax.scatter([p[0] / 1e9 for p in points], [p[1] for p in points], s=12, c="0.6", label="candidates")
+        ax.scatter([p[0] / scale for p in points], [p[1] for p in points], s=12, c="0.6", label="candidates")
     if front:
         ordered = sorted(front)
-        ax.step([p[0] / 1e9 for p in ordered], [p[1] for p in ordered], where="post", c="C3", marker="o",
+        ax.step([p[0] / scale for p in ordered], [p[1] for p in ordered], where="post", c="C3", marker="o",
                 label="Pareto front")
     for b in budgets:
-        ax.axvline(b / 1e9, ls="--", c="C0", lw=0.8)
-    ax.set_xlabel("MACs (G)")
+        ax.axvline(b / scale, ls="--", c="C0", lw=0.8)
+    ax.set_xlabel(f"MACs ({unit})")
     ax.set_ylabel(metric)
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()

@@ -219,3 +219,20 @@ def test_ray_workers_get_the_supernet_through_the_object_store(registered_supern
         in_process, on_ray = _done(store, local.id), _done(store, search.id)
         assert set(in_process) == set(on_ray)
         assert all(in_process[c]["ssim"] == pytest.approx(on_ray[c]["ssim"], abs=1e-5) for c in on_ray)
+
+
+def test_metric_the_dataset_cannot_give_is_refused(registered_supernet, tmp_path):
+    """A supernet trained on unlabelled data cannot be searched for mIoU; nothing is stored."""
+    from nas.registry import register_supernet
+    from supernet import create_generator, save_generator
+
+    dataset = {"root": str(tmp_path), "paired": True, "labelled": False, "size": 32, "search_split": "train2"}
+    path = save_generator(create_generator("mobile_resnet", elastic=True, ngf=16, n_blocks=3), tmp_path / "s.pt",
+                          kind="supernet", space="channels-16", dataset=dataset)
+    with Store(Workspace(registered_supernet.workspace).database_url) as store:
+        record = register_supernet(store, path, "unlabelled")
+        assert "miou" not in record.metrics and "ssim" in record.metrics
+        before = len(store.list_searches())
+        with pytest.raises(SearchSetupError, match="can give fid, kid, psnr, ssim, not miou.*labelled"):
+            create_search(store, "unlabelled", budgets=[60_000_000], metric="miou")
+        assert len(store.list_searches()) == before

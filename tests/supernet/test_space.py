@@ -1,0 +1,59 @@
+"""Search spaces as data: config strings, validation messages, seeded sampling rules, iteration."""
+import itertools
+
+import pytest
+
+from supernet import ConfigError, SearchSpaceError, get_space
+from supernet.space import ChannelSearchSpace, format_config, parse_config_numbers
+
+SMALL = ChannelSearchSpace("small", "resnet", ((8, 4), (8, 6, 4), (4,)), ("a", "b", "c"))
+
+
+def test_config_strings_round_trip_in_gan_compression_format():
+    space = get_space("channels-64-cycleGAN")
+    config = space.parse("16_16_24_16_32_64_16_24")
+    assert config == (16, 16, 24, 16, 32, 64, 16, 24)
+    assert format_config(config) == space.format(config) == "16_16_24_16_32_64_16_24"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("16_16_24", "has 3 positions; space channels-64-cycleGAN has 8"),
+    ("16_16_24_16_32_64_16_20", r"position 7 \(up2\) is 20; space channels-64-cycleGAN allows 64, 48, 32, 24, 16"),
+    ("16_16_x_16_32_64_16_24", "not channel numbers joined by '_'"),
+    ("16_16_-8_16_32_64_16_24", "non-positive"),
+])
+def test_malformed_config_strings_say_what_is_wrong(text, message):
+    with pytest.raises(ConfigError, match=message):
+        get_space("channels-64-cycleGAN").parse(text)
+
+
+def test_sampling_rules_are_seeded_and_stay_in_the_space():
+    space = get_space("channels-64-pix2pix")
+    assert space.sample(5, "uniform", seed=3) == space.sample(5, "uniform", seed=3)
+    assert space.sample(5, "uniform", seed=3) != space.sample(5, "uniform", seed=4)
+    assert all(space.contains(c) for c in space.sample(50, "uniform", seed=0))
+    assert space.sample(2, "largest") == [(64,) * 8] * 2 and space.sample(1, "smallest") == [(16,) * 8]
+    sandwich = space.sample(6, "sandwich", seed=1)
+    assert sandwich[0] == sandwich[3] == space.largest() and sandwich[1] == sandwich[4] == space.smallest()
+    with pytest.raises(SearchSpaceError, match="unknown sampling rule 'best'"):
+        space.sample(1, "best")
+
+
+def test_iteration_covers_a_small_space_exactly_once_largest_first():
+    configs = list(SMALL)
+    assert len(configs) == SMALL.size == 6 and len(set(configs)) == 6
+    assert configs[0] == SMALL.largest() and configs[-1] == SMALL.smallest()
+    assert set(configs) == set(itertools.product(*SMALL.choices))
+
+
+def test_covering_sample_uses_every_choice_at_every_position():
+    space = get_space("channels-48")
+    sample = space.covering_sample(seed=2)
+    for position, choices in enumerate(space.choices):
+        assert {c[position] for c in sample} == set(choices)
+
+
+def test_parse_numbers_without_a_space():
+    assert parse_config_numbers(" 8_4_4 ") == (8, 4, 4)
+    with pytest.raises(SearchSpaceError, match="unknown search space 'nope'.*channels-16"):
+        get_space("nope")
