@@ -9,7 +9,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="run the whole pipeline on built-in data: teacher, supernet, search, Pareto front",
         description="Makes the labels2scene dataset, trains a pix2pix teacher, distils a GAN Compression supernet, "
                     "trains a segmenter for mIoU, and searches the supernet under three MACs budgets with Ray "
-                    "workers. Defaults take about 10-15 minutes on 2 CPU cores at 64x64; running it again reuses "
+                    "workers. Defaults take about 5 minutes on 2 CPU cores at 64x64; running it again reuses "
                     "(or resumes) every finished stage.")
     p.add_argument("--workspace", default=None, help="default ./ganas-workspace or $GANAS_WORKSPACE")
     p.add_argument("--quick", action="store_true", help="a tiny run of every stage (about a minute)")
