@@ -129,21 +129,56 @@ def _supernet_meta(method: str, space: str, data: DataSpec, seed: int, steps: in
             **(extra or {})}
 
 
+def initial_supernet(path: Path, space: str, sort: bool) -> ChannelGenerator:
+    """A supernet that starts from a trained full-width generator of the student's architecture.
+
+    With ``sort`` (anycost-GAN), its channels are first reordered by importance, so that every
+    slimmer config starts from the strongest channels instead of arbitrary ones; the full-width
+    network computes the same function afterwards.
+    """
+    from supernet.registry import create_generator
+    from supernet.sorting import sort_channels
+    from supernet.spaces import get_space
+
+    generator = generator_from_record(read_checkpoint(path), str(path))
+    if generator.config != (generator.ngf,) * len(generator.config):
+        raise TrainingError(f"{path} holds the subnet {format_config(generator.config)}; start a supernet from a "
+                            "full-width generator")
+    widest = get_space(space).ngf
+    if generator.ngf < widest:
+        raise TrainingError(f"{path} has ngf {generator.ngf} but space {space} needs {widest}")
+    supernet = create_generator(generator.arch, elastic=True, **generator.hparams())
+    supernet.load_state_dict(generator.state_dict())
+    if sort:
+        sort_channels(supernet)
+    return supernet
+
+
 def train_gan_compression(data: DataSpec, teacher: TeacherSource, settings: GANCompressionSettings,
-                          loop: LoopSettings, out: Path, resume: bool = False, progress: bool = True) -> Path:
-    """Distil ``teacher`` into a supernet of ``settings.space`` on train1; writes ``out/supernet.pt``."""
+                          loop: LoopSettings, out: Path, resume: bool = False, progress: bool = True,
+                          init_from: Path | None = None, sort_channels: bool = False) -> Path:
+    """Distil ``teacher`` into a supernet of ``settings.space`` on train1; writes ``out/supernet.pt``.
+
+    ``init_from``: start the supernet from a trained full-width generator (``sort_channels``:
+    reorder its channels by importance first) instead of pix2pix's random init.
+    """
+    if sort_channels and init_from is None:
+        raise TrainingError("--sort-channels reorders a trained network's channels: give --init-from CHECKPOINT")
     data.ensure_split(loop.seed)
     dataset = data.open("train1", loop.seed)
     teacher_g, teacher_meta = teacher.load()
     d_state = (teacher_meta.get("discriminator") or {}).get("state_dict") if settings.task == "paired" else None
     example = dataset[0]["A"].unsqueeze(0)
-    recipe = GANCompressionRecipe(settings, teacher_g, loop.steps, example, seed=loop.seed,
+    student = initial_supernet(Path(init_from), settings.space, sort_channels) if init_from is not None else None
+    recipe = GANCompressionRecipe(settings, teacher_g, loop.steps, example, seed=loop.seed, student=student,
                                   teacher_discriminator=_compatible(d_state, settings, teacher_meta))
     result = run_training(recipe, dataset, loop, out, resume, progress, "supernet (GAN Compression)")
     if not result["finished"]:
         return Path(result["checkpoint"])
+    init = {"path": str(Path(init_from).resolve()), "sha256": file_sha256(init_from),
+            "sorted_channels": sort_channels} if init_from is not None else None
     meta = _supernet_meta("gan-compression", settings.space, data, loop.seed, loop.steps, teacher.describe(),
-                          asdict(settings), {"distilled_layers": recipe.student_layers})
+                          asdict(settings), {"distilled_layers": recipe.student_layers, "initialised_from": init})
     return save_generator(recipe.student, Path(out) / SUPERNET_FILE, **meta)
 
 

@@ -79,6 +79,11 @@ def _supernet_parser(commands) -> None:
     gc.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state dict teacher (default 64)")
     gc.add_argument("--lambda-recon", type=float, default=None, help="default 100 (paired) / 10 (unpaired)")
     gc.add_argument("--lambda-distill", type=float, default=None, help="default 1 (paired) / 0.01 (unpaired)")
+    gc.add_argument("--init-from", type=Path, default=None,
+                    help="start the supernet from a trained full-width generator of the student's architecture")
+    gc.add_argument("--sort-channels", action="store_true",
+                    help="with --init-from: reorder its channels by importance first (anycost-GAN), so slim "
+                         "configs start from the strongest channels")
     om = p.add_argument_group("OMGD")
     om.add_argument("--student-ngf", type=int, default=None, help="static student width (default: the space's ngf)")
     om.add_argument("--eta", type=int, default=4, help="wide teacher width multiplier (default 4)")
@@ -188,7 +193,7 @@ def _train_supernet(args) -> int:
         if args.space is None:
             raise CliUsageError("--method gan-compression needs --space (see `ganas space list`)")
         path = train_gan_compression(_data(args), _teacher_source(args), _gc_settings(args, args.space), _loop(args),
-                                     args.out, args.resume, not args.quiet)
+                                     args.out, args.resume, not args.quiet, args.init_from, args.sort_channels)
     else:
         from distill.jobs import train_omgd
         from distill.losses import OMGDStudentLoss
