@@ -14,6 +14,7 @@ Extractors have a ``num_features`` attribute, so torchmetrics' FID/KID accept th
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import hashlib
 import inspect
 import os
@@ -60,15 +61,16 @@ def check_images(images: Tensor, channels: int | None = 3) -> None:
             "convert uint8 pixels p with p / 127.5 - 1")
 
 
-class FeatureExtractor(nn.Module):
+class FeatureExtractor(nn.Module, ABC):
     """Images in [-1, 1], (N, C, H, W) float -> (N, num_features) features; subclasses set both attributes."""
 
     num_features: int
     identity: str
     channels: int | None = 3
 
-    def forward(self, images: Tensor) -> Tensor:  # pragma: no cover - the contract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, images: Tensor) -> Tensor:
+        """(N, C, H, W) images in [-1, 1] -> (N, num_features)."""
 
     def features(self, images: Tensor) -> Tensor:
         """``forward`` with input and output checked, without autograd, as float32."""

@@ -13,6 +13,7 @@ generated images (in a fixed order), and :meth:`Metric.compute`. Implementations
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import enum
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Sequence
@@ -125,7 +126,7 @@ class MetricValue:
     extras: dict[str, float] = field(default_factory=dict)
 
 
-class Metric:
+class Metric(ABC):
     """Base of the registered metrics; subclasses set the class attributes and the three hooks."""
 
     name: ClassVar[str] = ""
@@ -146,19 +147,20 @@ class Metric:
                 raise MetricUnavailableError(f"{cls.name} needs {need.value}; {traits.description} {problem}")
 
     @property
+    @abstractmethod
     def identity(self) -> str:
         """What produced the number (network and weights, settings), so only like numbers are compared."""
-        raise NotImplementedError
 
+    @abstractmethod
     def start(self, model: nn.Module | None, size: Size) -> None:
         """Begin one evaluation; ``model`` is the static model when the metric needs MODEL, else None."""
-        raise NotImplementedError
 
     def update(self, batch: GeneratedBatch) -> None:
         """Accumulate one batch; the default ignores images (for metrics of the model itself)."""
 
+    @abstractmethod
     def compute(self) -> MetricValue:
-        raise NotImplementedError
+        """The metric's value over the batches since :meth:`start`."""
 
 
 def _labels_missing(traits: DatasetTraits) -> str:

@@ -6,6 +6,7 @@ index: :class:`FeatureTap` records the outputs of named modules with forward hoo
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -120,7 +121,7 @@ def elastic_mapping(layer: DistillLayer, bias: bool) -> ElasticConv2d:
                          concat_halves=layer.concat_halves)
 
 
-class LayerwiseDistiller(nn.Module):
+class LayerwiseDistiller(nn.Module, ABC):
     """Per distilled layer: a learned mapping of the student feature and a loss against the teacher's.
 
     Subclasses build one mapping per layer (:meth:`build_mapping`) and define the per-layer
@@ -137,11 +138,13 @@ class LayerwiseDistiller(nn.Module):
         self.layers = tuple(layers)
         self.mappings = nn.ModuleList(self.build_mapping(layer) for layer in self.layers)
 
+    @abstractmethod
     def build_mapping(self, layer: DistillLayer) -> nn.Module:
-        raise NotImplementedError
+        """The learned mapping of ``layer``'s student feature."""
 
+    @abstractmethod
     def layer_loss(self, mapped: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The loss of one layer: mapped student feature vs (detached) teacher feature."""
 
     def layer_losses(self, student_features: Mapping[str, torch.Tensor],
                      teacher_features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

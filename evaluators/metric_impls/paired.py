@@ -11,6 +11,7 @@ agrees to float32 precision; see :class:`StructuralSimilarity` for torchmetrics'
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
@@ -30,15 +31,16 @@ def unit_range(images: Tensor, quantize: bool) -> Tensor:
     return torch.floor(unit * 255 + QUANTIZE_TOLERANCE).clamp_max(255) / 255
 
 
-class _PairedMetric(Metric):
+class _PairedMetric(Metric, ABC):
     needs = frozenset({Need.PAIRED_TARGETS})
 
     def __init__(self, context: MetricContext) -> None:
         super().__init__(context)
         self._make()  # imports torchmetrics (seconds) once, when the evaluator is built, not per evaluation
 
-    def _make(self):
-        raise NotImplementedError
+    @abstractmethod
+    def _make(self) -> None:
+        """Build the torchmetrics metric."""
 
     def start(self, model: nn.Module | None, size: Size) -> None:
         self._metric = self._make().to(self.context.device)

@@ -7,6 +7,7 @@ is checked lazily when an item is loaded, or for every file at once by :meth:`va
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,7 @@ class LayoutMatch:
         return f"{self.layout}: found {found}{missing}"
 
 
-class FolderDataset(Dataset):
+class FolderDataset(Dataset, ABC):
     """Base of the registered layouts; subclasses say where each role's files live and how to load an item.
 
     ``split`` is one of train, train1, train2 (the recorded held-out division of train, see
@@ -92,16 +93,17 @@ class FolderDataset(Dataset):
 
     # -- what subclasses define -------------------------------------------------------
     @classmethod
+    @abstractmethod
     def role_folders(cls, folder_split: str) -> dict[str, str]:
         """Role -> folder (relative to the root) holding that role's files for a split folder name."""
-        raise NotImplementedError
 
+    @abstractmethod
     def load_item(self, index: int, rng: random.Random) -> Item:
-        raise NotImplementedError
+        """Item ``index``, its augmentation drawn from ``rng``."""
 
+    @abstractmethod
     def check_unit(self, paths: dict[str, Path]) -> None:
         """Content check of one validation unit (one file per role when paired, else one file)."""
-        raise NotImplementedError
 
     @classmethod
     def check_structure(cls, root: Path, files: SplitFiles) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from supernet.space import Config
 
 from .base import TrialResult, register_strategy, require_fraction, require_int
-from .random_search import RandomSearch, SamplingSettings, lane_order
+from .random_search import RandomSearch, SamplingSettings
 
 
 @dataclass(frozen=True)
@@ -69,26 +69,13 @@ class EvolutionSearch(RandomSearch):
     def _initial_size(self) -> int:
         return self.settings.population_size * max(1, len(self.budgets.values))
 
-    def _propose(self, n: int) -> list[Config]:
-        rng = self.batch_rng()
-        lanes: list[int | None] = list(self.budgets.values) or [None]
-        parents = {b: self.ranked(b)[: self.settings.num_parents] for b in lanes}
-        exhausted: set[int | None] = set()
-        out: list[Config] = []
-        taken: set[Config] = set()
-        slot = len(self._seen)
-        while len(out) < n and len(exhausted) < len(lanes):
-            budget = lane_order(lanes, slot, exhausted)
-            config = self._breed(rng, slot, budget, parents[budget], taken)
-            if config is None:
-                config = self.sampler.sample(rng, budget, taken)
-            if config is None:
-                exhausted.add(budget)
-                continue
-            out.append(config)
-            taken.add(config)
-            slot += 1
-        return out
+    def _batch_context(self, lanes: list[int | None]) -> dict[int | None, list[TrialResult]]:
+        return {b: self.ranked(b)[: self.settings.num_parents] for b in lanes}
+
+    def _next_config(self, rng: random.Random, slot: int, budget: int | None, taken: set[Config],
+                     parents: dict[int | None, list[TrialResult]]) -> Config | None:
+        child = self._breed(rng, slot, budget, parents[budget], taken)
+        return child if child is not None else self.sampler.sample(rng, budget, taken)
 
     def _breed(self, rng: random.Random, slot: int, budget: int | None, parents: list[TrialResult],
                taken: set[Config]) -> Config | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from supernet.space import Config
 
@@ -101,13 +102,14 @@ class RandomSearch(Strategy):
     def _propose(self, n: int) -> list[Config]:
         rng = self.batch_rng()
         lanes: list[int | None] = list(self.budgets.values) or [None]
+        context = self._batch_context(lanes)
         exhausted: set[int | None] = set()
         out: list[Config] = []
         taken: set[Config] = set()
         slot = len(self._seen)
         while len(out) < n and len(exhausted) < len(lanes):
             budget = lane_order(lanes, slot, exhausted)
-            config = self.sampler.sample(rng, budget, taken)
+            config = self._next_config(rng, slot, budget, taken, context)
             if config is None:
                 exhausted.add(budget)
                 continue
@@ -115,3 +117,12 @@ class RandomSearch(Strategy):
             taken.add(config)
             slot += 1
         return out
+
+    def _batch_context(self, lanes: list[int | None]) -> Any:
+        """What one ask needs besides the RNG (subclasses: e.g. the parents per budget)."""
+        return None
+
+    def _next_config(self, rng: random.Random, slot: int, budget: int | None, taken: set[Config],
+                     context: Any) -> Config | None:
+        """One new config within ``budget`` (None: this budget's lane is exhausted)."""
+        return self.sampler.sample(rng, budget, taken)

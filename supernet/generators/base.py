@@ -1,6 +1,7 @@
 """What every channel-configurable generator shares: its config, its elastic slots, its hyper-parameters."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Sequence
 
 import torch
@@ -9,7 +10,7 @@ from torch import nn
 from ..errors import ArchitectureError, ConfigError, InputSizeError
 
 
-class ChannelGenerator(nn.Module):
+class ChannelGenerator(nn.Module, ABC):
     """A generator whose layer widths are set by a channel config.
 
     A config is one number per *position* in GAN Compression's units: the layer width at
@@ -34,16 +35,17 @@ class ChannelGenerator(nn.Module):
         self._active: tuple[int, ...] | None = None
 
     # -- what subclasses define -------------------------------------------------------
+    @abstractmethod
     def multipliers(self) -> tuple[int, ...]:
-        raise NotImplementedError
+        """Layer width per config unit at each position (GAN Compression's x1, x2, x4, ...)."""
 
+    @abstractmethod
     def hparams(self) -> dict:
         """Keyword arguments that rebuild this generator through the registry (config excluded)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def slot_layers(self) -> list[list[nn.Module]]:
         """For each position, the elastic layers whose output width that position sets."""
-        raise NotImplementedError
 
     downsample_factor: int = 1
 

@@ -137,5 +137,11 @@ def test_unknown_architecture_is_refused():
         def multipliers(self):
             return (1,)
 
+        def hparams(self):
+            return {"ngf": self.ngf}
+
+        def slot_layers(self):
+            return [[]]
+
     with pytest.raises(ArchitectureError, match="custom.*supports mobile_resnet, resnet, unet"):
         sort_channels(Custom(8, None, True))
