@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from nas.budget import format_macs
 from nas.service.context import ServiceContext, get_context
-from nas.service.summary import finished_count, progress_fraction, summarize
+from nas.summary import finished_count, progress_fraction, summarize
 from nas.store import CandidateRecord, CandidateStatus, NotFoundError, SearchRecord, SearchState
 from nas.store.records import thaw
 from supernet.errors import GanasError

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from nas.budget import format_macs
-from nas.service.summary import SearchFront
+from nas.summary import SearchFront
 
 
 @dataclass(frozen=True)

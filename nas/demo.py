@@ -186,14 +186,15 @@ def _report(workspace: Workspace, summary, search_id: int, teacher_ckpt: Path, s
     say("best subnet per budget:")
     print_table([(f"<= {format_macs(b)}", c.config if c else "-", format_macs(c.macs) if c else "-",
                   f"{teacher_macs / c.macs:.1f}x" if c else "-", f"{c.metrics[metric]:.4f}" if c else "-")
-                 for b, c in summary.best.items()], ["BUDGET", "CONFIG", "MACS", "VS TEACHER", metric.upper()])
-    say(f"Pareto front (MACs vs {metric}), {len(summary.front)} subnets:")
-    print_table([(c.config, format_macs(c.macs), f"{c.params:,}", f"{c.metrics[metric]:.4f}") for c in summary.front],
+                 for b, c in summary.best_by_budget().items()], ["BUDGET", "CONFIG", "MACS", "VS TEACHER", metric.upper()])
+    front = summary.front.front
+    say(f"Pareto front (MACs vs {metric}), {len(front)} subnets:")
+    print_table([(p.config, format_macs(p.macs), f"{p.params:,}", f"{p.value:.4f}") for p in front],
                 ["CONFIG", "MACS", "PARAMS", metric.upper()])
     with Store(workspace.database_url) as store:
         done = store.candidates(search_id, CandidateStatus.DONE)
     path = workspace.search_dir(search_id) / "pareto_front.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(front_plot_png([(c.macs, c.metrics[metric]) for c in done],
-                                    [(c.macs, c.metrics[metric]) for c in summary.front], metric, s.budgets))
+                                    [(p.macs, p.value) for p in front], metric, s.budgets))
     return path

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -48,9 +49,6 @@ class Executor(ABC):
         """Kill worker ``name`` (dropping its task) and start it again under the same identity."""
 
     @abstractmethod
-    def busy(self) -> set[str]: ...
-
-    @abstractmethod
     def shutdown(self) -> None: ...
 
 
@@ -79,9 +77,6 @@ class LocalExecutor(Executor):
         self.queue = [(n, t) for n, t in self.queue if n != name]
         self.workers[name] = self._build(name)
 
-    def busy(self):
-        return {n for n, _ in self.queue}
-
     def shutdown(self):
         self.workers = {}
 
@@ -94,6 +89,7 @@ class RayExecutor(Executor):
         self.num_cpus = num_cpus
         self.actors: dict[str, Any] = {}
         self.in_flight: dict[Any, tuple[str, Task]] = {}
+        self.started_ray = False  # shut Ray down at the end only if this executor started it
 
     def start(self, names, payload):
         import ray
@@ -103,10 +99,10 @@ class RayExecutor(Executor):
                 if self.address:
                     ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
                 else:
-                    # a private local cluster on loopback; Ray's token auth is for shared clusters
-                    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-                    ray.init(num_cpus=self.num_cpus or len(names), include_dashboard=False,
-                             _node_ip_address="127.0.0.1", logging_level="ERROR", log_to_driver=False)
+                    with _private_cluster_auth():
+                        ray.init(num_cpus=self.num_cpus or len(names), include_dashboard=False,
+                                 _node_ip_address="127.0.0.1", logging_level="ERROR", log_to_driver=False)
+                self.started_ray = True
             except Exception as exc:
                 raise ExecutorError(f"cannot start or join Ray ({'address ' + self.address if self.address else 'local'}):"
                                     f" {exc}") from None
@@ -151,12 +147,33 @@ class RayExecutor(Executor):
             pass
         self.actors[name] = self._spawn(name)
 
-    def busy(self):
-        return {name for name, _ in self.in_flight.values()}
-
     def shutdown(self):
-        if getattr(self, "_ray", None) is not None and self._ray.is_initialized():
+        if getattr(self, "_ray", None) is None:
+            return
+        for actor in self.actors.values():  # on a joined cluster the actors would otherwise outlive us
+            try:
+                self._ray.kill(actor, no_restart=True)
+            except Exception:  # already dead
+                pass
+        self.actors, self.in_flight = {}, {}
+        if self.started_ray and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+@contextmanager
+def _private_cluster_auth():
+    """Token authentication off for the private loopback cluster ganas starts, and only while it starts.
+
+    Ray's token auth protects shared clusters; the variable is restored so that nothing else in
+    this process (a later ``ray.init(address=...)``) inherits the exemption.
+    """
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = before or "disabled"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
 
 
 EXECUTORS = {"ray": RayExecutor, "local": LocalExecutor}

@@ -17,7 +17,7 @@ from . import schemas
 from .context import ServiceContext, get_context
 from .control import ACTIONS, apply_action
 from .creation import create_search, register_supernet
-from .summary import chart_objective, search_front, summarize
+from nas.summary import chart_objective, search_front, summarize
 
 MAX_PAGE = 1000
 ERRORS = {**{status: {"model": schemas.ErrorOut} for status in (400, 401, 404, 409)},

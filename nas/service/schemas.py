@@ -15,7 +15,7 @@ from nas.store import CandidateRecord, SearchRecord, SupernetRecord
 
 from .control import ActionResult
 from .launcher import LaunchInfo, LaunchOptions
-from .summary import FrontPoint, SearchFront, SearchSummary
+from nas.summary import FrontPoint, SearchFront, SearchSummary
 
 
 class _Input(BaseModel):

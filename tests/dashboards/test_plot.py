@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dashboards.plot import front_plot, nice_range, nice_step
-from nas.service.summary import FrontPoint, SearchFront
+from nas.summary import FrontPoint, SearchFront
 
 M = 1_000_000
 

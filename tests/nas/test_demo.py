@@ -10,8 +10,8 @@ def test_quick_demo_end_to_end_and_rerun(tmp_path):
     lines: list[str] = []
     result = run_demo(workspace, settings, say=lines.append)
     summary = result["summary"]
-    assert summary.state == "done" and summary.done == 4
-    assert summary.front and all(0 <= c.metrics["miou"] <= 1 for c in summary.front)
+    assert summary.state == "done" and summary.counts.done == 4
+    assert summary.front.front and all(0 <= p.value <= 1 for p in summary.front.front)
     assert result["plot"].read_bytes()[:4] == b"\x89PNG"
     assert 0 <= result["segmenter_miou"] <= 1
     assert any("mlflow ui" in line for line in lines) and any("ganas serve" in line for line in lines)

@@ -11,9 +11,10 @@ import pytest
 from evaluators.closed_form import closed_form_macs
 from nas.budget import BudgetInfeasibleError
 from nas.executors import Executor, LocalExecutor
-from nas.orchestrator import Orchestrator, OrchestratorSettings, search_summary
+from nas.orchestrator import Orchestrator, OrchestratorSettings
 from nas.pareto import pareto_front
 from nas.search_setup import SearchSetupError, create_search
+from nas.summary import summarize
 from nas.store import CandidateStatus, NotFoundError, SearchBusyError, SearchState, Store
 from nas.worker import Outcome
 from nas.workspace import Workspace
@@ -38,13 +39,13 @@ def test_search_runs_to_a_front_and_logs_mlflow(registered_supernet):
     with Store(ws.database_url) as store:
         search = _search(store, registered_supernet)
         summary = Orchestrator(store, ws, search.id, LOCAL, log=lambda m: None).run()
-        assert summary.state == "done" and summary.done == 8
+        assert summary.state == "done" and summary.counts.done == 8
         done = list(store.candidates(search.id, CandidateStatus.DONE))
         assert all(c.macs <= 80_000_000 and 0 < c.metrics["ssim"] <= 1 for c in done)
         points = [(c.macs, c.metrics["ssim"]) for c in done]
         brute = {done[i].config for i in pareto_front(points, ["minimize", "maximize"])}
-        assert {c.config for c in summary.front} == brute
-        assert all(c.config for c in summary.best.values())
+        assert {p.config for p in summary.front.front} == brute
+        assert all(b.candidate for b in summary.best)
         assert all((ws.samples_dir(search.id) / f"{c.config}.png").is_file() for c in done)
     from mlflow import MlflowClient
 
@@ -98,17 +99,15 @@ class FlakyExecutor(Executor):
             del self.held[name]
         if lost:
             return [Outcome(n, t.candidate_id, False, error="worker process died", worker_lost=True) for n, t in lost]
-        if not self.inner.busy():
+        outcomes = self.inner.wait(timeout)
+        if not outcomes:
             time.sleep(min(timeout, 0.05))
-        return self.inner.wait(timeout)
+        return outcomes
 
     def restart(self, name):
         self.restarts.append(name)
         self.held.pop(name, None)
         self.inner.restart(name)
-
-    def busy(self):
-        return self.inner.busy() | set(self.held)
 
     def shutdown(self):
         self.inner.shutdown()
@@ -120,7 +119,7 @@ def test_hung_worker_lease_expires_and_dead_worker_fails_after_max_attempts(regi
         search = _search(store, registered_supernet, strategy="random", trials=4, seed=7, strategy_settings={},
                          max_attempts=2)
         probe = _search(store, registered_supernet, strategy="random", trials=4, seed=7, strategy_settings={})
-        configs = [c.config for c in Orchestrator(store, ws, probe.id, LOCAL, log=lambda m: None).run().front] or \
+        configs = [c.config for c in Orchestrator(store, ws, probe.id, LOCAL, log=lambda m: None).run().front.front] or \
             [c.config for c in store.candidates(probe.id)]
         first, second = [c.config for c in store.candidates(probe.id)][:2]
         executor = FlakyExecutor(hang={first}, lose={second})
@@ -130,7 +129,7 @@ def test_hung_worker_lease_expires_and_dead_worker_fails_after_max_attempts(regi
         assert hung.status == CandidateStatus.DONE and hung.attempts == 2  # retried after its lease expired
         lost = store.find_candidate(search.id, second)
         assert lost.status == CandidateStatus.FAILED and lost.attempts == 2 and "died" in lost.error
-        assert summary.state == "done" and summary.done == 3 and summary.failed == 1  # the search went on
+        assert summary.state == "done" and summary.counts.done == 3 and summary.counts.failed == 1  # the search went on
         assert len(executor.restarts) >= 3
         assert configs
 
@@ -197,8 +196,8 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(registered_supernet):
         for config, record in before.items():  # no completed candidate lost or evaluated again
             assert after[config].finished_at == record.finished_at and after[config].attempts == record.attempts
         assert {k: dict(v.metrics) for k, v in after.items()} == reference
-        assert [c.config for c in search_summary(store, search_id).front] == \
-            [c.config for c in search_summary(store, reference_id).front]
+        assert [p.config for p in summarize(store, search_id).front.front] == \
+            [p.config for p in summarize(store, reference_id).front.front]
         assert store.get_search(search_id).state == SearchState.DONE
 
 
@@ -209,7 +208,7 @@ def test_ray_workers_get_the_supernet_through_the_object_store(registered_supern
     with Store(ws.database_url) as store:
         search = _search(store, registered_supernet, strategy="random", trials=4, seed=11, strategy_settings={})
         summary = Orchestrator(store, ws, search.id, settings, log=lambda m: None).run()
-        assert summary.done == 4
+        assert summary.counts.done == 4
         owners = {c.last_owner for c in store.candidates(search.id)}
         assert owners <= {f"search{search.id}-w0", f"search{search.id}-w1"} and owners
         # the same seed evaluated in-process gives the same configs and the same numbers (up to the

@@ -196,11 +196,11 @@ def test_front_matches_nas_pareto(client, filled):
     assert [i for i, p in enumerate(front["points"]) if p["on_front"]] == expected
     assert front["hypervolume"] == pytest.approx(hypervolume(points, [500 * M * 1.0001, 88.0]))
     assert client.get(f"/api/searches/{search_id}/front?metric=kid").status_code == 400  # not an objective
-    from nas.orchestrator import search_summary
+    from nas.summary import summarize
 
     with Store(workspace.database_url) as store:  # the same figures as `ganas search status`
-        cli = search_summary(store, search_id)
-    assert [c.config for c in cli.front] == FRONT and front["hypervolume"] == cli.hypervolume
+        cli = summarize(store, search_id)
+    assert [p.config for p in cli.front.front] == FRONT and front["hypervolume"] == cli.hypervolume
 
 
 

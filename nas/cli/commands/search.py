@@ -130,25 +130,25 @@ def _run(store, workspace, search_id: int, args) -> int:
 
 
 def _summary(store, search_id: int):
-    from nas.orchestrator import search_summary
+    from nas.summary import summarize
 
-    return search_summary(store, search_id)
+    return summarize(store, search_id)
 
 
 def _print_summary(store, summary) -> None:
     from nas.budget import format_macs
 
-    search = store.get_search(summary.search_id)
-    metric = search.objectives[0].metric
-    print(f"search {summary.search_id}: {summary.state}, {summary.done} done, {summary.failed} failed")
+    metric = summary.objective.metric
+    counts = summary.counts
+    print(f"search {summary.search_id}: {summary.state}, {counts.done} done, {counts.failed} failed")
     if summary.best:
-        print_table([(f"<= {format_macs(b)}", c.config if c else "-", format_macs(c.macs) if c else "-",
-                      f"{c.metrics[metric]:.4f}" if c else "-") for b, c in summary.best.items()],
+        print_table([(f"<= {format_macs(b.budget)}", c.config if c else "-", format_macs(c.macs) if c else "-",
+                      f"{c.metrics[metric]:.4f}" if c else "-") for b in summary.best for c in [b.candidate]],
                     ["BUDGET", "BEST CONFIG", "MACS", metric.upper()])
-    if summary.front:
+    if summary.front.front:
         print("Pareto front (MACs vs " + metric + "):")
-        print_table([(c.config, format_macs(c.macs), f"{c.params:,}", f"{c.metrics[metric]:.4f}")
-                     for c in summary.front], ["CONFIG", "MACS", "PARAMS", metric.upper()])
+        print_table([(p.config, format_macs(p.macs), f"{p.params:,}", f"{p.value:.4f}")
+                     for p in summary.front.front], ["CONFIG", "MACS", "PARAMS", metric.upper()])
         if summary.hypervolume is not None:
             print(f"hypervolume: {summary.hypervolume:.6g}")
 
@@ -161,7 +161,8 @@ def _status(args) -> int:
         counts = store.count_candidates(args.search_id)
         if args.json:
             print(json.dumps({"search": store.get_search(args.search_id).to_dict(), "counts": counts.to_dict(),
-                              "best": {str(b): (c.to_dict() if c else None) for b, c in summary.best.items()},
+                              "best": {str(b.budget): (b.candidate.to_dict() if b.candidate else None)
+                                       for b in summary.best},
                               "hypervolume": summary.hypervolume}, default=str))
             return 0
         print(f"counts: {counts.to_dict()}")
@@ -175,8 +176,10 @@ def _front(args) -> int:
     with Store(_workspace(args).database_url) as store:
         summary = _summary(store, args.search_id)
         if args.json:
-            print(json.dumps({"front": [c.to_dict() for c in summary.front], "hypervolume": summary.hypervolume},
-                             default=str))
+            front = {p.config for p in summary.front.front}
+            members = [c.to_dict() for c in store.candidates(args.search_id, "done") if c.config in front]
+            print(json.dumps({"front": sorted(members, key=lambda c: (c["macs"], c["config"])),
+                              "hypervolume": summary.hypervolume}, default=str))
         else:
             _print_summary(store, summary)
     return 0

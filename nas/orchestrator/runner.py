@@ -1,0 +1,240 @@
+"""Who decides: asks the strategy for configs batch by batch, replays the stored batches on resume.
+
+The store is the source of truth. Configs are asked, evaluated and told in fixed-size batches,
+so what a strategy proposes never depends on which worker finished first; on restart the
+strategy is rebuilt by replaying the stored batches (or, for Optuna, from its study), leased
+candidates go back to the queue, and completed ones are never evaluated again. A killed
+orchestrator therefore resumes to the same evaluated set and Pareto front as one never killed.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from supernet.errors import CheckpointError, GanasError
+from supernet.space import format_config, parse_config_numbers
+from supernet.spaces import get_space
+
+from ..budget import format_macs
+from ..executors import EXECUTORS, Executor, WorkerPayload
+from ..search_setup import SearchPlan, macs_function
+from ..store import CandidateRecord, CandidateStatus, NewCandidate, SearchBusyError, SearchState, Store
+from ..strategies import Objective, TrialResult, create_strategy
+from ..summary import RunningFront, SearchSummary, summarize
+from ..workspace import Workspace
+from .claim import SearchClaim
+from .dispatcher import Dispatcher
+from .reporting import SearchReporter
+
+FINISHED = (CandidateStatus.DONE, CandidateStatus.FAILED, CandidateStatus.INFEASIBLE)
+
+
+class ReplayError(GanasError):
+    """The stored candidates do not match what the strategy proposes again: the search cannot be resumed."""
+
+
+@dataclass(frozen=True)
+class OrchestratorSettings:
+    workers: int = 2
+    executor: str = "ray"
+    ray_address: str | None = None
+    lease_seconds: float = 900.0  # a worker silent this long on one candidate is presumed hung
+    claim_seconds: float = 60.0  # another orchestrator may take over this long after we stop heart-beating
+    mlflow_uri: str | None = None
+    progress: bool = True
+    threads_per_worker: int | None = None
+
+
+class Orchestrator:
+    """Runs one search to its end (or until paused, cancelled or killed) and returns its summary."""
+
+    def __init__(self, store: Store, workspace: Workspace, search_id: int, settings: OrchestratorSettings,
+                 executor: Executor | None = None, log: Callable[[str], None] = print):
+        self.store, self.workspace, self.search_id, self.settings = store, workspace, search_id, settings
+        self.log = log
+        self.claim = SearchClaim(store, search_id, settings.claim_seconds, log)
+        self.dispatcher = Dispatcher(store, search_id, executor or _executor(settings), settings.lease_seconds,
+                                     workspace.samples_dir(search_id), log)
+        self.search = store.get_search(search_id)
+        self.plan = SearchPlan.from_search(self.search)
+        self.supernet = store.get_supernet(self.search.supernet_id)
+        self.space = get_space(self.supernet.space)
+        self.macs_of = macs_function(self.supernet, self.plan.macs_size)
+        self.objectives = [Objective.coerce(o) for o in self.search.objectives]
+        self.budgets = list(self.search.budgets)
+
+    @property
+    def owner(self) -> str:
+        return self.claim.owner
+
+    def summary(self) -> SearchSummary:
+        return summarize(self.store, self.search_id)
+
+    def run(self) -> SearchSummary:
+        if self.search.state in (SearchState.DONE, SearchState.CANCELLED):
+            return self.summary()
+        checkpoint = self._checkpoint_bytes()
+        self.claim.acquire(self.search)
+        reporter = None
+        try:
+            if self.search.state != SearchState.RUNNING:
+                self.store.set_search_state(self.search_id, SearchState.RUNNING)
+            strategy = self._strategy()
+            reporter = self._reporter()
+            names = [f"search{self.search_id}-w{i}" for i in range(self.settings.workers)]
+            self.dispatcher.start(names, WorkerPayload(checkpoint, self.supernet.checkpoint_sha256,
+                                                       _evaluation_dict(self.plan, self.workspace),
+                                                       self.settings.threads_per_worker))
+            state = self._loop(strategy, reporter)
+            if state == SearchState.DONE:
+                self.store.set_search_state(self.search_id, SearchState.DONE)
+                reporter.finish()
+        except SearchBusyError:
+            raise  # another orchestrator took the search over: its state is no longer ours to change
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                self.dispatcher.release_all()
+                raise
+            self.store.set_search_state(self.search_id, SearchState.FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.dispatcher.shutdown()
+            if reporter is not None:
+                reporter.close()
+            self.claim.release()
+        return self.summary()
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def _checkpoint_bytes(self) -> bytes:
+        """The registered checkpoint, verified against its recorded hash before anything changes."""
+        import hashlib
+
+        path = Path(self.supernet.checkpoint)
+        if not path.is_file():
+            raise CheckpointError(f"supernet {self.supernet.name!r}: checkpoint {path} is missing")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.supernet.checkpoint_sha256:
+            raise CheckpointError(f"supernet {self.supernet.name!r}: {path} does not match the SHA-256 recorded at "
+                                  "registration (corrupt or replaced); register the new file under a new name")
+        return data
+
+    def _strategy(self):
+        return create_strategy(self.search.strategy, self.space, self.objectives, self.macs_of, self.budgets,
+                               self.search.seed, self.plan.strategy, storage=self.store.url,
+                               study_name=f"ganas-search-{self.search_id}")
+
+    def _reporter(self) -> SearchReporter:
+        params = {"supernet": self.supernet.name, "space": self.supernet.space, "budgets": list(self.budgets),
+                  "strategy": self.search.strategy, "seed": self.search.seed, "trials": self.search.trials,
+                  "metric": self.objectives[0].name, "batch_size": self.plan.batch_size,
+                  "macs_size": list(self.plan.macs_size)}
+        return SearchReporter(self.settings.mlflow_uri or self.workspace.mlflow_uri, self.workspace.mlflow_artifacts,
+                              self.search_id, params, self.workspace.samples_dir(self.search_id), self.log)
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def _loop(self, strategy, reporter: SearchReporter) -> SearchState:
+        batch, trials = self.plan.batch_size, self.search.trials
+        stored = list(self.store.candidates(self.search_id))  # the one full read: replay and the running front
+        running = RunningFront.of(self.search, stored)
+        position, batch_index = 0, 0
+        bar = self._progress(trials, sum(1 for c in stored if c.status in FINISHED))
+        try:
+            if strategy.keeps_own_state:
+                # an Optuna study already holds its trials: finish the stored open ones, then continue
+                open_ones = [c for c in stored if c.status not in FINISHED]
+                if open_ones:
+                    if not self.dispatcher.evaluate(open_ones, self.claim.stop_request):
+                        return self.claim.state()
+                    running.add(self._reread(open_ones))
+                pending = set(strategy.pending())
+                strategy.tell([_result(c) for c in self.store.candidates(self.search_id)
+                               if parse_config_numbers(c.config) in pending])
+                bar.update(len(open_ones))
+                position = len(stored)
+                batch_index = (len(stored) + batch - 1) // batch
+            while position < trials:
+                if self.claim.stopping():
+                    return self.claim.state()
+                configs = strategy.ask(min(batch, trials - position))
+                if not configs:
+                    self.log("the strategy has no new feasible config left: the search is complete")
+                    break
+                if position < len(stored) and not strategy.keeps_own_state:
+                    records = self._replayed(stored, position, configs)
+                else:
+                    records = self._add(configs, position)
+                pending = [r for r in records if r.status not in FINISHED]
+                if pending:
+                    if not self.dispatcher.evaluate(pending, self.claim.stop_request):
+                        return self.claim.state()  # paused or cancelled mid-batch: resume replays it
+                    records = self._reread(records)
+                    running.add(r for r in records if r.id in {p.id for p in pending})
+                strategy.tell([_result(r) for r in records])
+                position += len(records)
+                if pending:
+                    reporter.batch(records, batch_index, running)
+                    bar.update(len(pending))
+                    bar.set_postfix_str(_best_text(running), refresh=False)
+                batch_index += 1
+        finally:
+            bar.close()
+        reporter.batch([], batch_index, running, final=True)
+        return SearchState.DONE
+
+    def _reread(self, records: list[CandidateRecord]) -> list[CandidateRecord]:
+        return [self.store.get_candidate(r.id) for r in records]
+
+    def _replayed(self, stored: list[CandidateRecord], position: int, configs) -> list[CandidateRecord]:
+        expected = stored[position: position + len(configs)]
+        got = [format_config(c) for c in configs]
+        if [c.config for c in expected] != got:
+            raise ReplayError(f"search {self.search_id}: the strategy now proposes {got[:3]}... where the store "
+                              f"holds {[c.config for c in expected][:3]}... (was the strategy or its settings "
+                              "changed?); start a new search")
+        return expected
+
+    def _add(self, configs, position: int) -> list[CandidateRecord]:
+        from evaluators.closed_form import closed_form_count
+
+        items = []
+        largest = max(self.budgets)
+        hparams, size = dict(self.supernet.hparams), tuple(self.plan.macs_size)
+        for i, config in enumerate(configs):
+            count = closed_form_count(self.supernet.architecture, tuple(config), size, **hparams)
+            fits = count.macs <= largest
+            reason = None if fits else f"{format_macs(count.macs)} MACs > budget {format_macs(largest)}"
+            status = CandidateStatus.QUEUED if fits else CandidateStatus.INFEASIBLE
+            items.append(NewCandidate(format_config(config), count.macs, count.params, status, position + i, reason))
+        return list(self.store.add_candidates(self.search_id, items).records)
+
+    def _progress(self, trials: int, finished: int):
+        from tqdm import tqdm
+
+        return tqdm(total=trials, initial=min(finished, trials), desc=f"search {self.search_id}", unit="cand",
+                    disable=not self.settings.progress, dynamic_ncols=True)
+
+
+def _executor(settings: OrchestratorSettings) -> Executor:
+    if settings.executor == "ray":
+        return EXECUTORS["ray"](settings.ray_address, None)
+    return EXECUTORS[settings.executor]()
+
+
+def _best_text(running: RunningFront) -> str:
+    metric = running.metric
+    return "; ".join(f"<={format_macs(b)}: {metric} {c.metrics[metric]:.4g}" if c else f"<={format_macs(b)}: -"
+                     for b, c in running.best().items())
+
+
+def _result(c: CandidateRecord) -> TrialResult:
+    config = parse_config_numbers(c.config)
+    if c.status == CandidateStatus.DONE:
+        return TrialResult(config, c.macs, dict(c.metrics))
+    return TrialResult(config, c.macs, {}, feasible=c.status != CandidateStatus.INFEASIBLE, failed=True)
+
+
+def _evaluation_dict(plan: SearchPlan, workspace: Workspace) -> dict:
+    data = asdict(plan.evaluation)
+    data["cache_dir"] = data.get("cache_dir") or str(workspace.cache)
+    return data
