@@ -119,7 +119,9 @@ class TeacherSource:
         return teacher.eval(), meta
 
     def describe(self) -> dict[str, Any]:
-        return {"path": str(Path(self.path).resolve()), "sha256": file_sha256(self.path), "arch": self.arch}
+        """What checkpoints and the search store record of the teacher: enough to load and verify it again."""
+        return {"path": str(Path(self.path).resolve()), "sha256": file_sha256(self.path), "arch": self.arch,
+                "hparams": dict(self.hparams)}
 
 
 def _supernet_meta(method: str, space: str, data: DataSpec, seed: int, steps: int, teacher: dict | None,
@@ -219,24 +221,38 @@ def finetune(data: DataSpec, supernet_path: Path, config: tuple[int, ...], teach
              resume: bool = False, progress: bool = True) -> Path:
     """Fine-tune one config with GAN Compression's losses, as an extracted subnet (``outside``) or
     inside the supernet; writes ``out/subnet.pt`` (a static generator either way)."""
-    from supernet.extract import extract_subnet
-
     record = read_checkpoint(supernet_path)
     supernet = generator_from_record(record, str(supernet_path))
     if not supernet.elastic:
         raise TrainingError(f"{supernet_path} is not a supernet")
-    dataset = data.open("train1" if (Path(data.root) / SPLIT_FILE).exists() else "train", loop.seed)
     teacher_g, _ = teacher.load()
-    student = extract_subnet(supernet, config) if outside else supernet
-    fixed = GANCompressionSettings(**{**asdict(settings), "sampling": "fixed", "fixed_config": tuple(config)})
-    recipe = GANCompressionRecipe(fixed, teacher_g, loop.steps, dataset[0]["A"].unsqueeze(0), seed=loop.seed,
-                                  student=student)
-    result = run_training(recipe, dataset, loop, out, resume, progress, f"fine-tune {format_config(config)}")
-    if not result["finished"]:
-        return Path(result["checkpoint"])
-    subnet = recipe.student if outside else extract_subnet(recipe.student, config)
+    subnet, fixed = finetune_subnet(data, supernet, config, teacher_g, settings, loop, out, outside, resume, progress)
+    if subnet is None:
+        return Path(out) / "last.pt"
     meta = {"kind": "subnet", "method": "finetune", "config": format_config(config), "outside": outside,
             "supernet": {"path": str(Path(supernet_path).resolve()), "sha256": file_sha256(supernet_path)},
             "dataset": dict((record.get("meta") or {}).get("dataset") or {}), "teacher": teacher.describe(),
             "losses": json.loads(json.dumps(asdict(fixed))), "steps": loop.steps}
     return save_generator(subnet, Path(out) / SUBNET_FILE, **meta)
+
+
+def finetune_subnet(data: DataSpec, supernet: ChannelGenerator, config: tuple[int, ...], teacher: ChannelGenerator,
+                    settings: GANCompressionSettings, loop: LoopSettings, out: Path, outside: bool = True,
+                    resume: bool = False, progress: bool = True
+                    ) -> tuple[ChannelGenerator | None, GANCompressionSettings]:
+    """The training part of :func:`finetune`, on models already in memory (a search worker's).
+
+    Checkpoints go to ``out/last.pt`` (resumable); returns the fine-tuned static subnet, or None
+    when the run stopped before its last step, and the settings it trained with.
+    """
+    from supernet.extract import extract_subnet
+
+    dataset = data.open("train1" if (Path(data.root) / SPLIT_FILE).exists() else "train", loop.seed)
+    student = extract_subnet(supernet, config) if outside else supernet
+    fixed = GANCompressionSettings(**{**asdict(settings), "sampling": "fixed", "fixed_config": tuple(config)})
+    recipe = GANCompressionRecipe(fixed, teacher.eval(), loop.steps, dataset[0]["A"].unsqueeze(0), seed=loop.seed,
+                                  student=student)
+    result = run_training(recipe, dataset, loop, out, resume, progress, f"fine-tune {format_config(config)}")
+    if not result["finished"]:
+        return None, fixed
+    return (recipe.student if outside else extract_subnet(recipe.student, config)), fixed

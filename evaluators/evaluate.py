@@ -325,9 +325,10 @@ class Evaluator:
             with timer(metric.name):
                 metric.update(batch)
 
-    def sample_grid(self, generator: nn.Module, config: Sequence[int] | None = None, n: int = 4) -> np.ndarray:
-        """The first ``n`` items of the split as rows of input | generated | target (paired splits)."""
-        return sample_grid(generator, self.dataset, config, n, self.settings.device)
+    def sample_grid(self, generator: nn.Module, config: Sequence[int] | None = None, n: int = 4,
+                    reference: nn.Module | None = None) -> np.ndarray:
+        """The first ``n`` items of the split as rows of input | reference (the teacher) | generated | target."""
+        return sample_grid(generator, self.dataset, config, n, self.settings.device, reference)
 
 
 def evaluate(generator: nn.Module, split: Any, metrics: str | Sequence[str] = ("fid",),
@@ -342,8 +343,9 @@ def _to_uint8(image: Tensor) -> np.ndarray:
 
 
 def sample_grid(generator: nn.Module, dataset: Any, config: Sequence[int] | None = None, n: int = 4,
-                device: str = "cpu") -> np.ndarray:
-    """(H, W, 3) uint8: one row per item (the first ``n``), columns input | generated | target (if paired)."""
+                device: str = "cpu", reference: nn.Module | None = None) -> np.ndarray:
+    """(H, W, 3) uint8: one row per item (the first ``n``), columns input | reference (a static generator such as
+    the teacher, if given) | generated | target (if paired), so a compressed model is seen next to its teacher."""
     if not isinstance(n, int) or n < 1:
         raise EvaluationInputError(f"a sample grid needs n >= 1 rows, got {n!r}")
     config = _checked_config(generator, config)
@@ -353,6 +355,10 @@ def sample_grid(generator: nn.Module, dataset: Any, config: Sequence[int] | None
     inputs = _stack(items, "A", size)
     with _evaluation_mode(generator, config, torch.device(device)):
         fake = _run(generator, inputs.to(device), config).cpu()
-    columns = [inputs, fake] + ([_stack(items, "B", size)] if dataset.paired else [])
+    columns = [inputs]
+    if reference is not None:
+        with _evaluation_mode(reference, None, torch.device(device)):
+            columns.append(_run(reference, inputs.to(device), None).cpu())
+    columns += [fake] + ([_stack(items, "B", size)] if dataset.paired else [])
     rows = [np.concatenate([_to_uint8(column[i]) for column in columns], axis=1) for i in range(count)]
     return np.ascontiguousarray(np.concatenate(rows, axis=0))

@@ -9,40 +9,33 @@ import os
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from supernet.errors import GanasError
 
-from .worker import CandidateEvaluator, Outcome, Task
+from .worker import SearchWorker, WorkerPayload
 
 
 class ExecutorError(GanasError):
     """Workers that cannot be started (Ray cluster unreachable, supernet unreadable, ...)."""
 
 
-@dataclass(frozen=True)
-class WorkerPayload:
-    """What every worker is built from."""
-
-    checkpoint: bytes
-    sha256: str
-    evaluation: Mapping[str, Any]
-    threads: int | None = None
-
-
 class Executor(ABC):
-    """Runs :class:`CandidateEvaluator` workers by name and returns their outcomes."""
+    """Runs :class:`~nas.worker.SearchWorker` workers by name and returns their outcomes.
+
+    A task names the worker method that runs it (``task.method``) and builds the outcome of its
+    loss (``task.lost(worker, error)``) when the worker dies under it.
+    """
 
     @abstractmethod
     def start(self, names: list[str], payload: WorkerPayload) -> None: ...
 
     @abstractmethod
-    def submit(self, name: str, task: Task) -> None: ...
+    def submit(self, name: str, task: Any) -> None: ...
 
     @abstractmethod
-    def wait(self, timeout: float) -> list[Outcome]:
-        """Outcomes that finished within ``timeout`` seconds (possibly none)."""
+    def wait(self, timeout: float) -> list[Any]:
+        """Outcomes (:class:`~nas.worker.Outcome` or a finalize job's) that finished within ``timeout`` seconds."""
 
     @abstractmethod
     def restart(self, name: str) -> None:
@@ -58,11 +51,11 @@ class LocalExecutor(Executor):
     def start(self, names, payload):
         self.payload = payload
         self.workers = {n: self._build(n) for n in names}
-        self.queue: list[tuple[str, Task]] = []
+        self.queue: list[tuple[str, Any]] = []
 
     def _build(self, name):
         p = self.payload
-        return CandidateEvaluator(name, p.checkpoint, p.sha256, p.evaluation, p.threads)
+        return SearchWorker(name, self.payload)
 
     def submit(self, name, task):
         self.queue.append((name, task))
@@ -71,7 +64,7 @@ class LocalExecutor(Executor):
         if not self.queue:
             return []
         name, task = self.queue.pop(0)
-        return [self.workers[name].evaluate(task)]
+        return [getattr(self.workers[name], task.method)(task)]
 
     def restart(self, name):
         self.queue = [(n, t) for n, t in self.queue if n != name]
@@ -88,7 +81,7 @@ class RayExecutor(Executor):
         self.address = address
         self.num_cpus = num_cpus
         self.actors: dict[str, Any] = {}
-        self.in_flight: dict[Any, tuple[str, Task]] = {}
+        self.in_flight: dict[Any, tuple[str, Any]] = {}
         self.started_ray = False  # shut Ray down at the end only if this executor started it
 
     def start(self, names, payload):
@@ -107,20 +100,17 @@ class RayExecutor(Executor):
                 raise ExecutorError(f"cannot start or join Ray ({'address ' + self.address if self.address else 'local'}):"
                                     f" {exc}") from None
         self._ray = ray
-        self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(CandidateEvaluator)
-        self._payload = payload
-        self._checkpoint_ref = ray.put(payload.checkpoint)
+        self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(SearchWorker)
+        self._payload_ref = ray.put(payload)  # one copy of the weights in the object store for every worker
         for name in names:
             self.actors[name] = self._spawn(name)
         ray.get([a.ping.remote() for a in self.actors.values()])  # surface load errors now
 
     def _spawn(self, name):
-        p = self._payload
-        return self._actor_class.options(name=None).remote(name, self._checkpoint_ref, p.sha256, dict(p.evaluation),
-                                                           p.threads)
+        return self._actor_class.options(name=None).remote(name, self._payload_ref)
 
     def submit(self, name, task):
-        self.in_flight[self.actors[name].evaluate.remote(task)] = (name, task)
+        self.in_flight[getattr(self.actors[name], task.method).remote(task)] = (name, task)
 
     def wait(self, timeout):
         if not self.in_flight:
@@ -133,8 +123,7 @@ class RayExecutor(Executor):
             try:
                 outcomes.append(self._ray.get(ref))
             except Exception as exc:  # the actor died (crash, OOM, killed)
-                outcomes.append(Outcome(name, task.candidate_id, False, error=f"worker {name} lost: "
-                                        f"{type(exc).__name__}: {str(exc)[:300]}", worker_lost=True))
+                outcomes.append(task.lost(name, f"worker {name} lost: {type(exc).__name__}: {str(exc)[:300]}"))
         return outcomes
 
     def restart(self, name):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,15 @@ def save_generator(generator: ChannelGenerator, path: str | os.PathLike, **meta:
     torch.save(record, tmp)
     os.replace(tmp, path)
     return path
+
+
+def generator_bytes(generator: ChannelGenerator, **meta: Any) -> bytes:
+    """The bytes :func:`save_generator` would write (for results that travel through an object store)."""
+    record = generator_record(generator)
+    record["meta"] = meta
+    buffer = io.BytesIO()
+    torch.save(record, buffer)
+    return buffer.getvalue()
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -94,12 +104,30 @@ def load_state_dict_checked(generator: ChannelGenerator, state_dict: dict, sourc
 def load_reference_generator(path: str | os.PathLike, arch: str, **hparams: Any) -> ChannelGenerator:
     """Load a plain generator state dict saved by pytorch-CycleGAN-and-pix2pix (``latest_net_G.pth``)."""
     get_architecture(arch)
-    state = read_checkpoint(path)
+    return generator_from_loaded(read_checkpoint(path), str(path), arch, **hparams)
+
+
+def generator_from_bytes(data: bytes, source: str, arch: str | None = None, **hparams: Any) -> ChannelGenerator:
+    """A generator from checkpoint bytes (a ganas checkpoint, or a reference state dict with its ``arch``).
+
+    For workers that receive weights through an object store instead of a path.
+    """
+    try:
+        loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt bytes
+        raise CheckpointError(f"{source} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    return generator_from_loaded(loaded, source, arch, **hparams)
+
+
+def generator_from_loaded(state: Any, source: str, arch: str | None = None, **hparams: Any) -> ChannelGenerator:
+    """A ganas checkpoint record as is; a plain state dict loaded into ``create_generator(arch, **hparams)``."""
     if isinstance(state, dict) and state.get("format") == FORMAT:
-        return generator_from_record(state, str(path))
+        return generator_from_record(state, source)
+    if arch is None:
+        raise CheckpointError(f"{source} is a plain state dict; its architecture (e.g. resnet_9blocks) is needed")
     state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
     generator = create_generator(arch, **hparams)
-    load_state_dict_checked(generator, _drop_instance_norm_stats(generator, state), str(path))
+    load_state_dict_checked(generator, _drop_instance_norm_stats(generator, state), source)
     return generator
 
 

@@ -17,14 +17,15 @@ from supernet.space import format_config, parse_config_numbers
 from supernet.spaces import get_space
 
 from ..budget import format_macs
-from ..executors import EXECUTORS, Executor, WorkerPayload
+from ..executors import EXECUTORS, Executor
 from ..search_setup import SearchPlan, macs_function
 from ..store import CandidateRecord, CandidateStatus, NewCandidate, SearchBusyError, SearchState, Store
 from ..strategies import Objective, TrialResult, create_strategy
 from ..summary import RunningFront, SearchSummary, summarize
+from ..worker import WorkerPayload
 from ..workspace import Workspace
 from .claim import SearchClaim
-from .dispatcher import Dispatcher
+from .dispatcher import CandidateQueue, Dispatcher
 from .reporting import SearchReporter
 
 FINISHED = (CandidateStatus.DONE, CandidateStatus.FAILED, CandidateStatus.INFEASIBLE)
@@ -54,8 +55,8 @@ class Orchestrator:
         self.store, self.workspace, self.search_id, self.settings = store, workspace, search_id, settings
         self.log = log
         self.claim = SearchClaim(store, search_id, settings.claim_seconds, log)
-        self.dispatcher = Dispatcher(store, search_id, executor or _executor(settings), settings.lease_seconds,
-                                     workspace.samples_dir(search_id), log)
+        self.dispatcher = Dispatcher(executor or _executor(settings), settings.lease_seconds, log)
+        self.queue = CandidateQueue(store, search_id, workspace.samples_dir(search_id))
         self.search = store.get_search(search_id)
         self.plan = SearchPlan.from_search(self.search)
         self.supernet = store.get_supernet(self.search.supernet_id)
@@ -85,7 +86,7 @@ class Orchestrator:
             names = [f"search{self.search_id}-w{i}" for i in range(self.settings.workers)]
             self.dispatcher.start(names, WorkerPayload(checkpoint, self.supernet.checkpoint_sha256,
                                                        _evaluation_dict(self.plan, self.workspace),
-                                                       self.settings.threads_per_worker))
+                                                       self.settings.threads_per_worker), self.queue)
             state = self._loop(strategy, reporter)
             if state == SearchState.DONE:
                 self.store.set_search_state(self.search_id, SearchState.DONE)
@@ -94,7 +95,7 @@ class Orchestrator:
             raise  # another orchestrator took the search over: its state is no longer ours to change
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                self.dispatcher.release_all()
+                self.dispatcher.release_all(self.queue)
                 raise
             self.store.set_search_state(self.search_id, SearchState.FAILED, error=f"{type(exc).__name__}: {exc}")
             raise
@@ -144,7 +145,7 @@ class Orchestrator:
                 # an Optuna study already holds its trials: finish the stored open ones, then continue
                 open_ones = [c for c in stored if c.status not in FINISHED]
                 if open_ones:
-                    if not self.dispatcher.evaluate(open_ones, self.claim.stop_request):
+                    if not self._evaluate(open_ones):
                         return self.claim.state()
                     running.add(self._reread(open_ones))
                 pending = set(strategy.pending())
@@ -166,7 +167,7 @@ class Orchestrator:
                     records = self._add(configs, position)
                 pending = [r for r in records if r.status not in FINISHED]
                 if pending:
-                    if not self.dispatcher.evaluate(pending, self.claim.stop_request):
+                    if not self._evaluate(pending):
                         return self.claim.state()  # paused or cancelled mid-batch: resume replays it
                     records = self._reread(records)
                     running.add(r for r in records if r.id in {p.id for p in pending})
@@ -181,6 +182,9 @@ class Orchestrator:
             bar.close()
         reporter.batch([], batch_index, running, final=True)
         return SearchState.DONE
+
+    def _evaluate(self, records: list[CandidateRecord]) -> bool:
+        return self.dispatcher.run(self.queue, {r.id for r in records}, self.claim.stop_request)
 
     def _reread(self, records: list[CandidateRecord]) -> list[CandidateRecord]:
         return [self.store.get_candidate(r.id) for r in records]

@@ -1,0 +1,90 @@
+"""The teacher as the reference: the generator a supernet was distilled from, recorded, verified, measured.
+
+A supernet's record keeps its teacher (file, SHA-256, architecture, MACs and parameters at the
+supernet's resolution); a search evaluates it once with the search's own evaluator, and finalize
+on the held-out split, so that every figure of a subnet is shown next to the teacher's.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from supernet.errors import CheckpointError
+
+
+class TeacherChangedError(CheckpointError):
+    """The teacher file recorded with a supernet is missing, or is no longer the file that was recorded."""
+
+
+@dataclass(frozen=True)
+class TeacherInfo:
+    """A supernet's teacher as the store records it."""
+
+    path: str
+    sha256: str
+    architecture: str
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    reference_arch: str | None = None  # set for a plain pytorch-CycleGAN-and-pix2pix state dict
+    macs: int = 0  # at the supernet's resolution (MACs in the papers' convention)
+    params: int = 0
+    size: tuple[int, int] = (256, 256)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["hparams"], data["size"] = dict(self.hparams), list(self.size)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "TeacherInfo | None":
+        if not data:
+            return None
+        values = dict(data)
+        values["size"] = tuple(values.get("size") or (256, 256))
+        values["hparams"] = dict(values.get("hparams") or {})
+        return cls(**values)
+
+    def read_bytes(self) -> bytes:
+        """The teacher file's bytes, refused unless it is still the file recorded at registration."""
+        import hashlib
+
+        path = Path(self.path)
+        if not path.is_file():
+            raise TeacherChangedError(f"the teacher {path} recorded with this supernet is missing (moved or "
+                                      "deleted); put it back, or register the supernet again with --teacher FILE")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise TeacherChangedError(f"the teacher {path} changed since the supernet was registered (its SHA-256 "
+                                      f"is no longer {self.sha256[:12]}...); restore that file, or register the "
+                                      "supernet again with --teacher FILE")
+        return data
+
+    def load(self, data: bytes | None = None):
+        """The teacher generator (eval mode), from ``data`` or from its verified file."""
+        from supernet.checkpoint import generator_from_bytes
+
+        data = self.read_bytes() if data is None else data
+        return generator_from_bytes(data, self.path, self.reference_arch, **dict(self.hparams)).eval()
+
+
+def describe_teacher(path: str | Path, size: Sequence[int], reference_arch: str | None = None,
+                     hparams: Mapping[str, Any] | None = None, expected_sha256: str | None = None) -> TeacherInfo:
+    """Load a teacher file once and record what a supernet keeps of it (with its closed-form cost)."""
+    from evaluators.closed_form import closed_form_count
+    from supernet.checkpoint import file_sha256, generator_from_bytes
+
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise TeacherChangedError(f"teacher checkpoint {path} does not exist")
+    sha = file_sha256(path)
+    if expected_sha256 is not None and sha != expected_sha256:
+        raise TeacherChangedError(f"the teacher {path} changed since the supernet was trained from it (SHA-256 "
+                                  f"{sha[:12]}... instead of {expected_sha256[:12]}...); give the original file "
+                                  "with --teacher")
+    generator = generator_from_bytes(path.read_bytes(), str(path), reference_arch, **dict(hparams or {}))
+    if generator.elastic:
+        raise CheckpointError(f"{path} holds a supernet, not a teacher")
+    height, width = int(size[0]), int(size[1])
+    count = closed_form_count(generator.arch, tuple(generator.config), (height, width), **generator.hparams())
+    return TeacherInfo(str(path), sha, generator.arch, dict(generator.hparams()), reference_arch, count.macs,
+                       count.params, (height, width))
