@@ -11,8 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from nas.budget import format_macs
-from nas.summary import SearchFront
+from .read_model import SearchFront, format_macs
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,15 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from imagedata import FolderDataset
 from supernet.errors import ConfigError, GanasError
 from supernet.extract import extract_subnet
 from supernet.generators import ChannelGenerator
 
 from .features import FeatureExtractor, load_extractor
 from .frechet import FeatureStatistics
-from .metrics import (DatasetTraits, GeneratedBatch, Metric, MetricContext, MetricOptions, Need, Size, get_metric,
-                      parse_metric_names)
+from .metric_catalog import get_metric, parse_metric_names
+from .metrics import DatasetTraits, GeneratedBatch, Metric, MetricContext, MetricOptions, Need, Size
 from .reference_cache import ReferenceCache, ReferenceKey, describe_preprocess
 from .segmenter import Segmenter, SegmenterError, load_segmenter
 
@@ -209,11 +210,12 @@ def static_model(generator: nn.Module, config: tuple[int, ...] | None) -> nn.Mod
 class Evaluator:
     """Evaluates generators on one split with a fixed list of metrics; see the module docstring."""
 
-    def __init__(self, dataset: Any, metrics: str | Sequence[str], settings: EvaluationSettings | None = None) -> None:
+    def __init__(self, dataset: FolderDataset, metrics: str | Sequence[str],
+                 settings: EvaluationSettings | None = None) -> None:
         self.settings = settings or EvaluationSettings()
         if not isinstance(self.settings.batch_size, int) or self.settings.batch_size < 1:
             raise EvaluationInputError(f"batch size must be a positive integer, got {self.settings.batch_size!r}")
-        if not all(hasattr(dataset, a) for a in ("files", "paired", "fingerprint", "preprocess")):
+        if not isinstance(dataset, FolderDataset):
             raise EvaluationInputError(f"evaluation needs an imagedata split (imagedata.create_dataset), got "
                                        f"{type(dataset).__name__}")
         self.dataset = dataset
@@ -331,7 +333,7 @@ class Evaluator:
         return sample_grid(generator, self.dataset, config, n, self.settings.device, reference)
 
 
-def evaluate(generator: nn.Module, split: Any, metrics: str | Sequence[str] = ("fid",),
+def evaluate(generator: nn.Module, split: FolderDataset, metrics: str | Sequence[str] = ("fid",),
              config: Sequence[int] | None = None, **settings: Any) -> EvaluationResult:
     """One-off evaluation: ``Evaluator(split, metrics, EvaluationSettings(**settings)).evaluate(generator, config)``."""
     return Evaluator(split, metrics, EvaluationSettings.from_keywords(**settings)).evaluate(generator, config)
@@ -342,7 +344,7 @@ def _to_uint8(image: Tensor) -> np.ndarray:
     return pixels.permute(1, 2, 0).numpy()
 
 
-def sample_grid(generator: nn.Module, dataset: Any, config: Sequence[int] | None = None, n: int = 4,
+def sample_grid(generator: nn.Module, dataset: FolderDataset, config: Sequence[int] | None = None, n: int = 4,
                 device: str = "cpu", reference: nn.Module | None = None) -> np.ndarray:
     """(H, W, 3) uint8: one row per item (the first ``n``), columns input | reference (a static generator such as
     the teacher, if given) | generated | target (if paired), so a compressed model is seen next to its teacher."""

@@ -9,18 +9,20 @@ Lifecycle, driven by :class:`evaluators.evaluate.Evaluator`: the class is instan
 evaluator with a :class:`MetricContext` (extractor, real statistics, segmenter: loaded once),
 then for every evaluated generator :meth:`Metric.start`, :meth:`Metric.update` per batch of
 generated images (in a fixed order), and :meth:`Metric.compute`. Implementations live in
-:mod:`evaluators.metric_impls`, one small class each.
+:mod:`evaluators.metric_impls`, one small class each; they import this module and never the other
+way round: look a metric up by name through :mod:`evaluators.metric_catalog`, which loads them.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 import enum
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from imagedata import FolderDataset, LabelledDataset
 from supernet.errors import GanasError
 
 Size = tuple[int, int]
@@ -61,7 +63,7 @@ class DatasetTraits:
         return self.num_classes is not None
 
     @classmethod
-    def of(cls, dataset: Any) -> "DatasetTraits":
+    def of(cls, dataset: FolderDataset) -> "DatasetTraits":
         """Traits of an :mod:`imagedata` split; unpaired domains are counted once each (no repeats)."""
         files = dataset.files
         if dataset.paired:
@@ -69,7 +71,7 @@ class DatasetTraits:
         else:  # the unaligned layout's domains, swapped by BtoA (see imagedata.layouts.unaligned)
             roles = ("A", "B") if dataset.direction == "AtoB" else ("B", "A")
             source, target = files.count(roles[0]), files.count(roles[1])
-        spec = getattr(dataset, "spec", None)
+        spec = dataset.spec if isinstance(dataset, LabelledDataset) else None
         return cls(f"{dataset.layout} dataset {dataset.root} (split {dataset.split})", dataset.layout,
                    bool(dataset.paired), source, target, spec.num_classes if spec is not None else None,
                    spec.ignore_index if spec is not None else None)
@@ -194,33 +196,6 @@ def register_metric(cls: type[Metric]) -> type[Metric]:
     return cls
 
 
-def list_metrics() -> list[str]:
-    return list(_REGISTRY)
-
-
-def get_metric(name: str) -> type[Metric]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownMetricError(f"unknown metric {name!r}; allowed: {', '.join(list_metrics())}") from None
-
-
-def parse_metric_names(names: str | Iterable[str]) -> tuple[str, ...]:
-    """``"fid,kid"`` or ``["fid", "kid"]`` -> checked, de-duplicated names in the given order."""
-    items = names.split(",") if isinstance(names, str) else list(names)
-    cleaned = [str(n).strip().lower() for n in items if str(n).strip()]
-    if not cleaned:
-        raise UnknownMetricError(f"no metric given; allowed: {', '.join(list_metrics())}")
-    for name in cleaned:
-        get_metric(name)
-    return tuple(dict.fromkeys(cleaned))
-
-
-def check_metrics_available(names: Sequence[str], traits: DatasetTraits,
-                            options: MetricOptions | None = None) -> None:
-    """Raise the first reason one of ``names`` cannot be computed on a split with ``traits``."""
-    for name in parse_metric_names(names):
-        get_metric(name).check_available(traits, options or MetricOptions())
-
-
-from . import metric_impls  # noqa: E402,F401  (registers the built-in metrics)
+def registered_metrics() -> dict[str, type[Metric]]:
+    """The metrics registered so far, in registration order (look-ups by name: :mod:`evaluators.metric_catalog`)."""
+    return dict(_REGISTRY)

@@ -19,9 +19,12 @@ import uuid
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .frechet import FeatureStatistics, MetricInputError
+
+if TYPE_CHECKING:
+    from imagedata import Preprocess
 
 KEY_FORMAT = "ganas.reference-key/1"
 SUBFOLDER = "reference-statistics"
@@ -50,7 +53,7 @@ class ReferenceKey:
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
 
 
-def describe_preprocess(preprocess: Any) -> str:
+def describe_preprocess(preprocess: Preprocess) -> str:
     """A stable text of an :class:`imagedata.Preprocess` (mode and sizes) for the key."""
     return f"{preprocess.mode}:load={list(preprocess.load_size)}:crop={list(preprocess.crop_size)}"
 

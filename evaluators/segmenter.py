@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from imagedata import FolderDataset, LabelledDataset
 from supernet.errors import GanasError
 
 FORMAT = "ganas.segmenter/1"
@@ -272,7 +273,7 @@ def _batches(dataset: Any, batch_size: int, steps: int, generator: torch.Generat
         epoch += 1
 
 
-def train_segmenter(dataset: Any, arch: str = "tiny_unet", steps: int = 300, batch_size: int = 8,
+def train_segmenter(dataset: FolderDataset, arch: str = "tiny_unet", steps: int = 300, batch_size: int = 8,
                     lr: float = 2e-3, seed: int = 0, device: str = "cpu", progress: bool = True,
                     **hparams: Any) -> SegmenterTraining:
     """Fit segmenter ``arch`` to the real photos (``B``) and label maps of a labelled split.
@@ -282,10 +283,10 @@ def train_segmenter(dataset: Any, arch: str = "tiny_unet", steps: int = 300, bat
     """
     from tqdm import tqdm
 
-    spec = getattr(dataset, "spec", None)
-    if spec is None:
+    if not isinstance(dataset, LabelledDataset):
         raise SegmenterError(f"a segmenter trains on a labelled dataset (photos + label maps); "
                              f"{getattr(dataset, 'root', dataset)} has no label maps")
+    spec = dataset.spec
     if not (isinstance(steps, int) and steps >= 1 and isinstance(batch_size, int) and batch_size >= 1 and lr > 0):
         raise SegmenterError(f"training needs steps >= 1, batch size >= 1 and lr > 0, got {steps}, {batch_size}, {lr}")
     torch.manual_seed(seed)

@@ -286,11 +286,6 @@ def export_generator(generator: ChannelGenerator, path: str | os.PathLike, forma
     return path
 
 
-def run_exported(path: str | os.PathLike, format: str, x: torch.Tensor) -> torch.Tensor:
-    """Load an exported file with its own runtime and run ``x`` through it."""
-    return get_format(format).run(Path(path), x)
-
-
 def read_export_metadata(path: str | os.PathLike, format: str) -> dict:
     """The ganas metadata of an exported file (see :func:`export_metadata`)."""
     text = get_format(format).metadata(Path(path))

@@ -63,11 +63,6 @@ def create_generator(name: str, config: Sequence[int] | None = None, elastic: bo
     return entry.generator_class(config=config, elastic=elastic, **arguments)
 
 
-def architecture_name_of(generator: ChannelGenerator) -> str:
-    """The canonical registry name of a generator's class (aliases resolve to it)."""
-    return generator.arch
-
-
 for _entry in (
     ArchitectureEntry("resnet", ResnetGenerator, "CycleGAN / ResNet-pix2pix generator (ngf 64, 9 blocks)",
                       default_space="channels-64-cycleGAN"),

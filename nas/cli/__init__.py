@@ -1,8 +1,14 @@
 """The ``ganas`` command line.
 
-Every module in :mod:`nas.cli.commands` registers its sub-commands through a
-``register(subparsers)`` function, so adding a command never touches this file. Heavy
-libraries are imported inside the command functions, keeping ``ganas --help`` fast.
+Commands are plug-ins with one function, ``register(subparsers)``, so adding a command never
+touches this file. Two sources, in this order:
+
+- every module of :mod:`nas.cli.commands` (the commands ``nas`` owns);
+- every entry point of the group ``ganas.commands`` (:data:`PLUGIN_GROUP`), naming a ``register``
+  function: commands that live above ``nas`` and so cannot be imported by it, e.g. ``ganas serve``
+  in :mod:`webapp.serve` (``pyproject.toml`` declares it; an installed package can add its own).
+
+Heavy libraries are imported inside the command functions, keeping ``ganas --help`` fast.
 """
 from __future__ import annotations
 
@@ -10,16 +16,25 @@ import argparse
 import importlib
 import pkgutil
 import sys
-from typing import Sequence
+from importlib.metadata import EntryPoint, entry_points
+from typing import Iterable, Sequence
 
 from . import commands
+
+PLUGIN_GROUP = "ganas.commands"
 
 
 class CliUsageError(Exception):
     """A flag value argparse could not check by itself."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_plugins() -> tuple[EntryPoint, ...]:
+    """The installed entry points of :data:`PLUGIN_GROUP`, by name."""
+    return tuple(sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name))
+
+
+def build_parser(plugins: Iterable[EntryPoint] | None = None) -> argparse.ArgumentParser:
+    """The parser with every command; ``plugins`` replaces the installed ones (tests, source checkouts)."""
     parser = argparse.ArgumentParser(
         prog="ganas",
         description="Compress conditional GAN generators by architecture search under a MACs budget.",
@@ -28,13 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(subparsers)
+    for plugin in command_plugins() if plugins is None else plugins:
+        plugin.load()(subparsers)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, plugins: Iterable[EntryPoint] | None = None) -> int:
     from supernet.errors import GanasError
 
-    parser = build_parser()
+    parser = build_parser(plugins)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

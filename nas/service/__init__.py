@@ -1,7 +1,8 @@
-"""The REST service and dashboard server (``ganas serve``): one FastAPI app over a workspace's store.
+"""The REST service over a workspace's store: one FastAPI app, the API under ``/api``.
 
-See :func:`nas.service.app.create_app`; ``docs/service.md`` describes the endpoints.
+See :func:`nas.service.app.create_app`; ``docs/service.md`` describes the endpoints. The dashboard
+is added by :mod:`webapp` (``ganas serve``), never imported from here.
 """
-from .app import create_app
+from .app import WebPages, create_app
 
-__all__ = ["create_app"]
+__all__ = ["WebPages", "create_app"]

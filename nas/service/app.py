@@ -1,18 +1,22 @@
-"""The web application: the REST API under ``/api`` and the dashboard pages, over one workspace.
+"""The service application: the REST API under ``/api`` over one workspace, plus any HTML pages given to it.
 
 ``create_app(workspace, token)`` opens the workspace's store once (an unusable database fails
-here, before the server listens) and wires the access rule, the API, the dashboard and the
-error handlers. The OpenAPI schema is served at ``/openapi.json``; the Swagger and ReDoc pages
-are off because they load their JavaScript from a CDN, which nothing here may reach.
+here, before the server listens) and wires the access rule, the API and the error handlers. The
+dashboard is not known here (``nas`` never imports ``dashboards``): :mod:`webapp` composes the
+two by passing the dashboard as ``pages``, anything with the :class:`WebPages` shape. The OpenAPI
+schema is served at ``/openapi.json``; the Swagger and ReDoc pages are off because they load
+their JavaScript from a CDN, which nothing here may reach.
 """
 from __future__ import annotations
 
 import os
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -42,14 +46,28 @@ def _version() -> str:
         return "0+unknown"
 
 
+class WebPages(Protocol):
+    """HTML pages served beside the API under the same access rule (the dashboard is one)."""
+
+    static_dir: Path  # served at /static, readable without a token
+
+    def router(self) -> APIRouter:
+        """The pages' routes (outside ``/api``)."""
+
+    def error_page(self, request: Request, status_code: int, message: str) -> Response:
+        """What a page request that failed answers."""
+
+    def login_page(self, request: Request, wrong: bool) -> Response:
+        """What a page request without a valid token answers (``wrong``: a token was given, not the right one)."""
+
+
 def create_app(workspace: Workspace | str | os.PathLike, token: str | None = None, *,
-               command: CommandFactory = orchestrator_command) -> FastAPI:
+               command: CommandFactory = orchestrator_command, pages: WebPages | None = None) -> FastAPI:
     """The service over ``workspace``; with ``token``, every request must carry it.
 
     ``command`` builds the orchestrator command line for a search id (tests inject a fake).
+    ``pages`` adds HTML pages outside ``/api`` (None: the API alone; other paths answer JSON).
     """
-    from dashboards.pages import STATIC_DIR, dashboard_router, error_page, login_required_page
-
     workspace = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     store = Store(workspace.database_url)
     context = ServiceContext(workspace, store, OrchestratorLauncher(workspace, store, command), TokenAuth(token))
@@ -78,35 +96,38 @@ def create_app(workspace: Workspace | str | os.PathLike, token: str | None = Non
                                            "<token>' with the token the server was started with",
                                  "error": "AuthenticationError"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
+        if pages is None:
+            return JSONResponse({"detail": "not found", "error": "NotFound"}, status_code=404)
         login = request.query_params.get(LOGIN_PARAMETER)
         if login is not None:
             if not auth.accepts(login):
-                return login_required_page(request, wrong=True)
+                return pages.login_page(request, wrong=True)
             rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != LOGIN_PARAMETER])
             response: Response = RedirectResponse(path + (f"?{rest}" if rest else ""), status_code=303)
             response.set_cookie(COOKIE, login, httponly=True, samesite="lax", path="/")
             return response
         if auth.accepts(request.cookies.get(COOKIE)):
             return await call_next(request)
-        return login_required_page(request, wrong=False)
+        return pages.login_page(request, wrong=False)
 
     @app.exception_handler(GanasError)
     async def ganas_error(request: Request, exc: GanasError):
         status = http_status(exc)
-        if _is_api(request.url.path):
+        if pages is None or _is_api(request.url.path):
             return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
-        return error_page(request, status, str(exc))
+        return pages.error_page(request, status, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        if not _is_api(request.url.path):
-            return error_page(request, 422, "; ".join(problems))
+        if pages is not None and not _is_api(request.url.path):
+            return pages.error_page(request, 422, "; ".join(problems))
         return JSONResponse({"detail": "; ".join(problems), "error": "RequestValidationError",
                              "errors": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
                                         for e in exc.errors()]}, status_code=422)
 
     app.include_router(api_router(), prefix=API_PREFIX)
-    app.include_router(dashboard_router())
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if pages is not None:
+        app.include_router(pages.router())
+        app.mount("/static", StaticFiles(directory=pages.static_dir), name="static")
     return app

@@ -140,6 +140,9 @@ def test_metrics_the_split_cannot_give_are_refused_before_any_work(made_data, tm
     with pytest.raises(MetricUnavailableError, match="psnr needs a ground-truth target"):
         Evaluator(unaligned, "fid,psnr", settings(extractor=extractor))
     assert extractor.calls == 0
+    images = [dict(item) for item in open_split(made_data["aligned"])]  # the items, but not an imagedata split
+    with pytest.raises(EvaluationInputError, match="needs an imagedata split .* got list"):
+        Evaluator(images, "fid", settings(extractor=extractor))
     with pytest.raises(SegmenterError, match="mIoU needs a segmenter: pass --segmenter"):
         Evaluator(open_split(made_data["labelled"]), "miou", settings(segmenter=None))
     five = save_torchscript(create_segmenter_network("dilated_fcn", 5, width=4).eval(), tmp_path / "five.ts",

@@ -10,9 +10,9 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from evaluators.frechet import MetricInputError
+from evaluators.metric_catalog import check_metrics_available, get_metric, list_metrics, parse_metric_names
 from evaluators.metrics import (DatasetTraits, GeneratedBatch, MetricContext, MetricOptions, MetricUnavailableError,
-                                Need, UnknownMetricError, check_metrics_available, get_metric, list_metrics,
-                                parse_metric_names)
+                                Need, UnknownMetricError)
 from imagedata import create_dataset
 from supernet.errors import GanasError
 

@@ -1,14 +1,10 @@
 """The REST service: every endpoint against a workspace filled through the Store API, the launcher
-with a fake orchestrator command, access control, and ``ganas serve``'s refusal of an open bind."""
+with a fake orchestrator command, and access control (the web app with the dashboard: tests/webapp)."""
 from __future__ import annotations
 
-import os
 import random
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import warnings
@@ -17,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nas.cli import main
 from nas.pareto import hypervolume, pareto_front
 from nas.service import create_app
 from nas.service.auth import COOKIE, TokenAuth, check_binding, is_loopback, resolve_token
@@ -362,7 +357,7 @@ def test_spawn_failure_marks_the_search_failed(filled):
 
 
 # -- access control ----------------------------------------------------------------------------------------------
-def test_token_required_on_api_and_dashboard(filled):
+def test_token_required_on_the_api(filled):
     workspace, search_id = filled
     with TestClient(create_app(workspace, token=TOKEN)) as client:
         denied = client.get("/api/supernets")
@@ -373,15 +368,22 @@ def test_token_required_on_api_and_dashboard(filled):
         assert ok.status_code == 200 and ok.json()[0]["name"] == "tiny"
         assert client.post(f"/api/searches/{search_id}/cancel").status_code == 401
         assert client.get("/openapi.json").status_code == 200  # the schema holds no data
-        page = client.get(f"/searches/{search_id}")
-        assert page.status_code == 401 and "Access token needed" in page.text
-        assert client.get(f"/searches/{search_id}?token=wrong").status_code == 401
-        login = client.get(f"/searches/{search_id}?status=done&token={TOKEN}", follow_redirects=False)
-        assert login.status_code == 303 and login.headers["location"] == f"/searches/{search_id}?status=done"
-        assert "httponly" in login.headers["set-cookie"].lower()
-        assert client.cookies.get(COOKIE) == TOKEN
-        assert client.get(f"/searches/{search_id}").status_code == 200
-        assert client.get("/api/supernets").status_code == 401  # the cookie never opens the API
+        client.cookies.set(COOKIE, TOKEN)
+        assert client.get("/api/supernets").status_code == 401  # a cookie never opens the API
+
+
+def test_without_pages_the_service_is_the_api_alone(filled):
+    """The dashboard is composed in by webapp; nas.service alone answers JSON everywhere."""
+    workspace, search_id = filled
+    with TestClient(create_app(workspace)) as client:
+        for path in ("/", "/searches", f"/searches/{search_id}", "/static/style.css"):
+            response = client.get(path, follow_redirects=False)
+            assert response.status_code == 404 and response.headers["content-type"] == "application/json", path
+        missing = client.get("/api/searches/99")
+        assert missing.status_code == 404 and missing.json()["error"] == "NotFoundError"
+    with TestClient(create_app(workspace, token=TOKEN)) as client:
+        page = client.get(f"/searches/{search_id}?token={TOKEN}", follow_redirects=False)
+        assert page.status_code == 404 and page.headers["content-type"] == "application/json"
 
 
 def test_tokens_are_compared_in_constant_time(monkeypatch):
@@ -441,54 +443,6 @@ def test_openapi_schema_lists_every_endpoint_and_no_cdn_pages(client):
     assert set(paths["/api/searches/{search_id}/start"]["post"]["requestBody"]["content"]["application/json"]
                ["schema"]["anyOf"][0]["$ref"].rsplit("/", 1)[1:]) == {"LaunchRequest"}
     assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
-
-
-# -- ganas serve ---------------------------------------------------------------------------------------------------
-def test_serve_refuses_open_bind_without_token(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("GANAS_TOKEN", raising=False)
-    workspace = tmp_path / "ws"
-    assert main(["serve", "--host", "0.0.0.0", "--workspace", str(workspace)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("ganas serve: error: serving on 0.0.0.0") and "--token" in err
-    assert not workspace.exists()  # refused before anything was opened
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_serve_runs_uvicorn_and_keeps_the_token_out_of_its_log(filled):
-    workspace, _ = filled
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "GANAS_TOKEN"}
-    refused = subprocess.run([sys.executable, "-m", "nas.cli", "serve", "--host", "0.0.0.0", "--port", str(port)],
-                             env=env, capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 2 and "needs an access token" in refused.stderr
-    server = subprocess.Popen([sys.executable, "-m", "nas.cli", "serve", "--workspace", str(workspace.root),
-                               "--port", str(port)], env={**env, "GANAS_TOKEN": TOKEN},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def answers() -> bool:
-            request = urllib.request.Request(f"{base}/api/supernets", headers={"Authorization": f"Bearer {TOKEN}"})
-            try:
-                with urllib.request.urlopen(request, timeout=1) as response:
-                    return response.status == 200
-            except OSError:
-                assert server.poll() is None, server.stdout.read().decode()
-                return False
-
-        _wait_for(answers, timeout=30)
-        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # follows the login redirect
-        with browser.open(f"{base}/searches?token={TOKEN}", timeout=5) as response:
-            assert response.status == 200 and response.url == f"{base}/searches"
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=10)[0].decode()
-    assert f"dashboard {base}/?token=<token>" in output and "GET /searches?token=*** HTTP/1.1\" 303" in output
-    assert TOKEN not in output
 
 
 @pytest.mark.slow

@@ -1,4 +1,9 @@
-"""``ganas serve``: the REST API and the dashboard over a workspace, with uvicorn."""
+"""``ganas serve``: the REST API and the dashboard over a workspace, with uvicorn.
+
+A command plug-in: ``pyproject.toml`` declares ``register`` under the entry-point group
+``ganas.commands``, and :func:`nas.cli.build_parser` loads it from there (``nas`` cannot import
+this module: it imports the dashboard).
+"""
 from __future__ import annotations
 
 import argparse
@@ -42,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
     check_binding(args.host, token)  # before anything is opened or bound
     import uvicorn
 
-    from nas.service import create_app
+    from .app import create_web_app
 
     workspace = Workspace.resolve(args.workspace).ensure()
-    app = create_app(workspace, token)
+    app = create_web_app(workspace, token)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/"
     print(f"ganas serve: workspace {workspace.root}")

@@ -1,0 +1,152 @@
+"""What the dashboard shows, read from a workspace's store: the one module of :mod:`dashboards` that knows ``nas``.
+
+Pages ask a :class:`DashboardReader` (one per request, over the service's context) for rows and
+views, frozen records ready to render; they never hold the store, the launcher or the search
+space. The figures come from :mod:`nas.summary`, the same code as the REST API's, so the
+API and the pages always agree. Everything here only reads.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+
+from nas.budget import format_macs
+from nas.service.context import ServiceContext, get_context
+from nas.service.launcher import LaunchInfo
+from nas.summary import SearchFront, SearchSummary, finished_count, progress_fraction, summarize
+from nas.store import CandidateRecord, CandidateStatus, NotFoundError, SearchRecord, SearchState, SupernetRecord
+from nas.store.records import thaw
+from supernet.errors import GanasError
+
+__all__ = ["CandidateStatus", "CandidateView", "DashboardReader", "Position", "SearchFront", "SearchRow",
+           "SearchView", "SearchState", "format_macs", "get_reader"]
+
+
+@dataclass(frozen=True)
+class SearchRow:
+    """A line of the searches table."""
+
+    search: SearchRecord
+    finished: int
+    done: int
+    failed: int
+    progress: float
+
+
+@dataclass(frozen=True)
+class Position:
+    """One position of a config string, with the choices its search space offers."""
+
+    index: int
+    name: str
+    width: int
+    choices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SearchView:
+    """A search page: its summary (front, best per budget), its candidates of one status, how it was run."""
+
+    summary: SearchSummary
+    candidates: tuple[CandidateRecord, ...]  # proposal order
+    launch: LaunchInfo | None  # the orchestrator this server started, if any
+    plan: tuple[tuple[str, str], ...]  # (label, text) lines of the search's settings
+
+    @property
+    def running(self) -> bool:
+        return self.summary.search.state == SearchState.RUNNING
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    """A candidate page: the candidate, its search and supernet, its widths against the space's choices."""
+
+    search: SearchRecord
+    candidate: CandidateRecord
+    supernet: SupernetRecord
+    positions: tuple[Position, ...]  # empty when the space is unknown here or the config does not fit it
+    has_sample: bool
+    sample_file: Path  # where the worker writes the sample grid
+
+
+class DashboardReader:
+    """The dashboard's queries over the service's store; see the module docstring."""
+
+    def __init__(self, context: ServiceContext) -> None:
+        self._context = context
+        self._store = context.store
+
+    def supernets(self) -> tuple[tuple[SupernetRecord, ...], dict[int, int]]:
+        """Every supernet, oldest first, and how many searches each has (by supernet id)."""
+        supernets = self._store.list_supernets()
+        searches = self._store.list_searches()
+        return tuple(supernets), {s.id: sum(1 for x in searches if x.supernet_id == s.id) for s in supernets}
+
+    def searches(self, supernet: str | None = None, state: str | None = None) -> tuple[SearchRow, ...]:
+        """The searches table, oldest first, optionally of one supernet and/or in one state."""
+        rows = []
+        for search in self._store.list_searches(supernet or None, state or None):
+            counts = self._store.count_candidates(search.id)
+            rows.append(SearchRow(search, finished_count(counts), counts.done, counts.failed,
+                                  progress_fraction(counts, search.trials)))
+        return tuple(rows)
+
+    def search(self, search_id: int, status: CandidateStatus | None = None, metric: str | None = None) -> SearchView:
+        summary = summarize(self._store, search_id, metric)
+        return SearchView(summary, tuple(self._store.candidates(search_id, status)),
+                          self._context.launcher.info(search_id), _plan_facts(summary.search))
+
+    def candidate(self, search_id: int, config: str) -> CandidateView:
+        search = self._store.get_search(search_id)
+        candidate = self._store.find_candidate(search_id, config)
+        if candidate is None:
+            raise NotFoundError(f"search {search_id} has no candidate {config!r}")
+        supernet = self._store.get_supernet(search.supernet_id)
+        return CandidateView(search, candidate, supernet, _positions(supernet.space, config),
+                             self._context.sample_path(search_id, config) is not None,
+                             self._context.workspace.samples_dir(search_id) / f"{config}.png")
+
+    def sample(self, search_id: int, config: str) -> Path:
+        """The candidate's sample image file (a typed error when the worker has not written it)."""
+        return self._context.require_sample(search_id, config)
+
+
+def get_reader(request: Request) -> DashboardReader:
+    """FastAPI dependency: a reader over the context the service put on the app."""
+    return DashboardReader(get_context(request))
+
+
+def _positions(space_name: str, config: str) -> tuple[Position, ...]:
+    from supernet import get_space
+    from supernet.space import parse_config_numbers
+
+    try:
+        space = get_space(space_name)
+        numbers = parse_config_numbers(config)
+    except GanasError:
+        return ()
+    if len(numbers) != space.num_positions:
+        return ()
+    return tuple(Position(i, n, w, c) for i, (n, w, c) in enumerate(zip(space.position_names, numbers,
+                                                                          space.choices)))
+
+
+def _plan_facts(search: SearchRecord) -> tuple[tuple[str, str], ...]:
+    """The search's own settings as (label, text) lines: its plan if ``ganas search`` made it, else the raw settings."""
+    from nas.search_setup import SearchPlan
+
+    settings = dict(search.strategy_settings)
+    try:
+        plan = SearchPlan.from_search(search)
+    except (KeyError, TypeError, ValueError):  # not made by search_setup, or by a release with another plan layout
+        return tuple((key, json.dumps(thaw(value))) for key, value in settings.items())
+    spec = plan.evaluation
+    own = ", ".join(f"{k} {json.dumps(v)}" for k, v in plan.strategy.items()) or "defaults"
+    return (("strategy settings", own),
+            ("evaluation", f"{', '.join(spec.metrics)} on split {spec.split} of {spec.data_root} ({spec.size} px, "
+                           f"{spec.samples} sample rows)"),
+            ("batches", f"{plan.batch_size} configs asked and evaluated together; MACs counted at "
+                        f"{plan.macs_size[0]}x{plan.macs_size[1]}"))
