@@ -96,8 +96,7 @@ class GANCompressionRecipe(Recipe):
                 f"teacher has {len(self.teacher_layers)} ({', '.join(self.teacher_layers)}); use a student with the "
                 "teacher's depth (n_blocks / num_downs)"
             )
-        if student.elastic:
-            student.set_config(None)
+        # outside a configured block a supernet runs at full width, the widths the mappings take
         layers = probe_layers(student, teacher, self.student_layers, example, self.teacher_layers,
                               concat_halves=student.distill_concat_halves)
         with torch.random.fork_rng(devices=[]):
@@ -140,7 +139,7 @@ class GANCompressionRecipe(Recipe):
             teacher_b = self.teacher(real_a)
             teacher_features = dict(t_tap.features)
         with FeatureTap(self.student, self.student_layers) as s_tap:
-            fake_b = self.student(real_a, config) if config is not None else self.student(real_a)
+            fake_b = self.student(real_a, config=config)
             student_features = dict(s_tap.features)
         paired = s.task == "paired"
         judged = (lambda img: torch.cat([real_a, img], 1)) if paired else (lambda img: img)

@@ -95,8 +95,7 @@ class OMGDRecipe(Recipe):
             if "wide" not in self.teachers:
                 raise TrainingError("channel distillation (lambda_cd > 0) needs the wide teacher")
             self.cd_layers = self.student.distill_layer_names()
-            if self.student.elastic:
-                self.student.set_config(None)
+            # outside a configured block a supernet runs at full width, the widths the mappings take
             layers = probe_layers(self.student, self.teachers["wide"], self.cd_layers, example,
                                   concat_halves=self.student.distill_concat_halves)
             with torch.random.fork_rng(devices=[]):
@@ -158,7 +157,7 @@ class OMGDRecipe(Recipe):
         config = self.config_for(step, rng)
         self.opt_student.zero_grad(set_to_none=True)
         with FeatureTap(self.student, self.cd_layers) as s_tap:
-            student_b = self.student(real_a, config) if config is not None else self.student(real_a)
+            student_b = self.student(real_a, config=config)
             breakdown = self.criterion(student_b, [f.detach() for f in fakes.values()],
                                        dict(s_tap.features) if self.cd_layers else None, wide_features)
         breakdown.total.backward()
