@@ -125,9 +125,7 @@ class GANCompressionRecipe(Recipe):
             return None
         if self.settings.sampling == "fixed":
             return self.space.validate(self.settings.fixed_config)
-        if self.settings.sampling == "sandwich" and step % 3 != 2:
-            return self.space.largest() if step % 3 == 0 else self.space.smallest()
-        return self.space.random_config(rng)
+        return self.space.draw(self.settings.sampling, step, rng)
 
     def train_step(self, step: int, batch: dict, rng: random.Random) -> dict[str, float]:
         s = self.settings

@@ -115,9 +115,7 @@ class OMGDRecipe(Recipe):
     def config_for(self, step: int, rng: random.Random) -> Config | None:
         if self.space is None:
             return None
-        if self.settings.sampling == "sandwich" and step % 3 != 2:
-            return self.space.largest() if step % 3 == 0 else self.space.smallest()
-        return self.space.random_config(rng)
+        return self.space.draw(self.settings.sampling, step, rng)
 
     def train_step(self, step: int, batch: dict, rng: random.Random) -> dict[str, float]:
         s = self.settings

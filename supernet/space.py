@@ -101,22 +101,28 @@ class ChannelSearchSpace:
         return format_config(self.validate(config))
 
     def sample(self, n: int, rule: str = "uniform", seed: int | None = 0) -> list[Config]:
-        """``n`` configs drawn by ``rule``; the same seed gives the same list.
-
-        ``sandwich`` (once-for-all) yields the largest, the smallest, then uniform draws, cyclically.
-        """
+        """``n`` configs drawn by ``rule`` from one ``random.Random(seed)``; the same seed gives the same list."""
         if rule not in SAMPLING_RULES:
             raise SearchSpaceError(f"unknown sampling rule {rule!r}; choose one of {', '.join(SAMPLING_RULES)}")
         rng = random.Random(seed)
-        out: list[Config] = []
-        for i in range(n):
-            if rule == "largest" or (rule == "sandwich" and i % 3 == 0):
-                out.append(self.largest())
-            elif rule == "smallest" or (rule == "sandwich" and i % 3 == 1):
-                out.append(self.smallest())
-            else:
-                out.append(self.random_config(rng))
-        return out
+        return [self.draw(rule, i, rng) for i in range(n)]
+
+    def draw(self, rule: str, index: int, rng: random.Random) -> Config:
+        """The config at ``index`` (0, 1, 2, ...) of a sequence sampled by ``rule``: one subnet per step of
+        supernet training, or one item of :meth:`sample`.
+
+        ``uniform`` picks each position's choice from ``rng``; ``largest`` / ``smallest`` always give that
+        config; ``sandwich`` (once-for-all) gives the largest at ``index % 3 == 0``, the smallest at 1, a
+        uniform pick at 2. ``rng`` is drawn from only for a uniform pick, so the same (rule, index, rng
+        state) always gives the same config.
+        """
+        if rule not in SAMPLING_RULES:
+            raise SearchSpaceError(f"unknown sampling rule {rule!r}; choose one of {', '.join(SAMPLING_RULES)}")
+        if rule == "largest" or (rule == "sandwich" and index % 3 == 0):
+            return self.largest()
+        if rule == "smallest" or (rule == "sandwich" and index % 3 == 1):
+            return self.smallest()
+        return self.random_config(rng)
 
     def random_config(self, rng: random.Random) -> Config:
         return tuple(rng.choice(c) for c in self.choices)
