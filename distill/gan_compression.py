@@ -63,8 +63,7 @@ def student_for(settings: GANCompressionSettings, teacher: ChannelGenerator) -> 
                "ngf": space.ngf}
     if space.family == "resnet":
         hparams["n_blocks"] = getattr(teacher, "n_blocks", 9)
-    elif space.num_downs is not None:
-        hparams["num_downs"] = space.num_downs
+    hparams.update(space.hparams)  # what the space's layout fixes (a U-Net space: num_downs)
     hparams.update(settings.student_hparams)
     return arch, hparams
 

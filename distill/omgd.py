@@ -67,9 +67,8 @@ class OMGDRecipe(Recipe):
         self.space = get_space(s.space) if s.space else None
         hparams = {"input_nc": in_nc, "output_nc": out_nc, **s.student_hparams}
         if self.space is not None:
-            hparams.setdefault("ngf", self.space.ngf)
-            if self.space.num_downs is not None:
-                hparams.setdefault("num_downs", self.space.num_downs)
+            for name, value in self.space.supernet_hparams().items():  # ngf, and what the layout fixes
+                hparams.setdefault(name, value)
         self.student = build_generator(s.student_arch, hparams, derived_seed(seed, "student"),
                                        elastic=self.space is not None).train()
         if self.space is not None and len(self.student.config) != self.space.num_positions:

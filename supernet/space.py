@@ -8,8 +8,8 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
 
 from .errors import ConfigError, SearchSpaceError
 
@@ -38,7 +38,12 @@ def format_config(config: Sequence[int]) -> str:
 
 @dataclass(frozen=True)
 class ChannelSearchSpace:
-    """Candidate channel numbers per position, for one family of generators."""
+    """Candidate channel numbers per position, for one family of generators.
+
+    ``hparams`` are the architecture's hyper-parameters the space fixes besides the width, because
+    they change its config layout (a U-Net space fixes ``num_downs``, one position per level); a
+    supernet for the space is built with :meth:`supernet_hparams`.
+    """
 
     name: str
     family: str  # the generator class's arch: "resnet" (also mobile_resnet) or "unet"
@@ -46,10 +51,11 @@ class ChannelSearchSpace:
     position_names: tuple[str, ...]
     description: str = ""
     architecture: str = ""  # the architecture a supernet for this space is built with
-    num_downs: int | None = None  # U-Net spaces fix the depth
+    hparams: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         object.__setattr__(self, "choices", tuple(tuple(sorted(set(c), reverse=True)) for c in self.choices))
+        object.__setattr__(self, "hparams", dict(self.hparams))
         if len(self.choices) != len(self.position_names):
             raise ValueError(f"space {self.name}: {len(self.choices)} choice lists, "
                              f"{len(self.position_names)} position names")
@@ -66,6 +72,10 @@ class ChannelSearchSpace:
     def ngf(self) -> int:
         """The supernet width this space needs: the largest choice anywhere."""
         return max(max(c) for c in self.choices)
+
+    def supernet_hparams(self) -> dict[str, Any]:
+        """Hyper-parameters of the supernet this space is built for: ``ngf`` (the widest choice) and :attr:`hparams`."""
+        return {"ngf": self.ngf, **self.hparams}
 
     def largest(self) -> Config:
         return tuple(c[0] for c in self.choices)

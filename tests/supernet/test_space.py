@@ -78,3 +78,9 @@ def test_seeded_samples_are_the_ones_recorded_before_sampling_was_deduplicated(k
     expected = PINNED_SAMPLES[key]
     assert [format_config(c) for c in get_space(name).sample(len(expected), rule, seed=seed)] == expected
 
+
+def test_space_hparams_fix_the_layout_not_the_generic_space():
+    unet = get_space("unet256-channels-64")
+    assert unet.hparams == {"num_downs": 8} and unet.supernet_hparams() == {"ngf": 64, "num_downs": 8}
+    assert get_space("channels-48").hparams == {} and not hasattr(unet, "num_downs")
+    assert hash(unet) == hash(get_space("unet256-channels-64"))
