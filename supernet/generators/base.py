@@ -2,16 +2,17 @@
 
 A family (ResNet, U-Net, and next SPADE) subclasses :class:`ChannelGenerator` and implements
 every member marked abstract below; a class that misses one cannot be instantiated (``TypeError``
-from :mod:`abc`), and a class without an ``arch`` name is refused at construction. Everything the
-rest of ganas relies on (distillation, extraction, closed-form counts, evaluation) goes through
-these members, never through a family's internals.
+from :mod:`abc`), and a class without an ``arch`` name is refused at construction. Generic code
+(distillation, subnet extraction, evaluation, MACs counting) uses only these members; what is
+specific to a family's internals is a plug-in registered under its ``arch`` (the closed-form MACs
+formula in :mod:`evaluators.closed_form`, the channel groups in :mod:`supernet.sorting`).
 
 **The config rule.** A supernet's active config is set only inside ``with g.configured(config):``
 (or for one call, ``g(x, config=config)``, which is the same thing); leaving the block restores
 the config that was active before, so blocks nest. Outside every block a supernet runs at full
 width. There is no setter that outlives a block, so a forward pass cannot run at a config left
 over from another caller. Blocks change the supernet's layers: one supernet object serves one
-thread at a time.
+thread at a time, and a ``copy.deepcopy`` taken inside a block keeps that block's config.
 """
 from __future__ import annotations
 
