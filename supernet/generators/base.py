@@ -117,7 +117,9 @@ class ChannelGenerator(nn.Module, ABC):
         too_wide = [i for i, (c, full) in enumerate(zip(config, self.config)) if c > full or c <= 0]
         if too_wide:
             i = too_wide[0]
-            raise ConfigError(f"position {i} of config {config} is {config[i]}; this supernet allows 1..{self.config[i]}")
+            raise ConfigError(
+                f"position {i} of config {config} is {config[i]}; this supernet allows 1..{self.config[i]}"
+            )
         return config
 
     @contextlib.contextmanager
