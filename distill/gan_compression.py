@@ -63,8 +63,7 @@ def student_for(settings: GANCompressionSettings, teacher: ChannelGenerator) -> 
                "ngf": space.ngf}
     if space.family == "resnet":
         hparams["n_blocks"] = getattr(teacher, "n_blocks", 9)
-    elif space.num_downs is not None:
-        hparams["num_downs"] = space.num_downs
+    hparams.update(space.hparams)  # what the space's layout fixes (a U-Net space: num_downs)
     hparams.update(settings.student_hparams)
     return arch, hparams
 
@@ -96,8 +95,7 @@ class GANCompressionRecipe(Recipe):
                 f"teacher has {len(self.teacher_layers)} ({', '.join(self.teacher_layers)}); use a student with the "
                 "teacher's depth (n_blocks / num_downs)"
             )
-        if student.elastic:
-            student.set_config(None)
+        # outside a configured block a supernet runs at full width, the widths the mappings take
         layers = probe_layers(student, teacher, self.student_layers, example, self.teacher_layers,
                               concat_halves=student.distill_concat_halves)
         with torch.random.fork_rng(devices=[]):
@@ -126,9 +124,7 @@ class GANCompressionRecipe(Recipe):
             return None
         if self.settings.sampling == "fixed":
             return self.space.validate(self.settings.fixed_config)
-        if self.settings.sampling == "sandwich" and step % 3 != 2:
-            return self.space.largest() if step % 3 == 0 else self.space.smallest()
-        return self.space.random_config(rng)
+        return self.space.draw(self.settings.sampling, step, rng)
 
     def train_step(self, step: int, batch: dict, rng: random.Random) -> dict[str, float]:
         s = self.settings
@@ -140,7 +136,7 @@ class GANCompressionRecipe(Recipe):
             teacher_b = self.teacher(real_a)
             teacher_features = dict(t_tap.features)
         with FeatureTap(self.student, self.student_layers) as s_tap:
-            fake_b = self.student(real_a, config) if config is not None else self.student(real_a)
+            fake_b = self.student(real_a, config=config)
             student_features = dict(s_tap.features)
         paired = s.task == "paired"
         judged = (lambda img: torch.cat([real_a, img], 1)) if paired else (lambda img: img)

@@ -67,9 +67,8 @@ class OMGDRecipe(Recipe):
         self.space = get_space(s.space) if s.space else None
         hparams = {"input_nc": in_nc, "output_nc": out_nc, **s.student_hparams}
         if self.space is not None:
-            hparams.setdefault("ngf", self.space.ngf)
-            if self.space.num_downs is not None:
-                hparams.setdefault("num_downs", self.space.num_downs)
+            for name, value in self.space.supernet_hparams().items():  # ngf, and what the layout fixes
+                hparams.setdefault(name, value)
         self.student = build_generator(s.student_arch, hparams, derived_seed(seed, "student"),
                                        elastic=self.space is not None).train()
         if self.space is not None and len(self.student.config) != self.space.num_positions:
@@ -95,8 +94,7 @@ class OMGDRecipe(Recipe):
             if "wide" not in self.teachers:
                 raise TrainingError("channel distillation (lambda_cd > 0) needs the wide teacher")
             self.cd_layers = self.student.distill_layer_names()
-            if self.student.elastic:
-                self.student.set_config(None)
+            # outside a configured block a supernet runs at full width, the widths the mappings take
             layers = probe_layers(self.student, self.teachers["wide"], self.cd_layers, example,
                                   concat_halves=self.student.distill_concat_halves)
             with torch.random.fork_rng(devices=[]):
@@ -116,9 +114,7 @@ class OMGDRecipe(Recipe):
     def config_for(self, step: int, rng: random.Random) -> Config | None:
         if self.space is None:
             return None
-        if self.settings.sampling == "sandwich" and step % 3 != 2:
-            return self.space.largest() if step % 3 == 0 else self.space.smallest()
-        return self.space.random_config(rng)
+        return self.space.draw(self.settings.sampling, step, rng)
 
     def train_step(self, step: int, batch: dict, rng: random.Random) -> dict[str, float]:
         s = self.settings
@@ -158,7 +154,7 @@ class OMGDRecipe(Recipe):
         config = self.config_for(step, rng)
         self.opt_student.zero_grad(set_to_none=True)
         with FeatureTap(self.student, self.cd_layers) as s_tap:
-            student_b = self.student(real_a, config) if config is not None else self.student(real_a)
+            student_b = self.student(real_a, config=config)
             breakdown = self.criterion(student_b, [f.detach() for f in fakes.values()],
                                        dict(s_tap.features) if self.cd_layers else None, wide_features)
         breakdown.total.backward()

@@ -257,10 +257,7 @@ def generator_count(generator: Any, size: int | Sequence[int] = (256, 256),
 
 def space_hparams(space: ChannelSearchSpace) -> dict[str, Any]:
     """Hyper-parameters of the supernet a search space is built for: ngf = widest choice, its depth."""
-    hparams: dict[str, Any] = {"ngf": space.ngf}
-    if space.num_downs is not None:
-        hparams["num_downs"] = space.num_downs
-    return hparams
+    return space.supernet_hparams()
 
 
 def space_count(space: ChannelSearchSpace, config: Sequence[int], size: int | Sequence[int] = (256, 256),

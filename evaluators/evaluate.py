@@ -4,7 +4,7 @@ Construction does everything that does not depend on the generator, once: checks
 requested metric can be computed on the split (:class:`~evaluators.metrics.MetricUnavailableError`
 otherwise), loads the feature extractor and the segmenter, and gets the real-image statistics
 from the cache (computing and storing them on a miss). :meth:`Evaluator.evaluate` then runs a
-static generator, or an elastic supernet at a config (``generator(x, config)``), over the split in
+static generator, or an elastic supernet at a config (``generator.configured(config)``), over the split in
 a fixed order, in batches, in eval mode without autograd, and feeds every metric; the same
 generator and config give the same numbers bit for bit on the same machine. Each number comes
 with the identity of what produced it (extractor, segmenter, latency backend) so numbers from
@@ -163,27 +163,23 @@ def _index_batches(count: int, batch_size: int) -> Iterator[range]:
         yield range(start, min(start + batch_size, count))
 
 
-def _run(generator: nn.Module, inputs: Tensor, config: tuple[int, ...] | None) -> Tensor:
+def _run(generator: nn.Module, inputs: Tensor) -> Tensor:
     with torch.no_grad():
-        return generator(inputs, config) if config is not None else generator(inputs)
+        return generator(inputs)
 
 
 @contextlib.contextmanager
 def _evaluation_mode(generator: nn.Module, config: tuple[int, ...] | None, device: torch.device) -> Iterator[None]:
-    """Eval mode on ``device`` at ``config`` (an elastic supernet without one runs at full width); the
-    training flag and the supernet's active config are restored afterwards."""
+    """Eval mode on ``device``, an elastic supernet configured at ``config`` (``None``: full width); the
+    training flag is restored afterwards, the config by leaving the supernet's ``configured`` block."""
     was_training = generator.training
     elastic = isinstance(generator, ChannelGenerator) and generator.elastic
-    previous = generator.active_config if elastic else None
     generator.to(device).eval()
-    if elastic:
-        generator.set_config(config)
     try:
-        yield
+        with generator.configured(config) if elastic else contextlib.nullcontext():
+            yield
     finally:
         generator.train(was_training)
-        if elastic:
-            generator.set_config(previous)
 
 
 def _checked_config(generator: nn.Module, config: Sequence[int] | None) -> tuple[int, ...] | None:
@@ -290,7 +286,7 @@ class Evaluator:
             total = -(-self.traits.source_count // self.settings.batch_size)
             for indices in tqdm(batches, total=total, desc="evaluating", unit="batch",
                                 disable=not self.settings.progress, leave=False):
-                self._evaluate_batch(generator, config, indices, timer)
+                self._evaluate_batch(generator, indices, timer)
             values = {}
             for metric in self.metrics:
                 with timer(f"{metric.name}{COMPUTE}"):
@@ -304,8 +300,7 @@ class Evaluator:
             time.perf_counter() - start, seconds.get(GENERATING, 0.0), in_metrics, seconds,
             self.dataset_hash, self.size, config)
 
-    def _evaluate_batch(self, generator: nn.Module, config: tuple[int, ...] | None, indices: range,
-                        timer: _PartTimer) -> None:
+    def _evaluate_batch(self, generator: nn.Module, indices: range, timer: _PartTimer) -> None:
         with timer(LOADING):
             items = [self.dataset[i] for i in indices]
             inputs = _stack(items, "A", self.size).to(self.device)
@@ -313,7 +308,7 @@ class Evaluator:
             label = torch.stack([item["label"] for item in items]).to(self.device) \
                 if Need.LABELS in self.needs else None
         with timer(GENERATING):
-            fake = _run(generator, inputs, config)
+            fake = _run(generator, inputs)
         self._check_output(fake, inputs)
         features = predictions = None
         if Need.FEATURES in self.needs:
@@ -356,11 +351,11 @@ def sample_grid(generator: nn.Module, dataset: FolderDataset, config: Sequence[i
     size = tuple(items[0]["A"].shape[-2:])
     inputs = _stack(items, "A", size)
     with _evaluation_mode(generator, config, torch.device(device)):
-        fake = _run(generator, inputs.to(device), config).cpu()
+        fake = _run(generator, inputs.to(device)).cpu()
     columns = [inputs]
     if reference is not None:
         with _evaluation_mode(reference, None, torch.device(device)):
-            columns.append(_run(reference, inputs.to(device), None).cpu())
+            columns.append(_run(reference, inputs.to(device)).cpu())
     columns += [fake] + ([_stack(items, "B", size)] if dataset.paired else [])
     rows = [np.concatenate([_to_uint8(column[i]) for column in columns], axis=1) for i in range(count)]
     return np.ascontiguousarray(np.concatenate(rows, axis=0))

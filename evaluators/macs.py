@@ -14,6 +14,7 @@ counted like the subnet extracted at that config, parameters included.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass
@@ -110,14 +111,16 @@ def _used_parameters(module: nn.Module, used: dict[nn.Module, int]) -> int:
 
 # -- public entry point -------------------------------------------------------------------------------
 
-def _prepare(module: nn.Module, size: Size, config: Sequence[int] | None) -> tuple[nn.Module, int | None]:
-    """A private copy of ``module`` at ``config``, after checking the size and config it is asked for."""
+def _prepare(module: nn.Module, size: Size, config: Sequence[int] | None
+             ) -> tuple[nn.Module, int | None, contextlib.AbstractContextManager]:
+    """A private copy of ``module``, and the block that runs it at ``config``, after checking the size and
+    config it is asked for."""
     from supernet.generators import ChannelGenerator
 
     if not isinstance(module, ChannelGenerator):
         if config is not None:
             raise ConfigError(f"a config applies to ganas generators only, not to {type(module).__name__}")
-        return copy.deepcopy(module), None
+        return copy.deepcopy(module), None, contextlib.nullcontext()
     module.check_input_size(*size)
     work = copy.deepcopy(module)
     if config is not None:
@@ -127,8 +130,8 @@ def _prepare(module: nn.Module, size: Size, config: Sequence[int] | None) -> tup
                 "supernet (elastic=True) or build the generator at that config"
             )
         if work.elastic:
-            work.set_config(config)
-    return work, getattr(module, "input_nc", None)
+            return work, getattr(module, "input_nc", None), work.configured(config)
+    return work, getattr(module, "input_nc", None), contextlib.nullcontext()
 
 
 def count_macs(module: nn.Module, input_size: int | Sequence[int] = (256, 256), in_channels: int | None = None,
@@ -146,11 +149,12 @@ def count_macs(module: nn.Module, input_size: int | Sequence[int] = (256, 256), 
     size = parse_size(input_size)
     if in_channels is not None and (not isinstance(in_channels, int) or in_channels <= 0):
         raise InputSizeError(f"in_channels must be a positive integer (got {in_channels!r})")
-    work, generator_channels = _prepare(module, size, config)
+    work, generator_channels, configured = _prepare(module, size, config)
     channels = in_channels or generator_channels or 3
     reference = next(iter(work.parameters()), None)
     x = torch.zeros(1, channels, *size, dtype=reference.dtype if reference is not None else torch.float32,
                     device=reference.device if reference is not None else "cpu")
     used: dict[nn.Module, int] = {}
-    macs, _ = thop.profile(work, inputs=(x,), custom_ops=counting_rules(used), verbose=False)
+    with configured:
+        macs, _ = thop.profile(work, inputs=(x,), custom_ops=counting_rules(used), verbose=False)
     return MacsCount(macs=int(round(macs)), params=_used_parameters(work, used))

@@ -36,9 +36,7 @@ def _slice(full: torch.Tensor, shape: torch.Size, halves_dim: int | None) -> tor
 @torch.no_grad()
 def extract_subnet(supernet: ChannelGenerator, config: Sequence[int]) -> ChannelGenerator:
     """A static generator at ``config`` whose output equals ``supernet`` run at ``config``."""
-    config = tuple(int(c) for c in config)
-    supernet.set_config(config)  # validates against the supernet's widths
-    supernet.set_config(None)
+    config = supernet.validate_config(config)
     subnet = create_generator(supernet.arch, config=config, **supernet.hparams())
     super_modules = dict(supernet.named_modules())
     for name, module in subnet.named_modules():

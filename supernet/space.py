@@ -8,8 +8,8 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
 
 from .errors import ConfigError, SearchSpaceError
 
@@ -38,7 +38,12 @@ def format_config(config: Sequence[int]) -> str:
 
 @dataclass(frozen=True)
 class ChannelSearchSpace:
-    """Candidate channel numbers per position, for one family of generators."""
+    """Candidate channel numbers per position, for one family of generators.
+
+    ``hparams`` are the architecture's hyper-parameters the space fixes besides the width, because
+    they change its config layout (a U-Net space fixes ``num_downs``, one position per level); a
+    supernet for the space is built with :meth:`supernet_hparams`.
+    """
 
     name: str
     family: str  # the generator class's arch: "resnet" (also mobile_resnet) or "unet"
@@ -46,10 +51,11 @@ class ChannelSearchSpace:
     position_names: tuple[str, ...]
     description: str = ""
     architecture: str = ""  # the architecture a supernet for this space is built with
-    num_downs: int | None = None  # U-Net spaces fix the depth
+    hparams: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         object.__setattr__(self, "choices", tuple(tuple(sorted(set(c), reverse=True)) for c in self.choices))
+        object.__setattr__(self, "hparams", dict(self.hparams))
         if len(self.choices) != len(self.position_names):
             raise ValueError(f"space {self.name}: {len(self.choices)} choice lists, "
                              f"{len(self.position_names)} position names")
@@ -66,6 +72,10 @@ class ChannelSearchSpace:
     def ngf(self) -> int:
         """The supernet width this space needs: the largest choice anywhere."""
         return max(max(c) for c in self.choices)
+
+    def supernet_hparams(self) -> dict[str, Any]:
+        """Hyper-parameters of the supernet this space is built for: ``ngf`` (the widest choice) and :attr:`hparams`."""
+        return {"ngf": self.ngf, **self.hparams}
 
     def largest(self) -> Config:
         return tuple(c[0] for c in self.choices)
@@ -101,22 +111,28 @@ class ChannelSearchSpace:
         return format_config(self.validate(config))
 
     def sample(self, n: int, rule: str = "uniform", seed: int | None = 0) -> list[Config]:
-        """``n`` configs drawn by ``rule``; the same seed gives the same list.
-
-        ``sandwich`` (once-for-all) yields the largest, the smallest, then uniform draws, cyclically.
-        """
+        """``n`` configs drawn by ``rule`` from one ``random.Random(seed)``; the same seed gives the same list."""
         if rule not in SAMPLING_RULES:
             raise SearchSpaceError(f"unknown sampling rule {rule!r}; choose one of {', '.join(SAMPLING_RULES)}")
         rng = random.Random(seed)
-        out: list[Config] = []
-        for i in range(n):
-            if rule == "largest" or (rule == "sandwich" and i % 3 == 0):
-                out.append(self.largest())
-            elif rule == "smallest" or (rule == "sandwich" and i % 3 == 1):
-                out.append(self.smallest())
-            else:
-                out.append(self.random_config(rng))
-        return out
+        return [self.draw(rule, i, rng) for i in range(n)]
+
+    def draw(self, rule: str, index: int, rng: random.Random) -> Config:
+        """The config at ``index`` (0, 1, 2, ...) of a sequence sampled by ``rule``: one subnet per step of
+        supernet training, or one item of :meth:`sample`.
+
+        ``uniform`` picks each position's choice from ``rng``; ``largest`` / ``smallest`` always give that
+        config; ``sandwich`` (once-for-all) gives the largest at ``index % 3 == 0``, the smallest at 1, a
+        uniform pick at 2. ``rng`` is drawn from only for a uniform pick, so the same (rule, index, rng
+        state) always gives the same config.
+        """
+        if rule not in SAMPLING_RULES:
+            raise SearchSpaceError(f"unknown sampling rule {rule!r}; choose one of {', '.join(SAMPLING_RULES)}")
+        if rule == "largest" or (rule == "sandwich" and index % 3 == 0):
+            return self.largest()
+        if rule == "smallest" or (rule == "sandwich" and index % 3 == 1):
+            return self.smallest()
+        return self.random_config(rng)
 
     def random_config(self, rng: random.Random) -> Config:
         return tuple(rng.choice(c) for c in self.choices)

@@ -35,7 +35,7 @@ def _resnet(name: str, choices: list[tuple[int, ...]], description: str) -> None
 def _unet(name: str, num_downs: int, choices: tuple[int, ...], description: str) -> None:
     positions = tuple(f"level{i}" for i in range(num_downs))
     register_space(ChannelSearchSpace(name, "unet", (choices,) * num_downs, positions, description,
-                                      architecture="unet", num_downs=num_downs))
+                                      architecture="unet", hparams={"num_downs": num_downs}))
 
 
 _resnet("channels-64-cycleGAN", [(64, 48, 32, 24, 16)] * 8, "GAN Compression, CycleGAN (5^8 subnets)")

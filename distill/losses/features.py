@@ -94,7 +94,7 @@ def probe_layers(student: nn.Module, teacher: nn.Module, names: Sequence[str], e
                  concat_halves: bool | Sequence[bool] = False) -> list[DistillLayer]:
     """The :class:`DistillLayer` list for ``names``, widths read from one no-grad forward of ``example``.
 
-    Run it with the student at full width (a supernet with ``set_config(None)``).
+    Run it with the student at full width (a supernet outside any ``configured`` block).
     """
     teacher_names = list(teacher_names) if teacher_names is not None else list(names)
     if len(teacher_names) != len(names):

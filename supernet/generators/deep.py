@@ -27,18 +27,19 @@ class DeepResnetGenerator(ResnetGenerator):
         if elastic:
             raise ArchitectureError("deep_resnet is a teacher architecture and has no elastic version")
         super().__init__(input_nc, output_nc, ngf, n_blocks, norm, dropout, padding_type, config, False)
-        kit = LayerKit(norm, False)
-        w = self.widths()
-        layers = list(self.model)
-        stage = lambda width: ResnetBlock(kit, width, width, padding_type, self.dropout)  # noqa: E731
+
+    def build_model(self, widths: tuple[int, ...]) -> nn.Sequential:
+        kit, w = LayerKit(self.norm, False), widths
+        layers = list(super().build_model(widths))
+        stage = lambda width: ResnetBlock(kit, width, width, self.padding_type, self.dropout)  # noqa: E731
         # insert from the back so earlier indices stay valid: after up 2, up 1, down 2, down 1
-        up1_end = 10 + n_blocks + 3
+        up1_end = 10 + self.n_blocks + 3
         up2_end = up1_end + 3
         layers.insert(up2_end, stage(w[7]))
         layers.insert(up1_end, stage(w[6]))
         layers.insert(10, stage(w[2]))
         layers.insert(7, stage(w[1]))
-        self.model = nn.Sequential(*layers)
+        return nn.Sequential(*layers)
 
     def slot_layers(self):
         raise ArchitectureError("deep_resnet has no elastic version")

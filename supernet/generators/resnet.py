@@ -81,7 +81,6 @@ class ResnetGenerator(ChannelGenerator):
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: float = 0.0, padding_type: str = "reflect",
                  config: Sequence[int] | None = None, elastic: bool = False):
-        super().__init__(ngf, config, elastic)
         if n_blocks < 0 or (elastic and n_blocks < 3):
             raise ArchitectureError(
                 f"{self.arch} needs n_blocks >= {3 if elastic else 0} (got {n_blocks}); an elastic "
@@ -91,18 +90,20 @@ class ResnetGenerator(ChannelGenerator):
             dropout = 0.5 if dropout else 0.0
         self.input_nc, self.output_nc, self.n_blocks = input_nc, output_nc, n_blocks
         self.norm, self.dropout, self.padding_type = norm, float(dropout), padding_type
-        kit = LayerKit(norm, elastic)
-        w = self.widths()
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), kit.conv(input_nc, w[0], 7), kit.norm_layer(w[0]),
+        super().__init__(ngf, config, elastic)
+
+    def build_model(self, widths: tuple[int, ...]) -> nn.Sequential:
+        kit, w = LayerKit(self.norm, self.elastic), widths
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), kit.conv(self.input_nc, w[0], 7), kit.norm_layer(w[0]),
                                    nn.ReLU(True)]
         layers += [kit.conv(w[0], w[1], 3, stride=2, padding=1), kit.norm_layer(w[1]), nn.ReLU(True)]
         layers += [kit.conv(w[1], w[2], 3, stride=2, padding=1), kit.norm_layer(w[2]), nn.ReLU(True)]
-        for group in block_groups(n_blocks):
-            layers.append(self.block_class(kit, w[2], w[3 + group], padding_type, self.dropout))
+        for group in block_groups(self.n_blocks):
+            layers.append(self.block_class(kit, w[2], w[3 + group], self.padding_type, self.dropout))
         layers += [kit.conv_transpose(w[2], w[6], 3, 2, 1, 1), kit.norm_layer(w[6]), nn.ReLU(True)]
         layers += [kit.conv_transpose(w[6], w[7], 3, 2, 1, 1), kit.norm_layer(w[7]), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), kit.conv(w[7], output_nc, 7, bias=True), nn.Tanh()]
-        self.model = nn.Sequential(*layers)
+        layers += [nn.ReflectionPad2d(3), kit.conv(w[7], self.output_nc, 7, bias=True), nn.Tanh()]
+        return nn.Sequential(*layers)
 
     def multipliers(self):
         return (1, 2, 4, 4, 4, 4, 2, 1)

@@ -66,16 +66,19 @@ class UnetGenerator(ChannelGenerator):
         if num_downs < 5:
             raise ArchitectureError(f"unet needs num_downs >= 5 (got {num_downs}), as pix2pix's UnetGenerator")
         self.num_downs = num_downs
-        super().__init__(ngf, config, elastic)
         self.input_nc, self.output_nc, self.norm, self.dropout = input_nc, output_nc, norm, bool(dropout)
-        self.downsample_factor = 2 ** num_downs
-        kit = LayerKit(norm, elastic)
-        w = self.widths()
-        block = None
-        for level in range(num_downs - 1, 0, -1):
-            use_dropout = self.dropout and 4 <= level <= num_downs - 2
+        super().__init__(ngf, config, elastic)
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** self.num_downs
+
+    def build_model(self, widths: tuple[int, ...]) -> UnetSkipConnectionBlock:
+        kit, w, block = LayerKit(self.norm, self.elastic), widths, None
+        for level in range(self.num_downs - 1, 0, -1):
+            use_dropout = self.dropout and 4 <= level <= self.num_downs - 2
             block = UnetSkipConnectionBlock(kit, w[level - 1], w[level], w[level - 1], block, dropout=use_dropout)
-        self.model = UnetSkipConnectionBlock(kit, output_nc, w[0], input_nc, block, outermost=True)
+        return UnetSkipConnectionBlock(kit, self.output_nc, w[0], self.input_nc, block, outermost=True)
 
     def multipliers(self):
         return tuple(min(2 ** i, 8) for i in range(self.num_downs))

@@ -108,8 +108,7 @@ def test_supernet_student_distilled_from_a_wider_teacher_at_any_config():
     assert student.training and teacher.training  # probing restored the modes
     distiller = FeatureDistiller(layers)
     for config in [(8,) * 8, (4, 6, 4, 8, 2, 6, 4, 8)]:
-        student.set_config(config)
-        with FeatureTap(student, names) as s_tap, FeatureTap(teacher, names) as t_tap:
+        with student.configured(config), FeatureTap(student, names) as s_tap, FeatureTap(teacher, names) as t_tap:
             student(x)
             teacher(x)
             assert s_tap.features["model.9"].shape[1] == 4 * config[2]

@@ -122,9 +122,10 @@ def test_a_perfect_generator_scores_perfectly_and_a_known_one_by_hand(tmp_path):
 def test_supernet_at_a_config_scores_as_its_extracted_subnet_and_is_left_as_it_was(made_data):
     evaluator = Evaluator(open_split(made_data["labelled"]), "fid,psnr,ssim", settings())
     supernet = tiny_supernet().train()
-    supernet.set_config((6,) * 8)
-    elastic = evaluator.evaluate(supernet, SUBNET)
-    assert supernet.training and supernet.active_config == (6,) * 8
+    with supernet.configured((6,) * 8):
+        elastic = evaluator.evaluate(supernet, SUBNET)
+        assert supernet.training and supernet.active_config == (6,) * 8
+    assert supernet.active_config == supernet.config
     static = evaluator.evaluate(extract_subnet(tiny_supernet(), SUBNET))
     for name, value in elastic.metrics.items():
         assert value == pytest.approx(static.metrics[name], rel=1e-6), name

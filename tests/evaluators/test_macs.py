@@ -152,17 +152,17 @@ def test_supernet_at_config_counts_as_its_extracted_subnet(arch, hparams, config
     assert at_config == count_macs(subnet, size)
     assert at_config.params == sum(p.numel() for p in subnet.parameters())
     assert at_config.params < sum(p.numel() for p in supernet.parameters())
-    supernet.set_config(config)  # the active config is the default
-    assert count_macs(supernet, size) == at_config
+    with supernet.configured(config):  # the active config is the default
+        assert count_macs(supernet, size) == at_config
 
 
 def test_counting_leaves_the_module_untouched():
     supernet = create_generator("mobile_resnet", elastic=True, ngf=16, n_blocks=3).train()
-    supernet.set_config((8,) * 8)
     keys = list(supernet.state_dict())
-    count_macs(supernet, (16, 16), config=(16, 12, 8, 4, 16, 12, 8, 4))
+    with supernet.configured((8,) * 8):
+        count_macs(supernet, (16, 16), config=(16, 12, 8, 4, 16, 12, 8, 4))
+        assert supernet.active_config == (8,) * 8
     assert list(supernet.state_dict()) == keys
-    assert supernet.active_config == (8,) * 8
     assert all(m.training for m in supernet.modules())
     for m in supernet.modules():
         assert "total_ops" not in vars(m) and "total_ops" not in m._buffers

@@ -57,3 +57,30 @@ def test_parse_numbers_without_a_space():
     assert parse_config_numbers(" 8_4_4 ") == (8, 4, 4)
     with pytest.raises(SearchSpaceError, match="unknown search space 'nope'.*channels-16"):
         get_space("nope")
+
+
+# Recorded on the code before sampling moved into ChannelSearchSpace.draw (space.sample and the two
+# recipes' config_for each had their own copy): seeded results and resumed training depend on them.
+PINNED_SAMPLES = {
+    ("channels-64-cycleGAN", "uniform", 3): ["48_16_16_48_32_16_24_16", "64_16_64_24_32_16_48_48",
+                                             "24_16_16_24_24_48_48_48"],
+    ("channels-48", "uniform", 3): ["48_48_40_32_40_32_48_48", "32_32_32_48_48_32_16_16", "32_48_48_32_48_32_16_48"],
+    ("channels-48", "sandwich", 1): ["48_48_48_48_48_48_48_48", "32_32_32_32_32_32_16_16", "48_48_40_48_40_40_16_16",
+                                     "48_48_48_48_48_48_48_48"],
+    ("unet256-channels-64", "sandwich", 1): ["64_64_64_64_64_64_64_64", "16_16_16_16_16_16_16_16",
+                                             "48_16_64_32_64_24_24_24", "64_64_64_64_64_64_64_64"],
+}
+
+
+@pytest.mark.parametrize("key", sorted(PINNED_SAMPLES))
+def test_seeded_samples_are_the_ones_recorded_before_sampling_was_deduplicated(key):
+    name, rule, seed = key
+    expected = PINNED_SAMPLES[key]
+    assert [format_config(c) for c in get_space(name).sample(len(expected), rule, seed=seed)] == expected
+
+
+def test_space_hparams_fix_the_layout_not_the_generic_space():
+    unet = get_space("unet256-channels-64")
+    assert unet.hparams == {"num_downs": 8} and unet.supernet_hparams() == {"ngf": 64, "num_downs": 8}
+    assert get_space("channels-48").hparams == {} and not hasattr(unet, "num_downs")
+    assert hash(unet) == hash(get_space("unet256-channels-64"))

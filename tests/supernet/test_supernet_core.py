@@ -80,9 +80,9 @@ def test_subnet_roundtrips_through_weights_only_checkpoint(tmp_path):
 def test_config_wider_than_supernet_is_refused():
     supernet = create_generator("resnet", elastic=True, **SMALL["resnet"])
     with pytest.raises(ConfigError, match="position 2 .* allows 1..16"):
-        supernet.set_config((16, 16, 32, 16, 16, 16, 16, 16))
+        supernet.validate_config((16, 16, 32, 16, 16, 16, 16, 16))
     with pytest.raises(ConfigError, match="takes 8 channel numbers"):
-        supernet.set_config((16, 16))
+        supernet.validate_config((16, 16))
 
 
 def test_bad_architecture_arguments():

@@ -79,9 +79,9 @@ def build_request(arch: str, ngf: int | None = None, blocks: int | None = None, 
             raise SearchSpaceError(f"space {chosen.name} is for the {chosen.family} family; {arch} is "
                                    f"{entry.family}")
         hparams.setdefault("ngf", chosen.ngf)
-        takes_depth = "num_downs" in entry.parameters() and "num_downs" not in entry.defaults
-        if chosen.num_downs is not None and takes_depth:
-            hparams.setdefault("num_downs", chosen.num_downs)
+        for name, value in chosen.hparams.items():  # what the space's layout fixes (a U-Net space: num_downs)
+            if name in entry.parameters() and name not in entry.defaults:
+                hparams.setdefault(name, value)
     if ngf is not None:
         hparams["ngf"] = ngf
     formula, resolved = resolve_hparams(arch, hparams)
