@@ -23,7 +23,7 @@ from supernet.spaces import get_space
 
 from .budget import format_macs
 from .executors import EXECUTORS, Executor, WorkerPayload
-from .pareto import best_per_budget, hypervolume, pareto_front
+from .pareto import best_per_budget, front_of
 from .search_setup import SearchPlan, macs_function
 from .store import (CandidateRecord, CandidateStatus, LeaseError, NewCandidate, SearchBusyError, SearchRecord,
                     SearchState, Store)
@@ -372,7 +372,7 @@ class Orchestrator:
 
     def _best_text(self) -> str:
         best = self.summary().best
-        metric = self.metric.name
+        metric = self.metric.metric
         return "; ".join(f"<={format_macs(b)}: {metric} {c.metrics[metric]:.4g}" if c else f"<={format_macs(b)}: -"
                          for b, c in best.items())
 
@@ -387,7 +387,7 @@ class Orchestrator:
         existing = tracker.find_search_run(self.search_id)
         params = {"supernet": self.supernet.name, "space": self.supernet.space, "budgets": list(self.budgets),
                   "strategy": self.search.strategy, "seed": self.search.seed, "trials": self.search.trials,
-                  "metric": self.metric.name, "batch_size": self.plan.batch_size,
+                  "metric": self.metric.metric, "batch_size": self.plan.batch_size,
                   "macs_size": list(self.plan.macs_size)}
         return tracker, tracker.start_search(self.search_id, params, run_id=existing)
 
@@ -396,7 +396,7 @@ class Orchestrator:
         from .tracking import FrontMember, front_plot_png
 
         summary = self.summary()
-        metric = self.metric.name
+        metric = self.metric.metric
         values = {"candidates_done": summary.done, "candidates_failed": summary.failed}
         if summary.hypervolume is not None:
             values["hypervolume"] = summary.hypervolume
@@ -441,28 +441,10 @@ def search_summary(store: Store, search_id: int) -> SearchSummary:
     done = list(store.candidates(search_id, CandidateStatus.DONE))
     metric = Objective.coerce(search.objectives[0])
     best = best_per_budget(done, list(search.budgets), macs=lambda c: c.macs,
-                           value=lambda c: c.metrics.get(metric.name), direction=metric.direction)
+                           value=lambda c: c.metrics.get(metric.metric), direction=metric.direction)
     front, volume = front_of(done, metric, search.budgets)
     counts = store.count_candidates(search_id)
     return SearchSummary(search_id, search.state.value, counts.done, counts.failed, best, front, volume)
-
-
-def front_of(done: list[CandidateRecord], metric: Objective, budgets) -> tuple[list[CandidateRecord], float | None]:
-    """Pareto front (MACs vs metric) of done candidates and its hypervolume.
-
-    The hypervolume's reference point is (largest budget, worst value), with the worst value 0
-    for the maximised metrics (mIoU, SSIM, PSNR are >= 0) and 1.1 x the worst value seen for
-    minimised ones (FID, KID).
-    """
-    usable = [c for c in done if metric.name in c.metrics]
-    if not usable:
-        return [], None
-    points = [(float(c.macs), float(c.metrics[metric.name])) for c in usable]
-    directions = ["minimize", metric.direction]
-    front = sorted((usable[i] for i in pareto_front(points, directions)), key=lambda c: (c.macs, c.config))
-    worst = 0.0 if metric.direction == "maximize" else 1.1 * max(p[1] for p in points)
-    volume = hypervolume(points, (float(max(budgets)) * 1.0001, worst), directions)
-    return front, volume
 
 
 def _result(c: CandidateRecord) -> TrialResult:

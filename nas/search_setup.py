@@ -115,7 +115,7 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
         split=dataset["search_split"], size=size, metrics=(metric,), extractor=extractor,
         inception_weights=inception_weights, segmenter=segmenter, cache_dir=cache_dir)
     plan = SearchPlan(evaluation, batch_size, macs_size, dict(strategy_settings or {}))
-    return store.create_search(record.name, budgets=budgets, objectives=[(o.name, o.direction) for o in objectives],
+    return store.create_search(record.name, budgets=budgets, objectives=objectives,
                                strategy=strategy, trials=trials, seed=seed, strategy_settings=plan.to_settings(),
                                max_attempts=max_attempts)
 

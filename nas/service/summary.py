@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from nas.pareto import best_per_budget
-from nas.store import CandidateCounts, CandidateRecord, CandidateStatus, InvalidValueError, Objective, SearchRecord, Store
-
-MACS_METRIC = "macs"  # an objective on the MACs themselves is the x axis, never the y axis
+from nas.objectives import MACS, Objective
+from nas.pareto import best_per_budget, front_of
+from nas.store import CandidateCounts, CandidateRecord, CandidateStatus, InvalidValueError, SearchRecord, Store
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class FrontPoint:
 class SearchFront:
     """Done candidates on the MACs-vs-metric plane, their Pareto front and its hypervolume.
 
-    Front and hypervolume are :func:`nas.orchestrator.front_of`'s, so the service shows the same
+    Front and hypervolume are :func:`nas.pareto.front_of`'s, so the service shows the same
     figures as ``ganas search status`` and MLflow (reference point: the largest budget, and 1.1 x
     the worst value seen for a minimised metric, 0 for a maximised one).
     """
@@ -85,7 +84,7 @@ def chart_objective(search: SearchRecord, metric: str | None = None) -> Objectiv
                 return objective
         names = ", ".join(o.metric for o in search.objectives)
         raise InvalidValueError(f"search {search.id} has no objective {metric!r}; its objectives: {names}")
-    others = [o for o in search.objectives if o.metric != MACS_METRIC]
+    others = [o for o in search.objectives if o.metric != MACS]  # MACs are the x axis, never the y axis
     return others[0] if others else search.objectives[0]
 
 
@@ -96,11 +95,8 @@ def _value(candidate: CandidateRecord, metric: str) -> float | None:
 
 def search_front(search: SearchRecord, candidates: Sequence[CandidateRecord], objective: Objective) -> SearchFront:
     """The MACs-vs-metric Pareto front of the done candidates (MACs minimised, metric in its direction)."""
-    from nas.orchestrator import front_of
-    from nas.strategies import Objective as StrategyObjective
-
     done = [c for c in candidates if c.status == CandidateStatus.DONE and _value(c, objective.metric) is not None]
-    members, volume = front_of(done, StrategyObjective(objective.metric, objective.direction), search.budgets) \
+    members, volume = front_of(done, objective, search.budgets) \
         if done and search.budgets else ([], None)
     on_front = {c.config for c in members}
     points = tuple(FrontPoint(c.config, c.macs, c.params, _value(c, objective.metric), c.config in on_front)

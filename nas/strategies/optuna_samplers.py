@@ -34,7 +34,8 @@ from typing import Any
 
 from supernet.space import Config, format_config
 
-from .base import (MACS, Strategy, StrategyError, StrategySettings, TrialResult, register_strategy,
+from ..objectives import MACS
+from .base import (Strategy, StrategyError, StrategySettings, TrialResult, register_strategy,
                    require_fraction, require_int)
 
 CONFIG_ATTR = "ganas_config"
@@ -107,7 +108,7 @@ class OptunaStrategy(Strategy):
             raise StrategyError(f"Optuna study {study.study_name!r} has directions {found}, this search needs "
                                 f"{directions}; use another study name")
         space = {"name": self.space.name, "choices": [list(c) for c in self.space.choices]}
-        objectives = [o.name for o in self.objectives]
+        objectives = [o.metric for o in self.objectives]
         for key, label, wanted in ((SPACE_ATTR, "search space", space), (OBJECTIVES_ATTR, "objectives", objectives)):
             stored = study.user_attrs.get(key)
             if stored is None:
@@ -150,7 +151,7 @@ class OptunaStrategy(Strategy):
                 self._seen.add(config)
                 self._live[config] = self._optuna.trial.Trial(self.study, frozen._trial_id)
             elif frozen.state == state.COMPLETE:
-                values = {o.name: v for o, v in zip(self.objectives, frozen.values) if o.name != MACS}
+                values = {o.metric: v for o, v in zip(self.objectives, frozen.values) if o.metric != MACS}
                 feasible = frozen.constraints.get("infeasible", 0.0) <= 0
                 self._record(TrialResult(config, macs, values, feasible=feasible))
             elif frozen.state == state.FAIL and frozen.user_attrs.get(FAILED_ATTR):
