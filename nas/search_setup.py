@@ -11,10 +11,9 @@ from typing import Any, Mapping, Sequence
 from supernet.errors import GanasError
 from supernet.spaces import get_space
 
-from .budget import check_budgets, format_macs
+from .budget import check_budgets
+from .objectives import MACS, Objective
 from .store import SearchRecord, Store, SupernetRecord
-
-DIRECTIONS = {"fid": "minimize", "kid": "minimize", "miou": "maximize", "psnr": "maximize", "ssim": "maximize"}
 
 
 class SearchSetupError(GanasError):
@@ -81,15 +80,20 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
                   macs_size: Sequence[int] | None = None, extractor: str | None = None, inception_weights: str | None = None, segmenter: str | None = None,
                   cache_dir: str | None = None, max_attempts: int = 3) -> SearchRecord:
     """Validate and create a search (state ``created``); nothing is written when a check fails."""
-    from .strategies import Objective, create_strategy, list_strategies
+    from evaluators.metrics import get_metric
+
+    from .registry import missing_needs, search_metrics
+    from .strategies import create_strategy, list_strategies
 
     record = store.get_supernet(supernet)
-    if metric not in DIRECTIONS:
-        raise SearchSetupError(f"unknown metric {metric!r}; choose one of {', '.join(DIRECTIONS)}")
+    allowed = search_metrics()
+    if metric not in allowed:
+        raise SearchSetupError(f"unknown metric {metric!r}; choose one of {', '.join(allowed)}")
     if metric not in record.metrics:
+        missing = missing_needs(metric, record.dataset)
         raise SearchSetupError(
             f"supernet {record.name!r} was trained on a dataset that can give {', '.join(record.metrics)}, not "
-            f"{metric}" + (" (mIoU needs a labelled dataset)" if metric == "miou" else ""))
+            f"{metric}" + (f" ({metric} needs {'; '.join(missing)})" if missing else ""))
     if strategy not in list_strategies():
         raise SearchSetupError(f"unknown strategy {strategy!r}; choose one of {', '.join(list_strategies())}")
     if batch_size < 1 or trials < 1:
@@ -104,7 +108,7 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
         raise SearchSetupError("give at least one MACs budget, e.g. --budget 2G")
     check_budgets(budgets, macs_of(space.smallest()), record.space)
     multi = len(budgets) > 1 if multi_objective is None else multi_objective
-    objectives = [Objective(metric, DIRECTIONS[metric])] + ([Objective("macs", "minimize")] if multi else [])
+    objectives = [Objective(metric, get_metric(metric).direction)] + ([Objective(MACS, "minimize")] if multi else [])
     # building the strategy once checks its settings (unknown keys, bad values) before anything is stored
     create_strategy(strategy, space, objectives, macs_of, budgets, seed, dict(strategy_settings or {}))
     if "search_split" not in dataset:
@@ -119,6 +123,3 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
                                strategy=strategy, trials=trials, seed=seed, strategy_settings=plan.to_settings(),
                                max_attempts=max_attempts)
 
-
-def describe_budgets(budgets: Sequence[int]) -> str:
-    return ", ".join(format_macs(b) for b in budgets)
