@@ -145,7 +145,9 @@ class SearchOut(BaseModel):
     budgets_text: list[str]
     objectives: list[ObjectiveOut]
     strategy: str
-    strategy_settings: dict[str, Any]
+    strategy_settings: dict[str, Any] = Field(description="the strategy's own settings")
+    plan: Optional[dict[str, Any]] = Field(description='how the search runs: {"version": N, "evaluation": ..., '
+                                                       '"batch_size": ..., "macs_size": [h, w]}; null if none given')
     seed: int
     trials: int
     max_attempts: int

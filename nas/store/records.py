@@ -146,6 +146,17 @@ def check_json(value: Any, what: str) -> Any:
         raise InvalidValueError(f"{what} must be JSON data (no NaN/inf): {exc}") from None
 
 
+def check_plan(value: Any) -> dict[str, Any] | None:
+    """A search plan: None, or a JSON object whose integer ``version`` (>= 1) says how to read the rest."""
+    if value is None:
+        return None
+    plan = check_json(value, "search plan")
+    version = plan.get("version") if isinstance(plan, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidValueError(f"a search plan must be a JSON object with an integer version >= 1, got {value!r}")
+    return plan
+
+
 def check_sha256(value: Any) -> str:
     digest = str(value).lower()
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
@@ -220,7 +231,8 @@ class SearchRecord(_Record):
     budgets: tuple[int, ...]
     objectives: tuple[Objective, ...]
     strategy: str
-    strategy_settings: FrozenDict
+    strategy_settings: FrozenDict  # the strategy's own settings only
+    plan: FrozenDict | None  # how the search runs, ``{"version": N, ...}`` (nas.search_setup.SearchPlan), or None
     seed: int
     trials: int
     max_attempts: int
