@@ -97,8 +97,11 @@ class OptunaStrategy(Strategy):
         optuna = self._optuna
         if storage is not None and not study_name:
             raise StrategyError(f"strategy {self.name} with a storage needs a study name (e.g. the search's name)")
-        if isinstance(storage, str):
+        if storage is None:
+            storage = optuna.storages.InMemoryStorage()
+        elif isinstance(storage, str):
             storage = self._rdb_storage(storage)
+        self._storage = storage  # its public API finds a resumed RUNNING trial by number (see _load_trials)
         directions = [o.direction for o in self.objectives]
         study = optuna.create_study(storage=storage, study_name=study_name or f"ganas-{self.name}",
                                     sampler=self._make_sampler(self.seed), directions=directions,
@@ -139,6 +142,7 @@ class OptunaStrategy(Strategy):
     def _load_trials(self) -> None:
         """Make the study's finished trials this strategy's results and keep its pending ones."""
         state = self._optuna.trial.TrialState
+        study_id = self._storage.get_study_id_from_name(self.study.study_name)
         for frozen in self.study.get_trials(deepcopy=False):
             text = frozen.user_attrs.get(CONFIG_ATTR)
             if text is None:
@@ -149,7 +153,8 @@ class OptunaStrategy(Strategy):
             macs = self.macs(config)
             if frozen.state == state.RUNNING:
                 self._seen.add(config)
-                self._live[config] = self._optuna.trial.Trial(self.study, frozen._trial_id)
+                trial_id = self._storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+                self._live[config] = self._optuna.trial.Trial(self.study, trial_id)
             elif frozen.state == state.COMPLETE:
                 values = {o.metric: v for o, v in zip(self.objectives, frozen.values) if o.metric != MACS}
                 feasible = frozen.constraints.get("infeasible", 0.0) <= 0

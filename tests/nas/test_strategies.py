@@ -249,6 +249,8 @@ def test_optuna_study_resumes_from_its_storage(name, where, tmp_path):
     assert more and not set(more) & set(asked)
     states = [t.state.name for t in resumed.study.get_trials()]
     assert states.count("COMPLETE") == 3 and states.count("RUNNING") == len(more)
+    # the trial left pending by the first session was completed with its constraint, like the others
+    assert all("infeasible" in t.constraints for t in resumed.study.get_trials() if t.state.name == "COMPLETE")
     with pytest.raises(StrategyError, match="directions"):
         make(name, **{**kwargs, "objectives": FID})
     with pytest.raises(StrategyError, match="made for objectives"):
