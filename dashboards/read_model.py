@@ -136,13 +136,15 @@ def _positions(space_name: str, config: str) -> tuple[Position, ...]:
 
 def _plan_facts(search: SearchRecord) -> tuple[tuple[str, str], ...]:
     """The search's own settings as (label, text) lines: its plan if ``ganas search`` made it, else the raw settings."""
-    from nas.search_setup import SearchPlan
+    from nas.search_setup import SearchPlan, SearchPlanError
 
-    settings = dict(search.strategy_settings)
+    raw = tuple((key, json.dumps(thaw(value))) for key, value in search.strategy_settings.items())
+    if search.plan is None:  # created through the store directly: only the strategy's settings
+        return raw
     try:
         plan = SearchPlan.from_search(search)
-    except (KeyError, TypeError, ValueError):  # not made by search_setup, or by a release with another plan layout
-        return tuple((key, json.dumps(thaw(value))) for key, value in settings.items())
+    except SearchPlanError:  # a plan version this release does not read: shown as stored
+        return raw + (("plan", json.dumps(thaw(search.plan))),)
     spec = plan.evaluation
     own = ", ".join(f"{k} {json.dumps(v)}" for k, v in plan.strategy.items()) or "defaults"
     return (("strategy settings", own),

@@ -136,6 +136,7 @@ class Metric(ABC):
     needs: ClassVar[frozenset[Need]] = frozenset()
     description: ClassVar[str] = ""
     keeps_real_features: ClassVar[bool] = False  # KID draws subsets of the real features themselves
+    cost: ClassVar[bool] = False  # True: a cost of the model itself (latency), not a score of its images
 
     def __init__(self, context: MetricContext) -> None:
         self.context = context

@@ -1,4 +1,4 @@
-"""Pareto fronts, non-dominated sorting, hypervolume and the best candidate per budget.
+"""Pareto fronts, non-dominated sorting, hypervolume, a search's front and the best candidate per budget.
 
 Every objective is minimised or maximised on its own (``directions``); internally points are
 turned into minimisation by negating maximised columns. Hypervolume is exact: a sweep in 2-D
@@ -8,13 +8,14 @@ for the front sizes a search produces (tens to a few hundred points).
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 from supernet.errors import GanasError
 
-DIRECTIONS = ("minimize", "maximize")
+from .objectives import DIRECTIONS, Objective
+
 T = TypeVar("T")
 
 
@@ -177,3 +178,33 @@ def best_per_budget(items: Iterable[T], budgets: Sequence[int], *, macs: Callabl
     for budget in budgets:
         result[budget] = next((s[3] for s in scored if s[1] <= budget), None)
     return result
+
+
+class Evaluated(Protocol):
+    """What :func:`front_of` reads of a candidate (the store's ``CandidateRecord`` has it)."""
+
+    config: str
+    macs: int
+    metrics: Mapping[str, float]
+
+
+E = TypeVar("E", bound=Evaluated)
+
+
+def front_of(done: Sequence[E], metric: Objective, budgets: Sequence[Any]) -> tuple[list[E], float | None]:
+    """Pareto front (MACs minimised vs ``metric`` in its direction) of done candidates, and its hypervolume.
+
+    Candidates without a value for the metric are left out; the front is in ascending MACs (ties by
+    config). The hypervolume's reference point is (largest budget, worst value), with the worst value 0
+    for the maximised metrics (mIoU, SSIM, PSNR are >= 0) and 1.1 x the worst value seen for
+    minimised ones (FID, KID).
+    """
+    usable = [c for c in done if metric.metric in c.metrics]
+    if not usable:
+        return [], None
+    points = [(float(c.macs), float(c.metrics[metric.metric])) for c in usable]
+    directions = ["minimize", metric.direction]
+    front = sorted((usable[i] for i in pareto_front(points, directions)), key=lambda c: (c.macs, c.config))
+    worst = 0.0 if metric.direction == "maximize" else 1.1 * max(p[1] for p in points)
+    volume = hypervolume(points, (float(max(budgets)) * 1.0001, worst), directions)
+    return front, volume

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any, Mapping
 
 from supernet.checkpoint import file_sha256, read_checkpoint
 from supernet.errors import CheckpointError
@@ -18,14 +19,29 @@ from .store import Store, SupernetRecord
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def metrics_for(dataset: dict) -> list[str]:
-    """What the supernet's dataset can be scored with: FID/KID always, PSNR/SSIM when paired, mIoU when labelled."""
-    metrics = ["fid", "kid"]
-    if dataset.get("paired"):
-        metrics += ["psnr", "ssim"]
-    if dataset.get("labelled"):
-        metrics.append("miou")
-    return metrics
+def search_metrics() -> list[str]:
+    """The registered metrics a search can optimise, in registry order: the scores of generated images
+    (a cost of the model itself, such as latency, is not a search metric)."""
+    from evaluators.metric_catalog import get_metric, list_metrics
+
+    return [name for name in list_metrics() if not get_metric(name).cost]
+
+
+def missing_needs(metric: str, dataset: Mapping[str, Any]) -> list[str]:
+    """What ``metric`` needs (as its registry entry declares) that a supernet's dataset record lacks."""
+    from evaluators.metric_catalog import get_metric
+    from evaluators.metrics import Need
+
+    # the dataset record's flag for each need a dataset may lack; the others every dataset meets
+    flags = {Need.PAIRED_TARGETS: "paired", Need.LABELS: "labelled"}
+    needs = sorted(get_metric(metric).needs, key=lambda n: n.name)
+    return [need.value for need in needs if need in flags and not dataset.get(flags[need])]
+
+
+def metrics_for(dataset: Mapping[str, Any]) -> list[str]:
+    """What the supernet's dataset can be scored with: the search metrics whose needs it meets
+    (FID/KID always, PSNR/SSIM when paired, mIoU when labelled)."""
+    return [name for name in search_metrics() if not missing_needs(name, dataset)]
 
 
 def register_supernet(store: Store, checkpoint: str | Path, name: str | None = None) -> SupernetRecord:

@@ -1,7 +1,8 @@
 """Creating a search: everything is checked before anything is written to the store.
 
-A search's plan (batch size, MACs resolution, how candidates are evaluated, the strategy's own
-settings) is stored with it, so a resumed orchestrator rebuilds exactly the same search.
+A search's plan (batch size, MACs resolution, how candidates are evaluated) is stored with it in a
+versioned ``plan`` column, and the strategy's own settings in ``strategy_settings``, so a resumed
+orchestrator rebuilds exactly the same search.
 """
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from typing import Any, Mapping, Sequence
 from supernet.errors import GanasError
 from supernet.spaces import get_space
 
-from .budget import check_budgets, format_macs
+from .budget import check_budgets
+from .objectives import MACS, Objective
 from .store import SearchRecord, Store, SupernetRecord
-
-DIRECTIONS = {"fid": "minimize", "kid": "minimize", "miou": "maximize", "psnr": "maximize", "ssim": "maximize"}
 
 
 class SearchSetupError(GanasError):
@@ -45,25 +45,42 @@ class EvaluationSpec:
         return cls(**values)
 
 
+PLAN_VERSION = 1  # the layout of SearchPlan.to_dict(); a new layout bumps it and still reads the old ones
+
+
+class SearchPlanError(SearchSetupError):
+    """A search whose stored plan this ganas cannot read (none, or a version it does not know)."""
+
+
 @dataclass(frozen=True)
 class SearchPlan:
-    """What a search needs besides the store's columns; kept in its ``strategy_settings``."""
+    """How a search runs besides the store's other columns: kept in its versioned ``plan`` column.
+
+    ``strategy`` is the strategy's own settings, the search's ``strategy_settings`` column (not part of
+    the plan column).
+    """
 
     evaluation: EvaluationSpec
     batch_size: int = 8  # configs asked, evaluated and told together: results do not depend on timing
     macs_size: tuple[int, int] = (256, 256)  # resolution at which MACs budgets are counted
     strategy: dict = field(default_factory=dict)
 
-    def to_settings(self) -> dict[str, Any]:
-        return {"plan": {"evaluation": asdict(self.evaluation), "batch_size": self.batch_size,
-                         "macs_size": list(self.macs_size)}, "strategy": dict(self.strategy)}
+    def to_dict(self) -> dict[str, Any]:
+        """The ``plan`` column: ``{"version": PLAN_VERSION, "evaluation", "batch_size", "macs_size"}``."""
+        return {"version": PLAN_VERSION, "evaluation": asdict(self.evaluation), "batch_size": self.batch_size,
+                "macs_size": list(self.macs_size)}
 
     @classmethod
     def from_search(cls, search: SearchRecord) -> "SearchPlan":
-        settings = dict(search.strategy_settings)
-        plan = dict(settings["plan"])
-        return cls(EvaluationSpec.from_dict(plan["evaluation"]), int(plan["batch_size"]),
-                   tuple(plan["macs_size"]), dict(settings.get("strategy") or {}))
+        plan = search.plan
+        if plan is None:
+            raise SearchPlanError(f"search {search.id} has no plan (it was created through the store directly, not "
+                                  "by `ganas search start` or the REST API), so it cannot be run")
+        if plan.get("version") != PLAN_VERSION:
+            raise SearchPlanError(f"search {search.id} has a plan of version {plan.get('version')!r}; this ganas reads "
+                                  f"version {PLAN_VERSION}. Run it with the ganas release that created it.")
+        return cls(EvaluationSpec.from_dict(plan["evaluation"]), int(plan["batch_size"]), tuple(plan["macs_size"]),
+                   dict(search.strategy_settings))
 
 
 def macs_function(supernet: SupernetRecord, size: Sequence[int]):
@@ -78,18 +95,24 @@ def macs_function(supernet: SupernetRecord, size: Sequence[int]):
 def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric: str, strategy: str = "evolution",
                   trials: int = 100, seed: int = 0, multi_objective: bool | None = None,
                   strategy_settings: Mapping[str, Any] | None = None, batch_size: int = 8,
-                  macs_size: Sequence[int] | None = None, extractor: str | None = None, inception_weights: str | None = None, segmenter: str | None = None,
+                  macs_size: Sequence[int] | None = None, extractor: str | None = None,
+                  inception_weights: str | None = None, segmenter: str | None = None,
                   cache_dir: str | None = None, max_attempts: int = 3) -> SearchRecord:
     """Validate and create a search (state ``created``); nothing is written when a check fails."""
-    from .strategies import Objective, create_strategy, list_strategies
+    from evaluators.metric_catalog import get_metric
+
+    from .registry import missing_needs, search_metrics
+    from .strategies import create_strategy, list_strategies
 
     record = store.get_supernet(supernet)
-    if metric not in DIRECTIONS:
-        raise SearchSetupError(f"unknown metric {metric!r}; choose one of {', '.join(DIRECTIONS)}")
+    allowed = search_metrics()
+    if metric not in allowed:
+        raise SearchSetupError(f"unknown metric {metric!r}; choose one of {', '.join(allowed)}")
     if metric not in record.metrics:
+        missing = missing_needs(metric, record.dataset)
         raise SearchSetupError(
             f"supernet {record.name!r} was trained on a dataset that can give {', '.join(record.metrics)}, not "
-            f"{metric}" + (" (mIoU needs a labelled dataset)" if metric == "miou" else ""))
+            f"{metric}" + (f" ({metric} needs {'; '.join(missing)})" if missing else ""))
     if strategy not in list_strategies():
         raise SearchSetupError(f"unknown strategy {strategy!r}; choose one of {', '.join(list_strategies())}")
     if batch_size < 1 or trials < 1:
@@ -104,7 +127,7 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
         raise SearchSetupError("give at least one MACs budget, e.g. --budget 2G")
     check_budgets(budgets, macs_of(space.smallest()), record.space)
     multi = len(budgets) > 1 if multi_objective is None else multi_objective
-    objectives = [Objective(metric, DIRECTIONS[metric])] + ([Objective("macs", "minimize")] if multi else [])
+    objectives = [Objective(metric, get_metric(metric).direction)] + ([Objective(MACS, "minimize")] if multi else [])
     # building the strategy once checks its settings (unknown keys, bad values) before anything is stored
     create_strategy(strategy, space, objectives, macs_of, budgets, seed, dict(strategy_settings or {}))
     if "search_split" not in dataset:
@@ -115,10 +138,7 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
         split=dataset["search_split"], size=size, metrics=(metric,), extractor=extractor,
         inception_weights=inception_weights, segmenter=segmenter, cache_dir=cache_dir)
     plan = SearchPlan(evaluation, batch_size, macs_size, dict(strategy_settings or {}))
-    return store.create_search(record.name, budgets=budgets, objectives=[(o.name, o.direction) for o in objectives],
-                               strategy=strategy, trials=trials, seed=seed, strategy_settings=plan.to_settings(),
+    return store.create_search(record.name, budgets=budgets, objectives=objectives, strategy=strategy, trials=trials,
+                               seed=seed, strategy_settings=plan.strategy, plan=plan.to_dict(),
                                max_attempts=max_attempts)
 
-
-def describe_budgets(budgets: Sequence[int]) -> str:
-    return ", ".join(format_macs(b) for b in budgets)

@@ -10,11 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from nas.pareto import best_per_budget, hypervolume, pareto_front
-from nas.store import CandidateCounts, CandidateRecord, CandidateStatus, InvalidValueError, Objective, SearchRecord, Store
-
-MACS_METRIC = "macs"  # an objective on the MACs themselves is the x axis, never the y axis
-
+from nas.objectives import MACS, Objective
+from nas.pareto import best_per_budget, front_of, hypervolume
+from nas.store import CandidateCounts, CandidateRecord, CandidateStatus, InvalidValueError, SearchRecord, Store
 
 @dataclass(frozen=True)
 class FrontPoint:
@@ -31,7 +29,7 @@ class FrontPoint:
 class SearchFront:
     """Done candidates on the MACs-vs-metric plane, their Pareto front and its hypervolume.
 
-    Front and hypervolume are :func:`front_of`'s (reference point: the largest budget, and 1.1 x
+    Front and hypervolume are :func:`nas.pareto.front_of`'s (reference point: the largest budget, and 1.1 x
     the worst value seen for a minimised metric, 0 for a maximised one).
     """
 
@@ -102,7 +100,7 @@ def chart_objective(search: SearchRecord, metric: str | None = None) -> Objectiv
                 return objective
         names = ", ".join(o.metric for o in search.objectives)
         raise InvalidValueError(f"search {search.id} has no objective {metric!r}; its objectives: {names}")
-    others = [o for o in search.objectives if o.metric != MACS_METRIC]
+    others = [o for o in search.objectives if o.metric != MACS]  # MACs are the x axis, never the y axis
     return others[0] if others else search.objectives[0]
 
 
@@ -111,29 +109,10 @@ def _value(candidate: CandidateRecord, metric: str) -> float | None:
     return None if value is None else float(value)
 
 
-def front_of(done: Sequence[CandidateRecord], metric: str, direction: str, budgets: Sequence[int]
-             ) -> tuple[list[CandidateRecord], float | None]:
-    """Pareto front (MACs vs metric) of done candidates, in ascending MACs, and its hypervolume.
-
-    The hypervolume's reference point is (largest budget, worst value), with the worst value 0
-    for the maximised metrics (mIoU, SSIM, PSNR are >= 0) and 1.1 x the worst value seen for
-    minimised ones (FID, KID).
-    """
-    usable = [c for c in done if c.metrics.get(metric) is not None]
-    if not usable or not budgets:
-        return [], None
-    points = [(float(c.macs), float(c.metrics[metric])) for c in usable]
-    directions = ["minimize", direction]
-    front = sorted((usable[i] for i in pareto_front(points, directions)), key=lambda c: (c.macs, c.config))
-    worst = 0.0 if direction == "maximize" else 1.1 * max(p[1] for p in points)
-    volume = hypervolume(points, (float(max(budgets)) * 1.0001, worst), directions)
-    return front, volume
-
-
 def search_front(search: SearchRecord, candidates: Sequence[CandidateRecord], objective: Objective) -> SearchFront:
     """The MACs-vs-metric Pareto front of the done candidates (MACs minimised, metric in its direction)."""
     done = [c for c in candidates if c.status == CandidateStatus.DONE and _value(c, objective.metric) is not None]
-    members, volume = front_of(done, objective.metric, objective.direction, search.budgets)
+    members, volume = front_of(done, objective, search.budgets) if done and search.budgets else ([], None)
     on_front = {c.config for c in members}
     points = tuple(FrontPoint(c.config, c.macs, c.params, _value(c, objective.metric), c.config in on_front)
                    for c in done)
@@ -203,7 +182,7 @@ class RunningFront:
         if not new:
             return False
         before = [c.config for c in self.members]
-        self.members, _ = front_of(self.members + new, self.metric, self.direction, self.budgets)
+        self.members, _ = front_of(self.members + new, Objective(self.metric, self.direction), self.budgets)
         reference = (float(max(self.budgets)) * 1.0001,
                      0.0 if self.direction == "maximize" else 1.1 * float(self.worst))
         self.hypervolume = hypervolume([(float(c.macs), float(c.metrics[self.metric])) for c in self.members],

@@ -14,6 +14,7 @@ class Latency(Metric):
     name = "latency"
     direction = "minimize"
     needs = frozenset({Need.MODEL})
+    cost = True
     description = "measured batch-1 latency (ms, median) of the static model at the evaluation size"
 
     @classmethod

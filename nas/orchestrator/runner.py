@@ -128,7 +128,7 @@ class Orchestrator:
     def _reporter(self) -> SearchReporter:
         params = {"supernet": self.supernet.name, "space": self.supernet.space, "budgets": list(self.budgets),
                   "strategy": self.search.strategy, "seed": self.search.seed, "trials": self.search.trials,
-                  "metric": self.objectives[0].name, "batch_size": self.plan.batch_size,
+                  "metric": self.objectives[0].metric, "batch_size": self.plan.batch_size,
                   "macs_size": list(self.plan.macs_size)}
         return SearchReporter(self.settings.mlflow_uri or self.workspace.mlflow_uri, self.workspace.mlflow_artifacts,
                               self.search_id, params, self.workspace.samples_dir(self.search_id), self.log)

@@ -22,6 +22,25 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _registered(schema: dict[str, Any], what: str, names: list[str]) -> None:
+    """Document a field whose values a registry lists, read when the OpenAPI schema is first built
+    (create_search checks the value: an unknown one is a 400 that lists them)."""
+    schema["description"] = f"{what}: {', '.join(names)}"
+    schema["enum"] = names
+
+
+def _search_metrics() -> list[str]:
+    from nas.registry import search_metrics
+
+    return search_metrics()
+
+
+def _strategies() -> list[str]:
+    from nas.strategies import list_strategies
+
+    return list_strategies()
+
+
 class SupernetCreate(_Input):
     """Register a trained supernet checkpoint (a path on the server's file system)."""
 
@@ -39,9 +58,10 @@ class SearchCreate(_Input):
     supernet: str = Field(min_length=1, description="registered supernet name")
     budgets: Union[str, list[Union[str, int]]] = Field(
         description="MACs budgets: '2G', '500M,1G' or a list such as ['500M', 2000000000]")
-    metric: str = Field("fid", min_length=1, description="metric to optimise: fid, kid, miou, psnr or ssim "
-                                                         "(one the supernet's dataset can give)")
-    strategy: str = Field("evolution", min_length=1, description="search strategy: random, evolution, nsga2, tpe")
+    metric: str = Field("fid", min_length=1, json_schema_extra=lambda schema: _registered(
+        schema, "metric to optimise (one the supernet's dataset can give)", _search_metrics()))
+    strategy: str = Field("evolution", min_length=1, json_schema_extra=lambda schema: _registered(
+        schema, "search strategy", _strategies()))
     trials: int = Field(100, ge=1, description="candidates to evaluate")
     seed: int = Field(0, description="random seed of the strategy")
     multi_objective: Optional[bool] = Field(
@@ -125,7 +145,9 @@ class SearchOut(BaseModel):
     budgets_text: list[str]
     objectives: list[ObjectiveOut]
     strategy: str
-    strategy_settings: dict[str, Any]
+    strategy_settings: dict[str, Any] = Field(description="the strategy's own settings")
+    plan: Optional[dict[str, Any]] = Field(description='how the search runs: {"version": N, "evaluation": ..., '
+                                                       '"batch_size": ..., "macs_size": [h, w]}; null if none given')
     seed: int
     trials: int
     max_attempts: int

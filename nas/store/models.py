@@ -17,7 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from .records import (MAX_CONFIG_LENGTH, MAX_NAME_LENGTH, CandidateRecord, CandidateStatus, Objective, SearchRecord,
                       SearchState, SupernetRecord, freeze)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the searches' plan column (see schema.py's migrations)
 TABLE_PREFIX = "ganas_"
 
 NAMING_CONVENTION = {
@@ -74,6 +74,7 @@ class SearchRow(Base):
     objectives: Mapped[list] = mapped_column(JSON)  # [{"metric": ..., "direction": ...}]
     strategy: Mapped[str] = mapped_column(String(64))
     strategy_settings: Mapped[dict] = mapped_column(JSON)
+    plan: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)  # {"version": N, ...}
     seed: Mapped[int] = mapped_column(BigInteger)
     trials: Mapped[int] = mapped_column(Integer)
     max_attempts: Mapped[int] = mapped_column(Integer)
@@ -135,7 +136,7 @@ def search_record(row: Row) -> SearchRecord:
     return SearchRecord(
         id=m["id"], supernet_id=m["supernet_id"], supernet=m["supernet_name"], budgets=tuple(m["budgets"]),
         objectives=tuple(Objective(o["metric"], o["direction"]) for o in m["objectives"]), strategy=m["strategy"],
-        strategy_settings=freeze(m["strategy_settings"]), seed=m["seed"], trials=m["trials"],
+        strategy_settings=freeze(m["strategy_settings"]), plan=freeze(m["plan"]), seed=m["seed"], trials=m["trials"],
         max_attempts=m["max_attempts"], state=SearchState(m["state"]), error=m["error"], owner=m["owner"],
         heartbeat_at=m["heartbeat_at"], owner_expires_at=m["owner_expires_at"], created_at=m["created_at"],
         updated_at=m["updated_at"])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any, Mapping
 
+from ..objectives import Objective
 from .errors import InvalidValueError
 
 MAX_CONFIG_LENGTH = 512  # the width of the config column
@@ -50,9 +51,6 @@ SEARCH_TRANSITIONS: dict[SearchState, frozenset[SearchState]] = {
 
 # Statuses a candidate may be added with: queued for evaluation, or rejected up front (over budget).
 ADDABLE_STATUSES = (CandidateStatus.QUEUED, CandidateStatus.INFEASIBLE)
-
-DIRECTIONS = ("minimize", "maximize")
-
 
 def _enum_value(enum: type[Enum], value: Any, what: str) -> Any:
     try:
@@ -104,7 +102,7 @@ def thaw(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Objective):
-        return {"metric": value.metric, "direction": value.direction}
+        return value.to_dict()
     if isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -148,38 +146,22 @@ def check_json(value: Any, what: str) -> Any:
         raise InvalidValueError(f"{what} must be JSON data (no NaN/inf): {exc}") from None
 
 
+def check_plan(value: Any) -> dict[str, Any] | None:
+    """A search plan: None, or a JSON object whose integer ``version`` (>= 1) says how to read the rest."""
+    if value is None:
+        return None
+    plan = check_json(value, "search plan")
+    version = plan.get("version") if isinstance(plan, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidValueError(f"a search plan must be a JSON object with an integer version >= 1, got {value!r}")
+    return plan
+
+
 def check_sha256(value: Any) -> str:
     digest = str(value).lower()
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise InvalidValueError(f"checkpoint_sha256 must be 64 hex digits, got {value!r}")
     return digest
-
-
-@dataclass(frozen=True)
-class Objective:
-    """One objective of a search: a metric name (``fid``, ``miou``, ``macs``...) and its direction."""
-
-    metric: str
-    direction: str = "minimize"
-
-    def __post_init__(self) -> None:
-        check_name(self.metric, "objective metric")
-        if self.direction not in DIRECTIONS:
-            raise InvalidValueError(f"objective direction {self.direction!r} is not one of: {', '.join(DIRECTIONS)}")
-
-    @classmethod
-    def coerce(cls, value: Any) -> "Objective":
-        """Accept an Objective, a ``(metric, direction)`` pair, a mapping or ``"fid"`` / ``"miou:maximize"``."""
-        if isinstance(value, Objective):
-            return value
-        if isinstance(value, str):
-            metric, _, direction = value.partition(":")
-            return cls(metric, direction or "minimize")
-        if isinstance(value, Mapping):
-            return cls(value.get("metric"), value.get("direction", "minimize"))
-        if isinstance(value, (tuple, list)) and len(value) == 2:
-            return cls(*value)
-        raise InvalidValueError(f"objective {value!r} is not a metric name, 'metric:direction' or (metric, direction)")
 
 
 @dataclass(frozen=True)
@@ -249,7 +231,8 @@ class SearchRecord(_Record):
     budgets: tuple[int, ...]
     objectives: tuple[Objective, ...]
     strategy: str
-    strategy_settings: FrozenDict
+    strategy_settings: FrozenDict  # the strategy's own settings only
+    plan: FrozenDict | None  # how the search runs, ``{"version": N, ...}`` (nas.search_setup.SearchPlan), or None
     seed: int
     trials: int
     max_attempts: int

@@ -2,8 +2,9 @@
 
 The version lives in ``ganas_meta`` (key ``schema_version``). A migration is a function that
 takes a database from version ``n`` to ``n + 1`` inside a transaction; :data:`MIGRATIONS`
-registers them by ``n``. Opening runs every step from the found version to the current one in
-ONE transaction, so a failing step leaves the database exactly as it was.
+registers them by ``n`` (the steps are at the end of this module). Opening runs every step from the
+found version to the current one in ONE transaction, so a failing step leaves the database exactly as
+it was.
 
 Why not Alembic: Optuna's RDB storage, which shares this database, already keeps its own
 Alembic history in the ``alembic_version`` table; a second Alembic environment would need a
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from sqlalchemy import inspect, select
+from sqlalchemy import JSON, Column, column, inspect, select, table
 from sqlalchemy.engine import Connection
 
 from .engine import Database
@@ -108,3 +109,24 @@ def ensure_schema(db: Database, current: int = SCHEMA_VERSION,
                 migrations[version].apply(conn)
                 _set_version(conn, version + 1)
     return found
+
+
+# -- the schema's history: one step per version ------------------------------------------------------------
+@register_migration(1, "searches get a typed, versioned plan column; strategy_settings keeps the strategy's own")
+def _searches_get_a_plan_column(conn: Connection) -> None:
+    """Version 1 kept a search's plan inside ``strategy_settings`` as ``{"plan": {...}, "strategy": {...}}``
+    (the layout nas.search_setup wrote); version 2 keeps it in ``plan`` as ``{"version": 1, ...}`` and only
+    the strategy's own settings in ``strategy_settings``. Rows of any other layout (searches created through
+    the store directly) keep their settings and get no plan."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    plan_type = JSON(none_as_null=True)
+    Operations(MigrationContext.configure(conn)).add_column("ganas_searches", Column("plan", plan_type, nullable=True))
+    rows = table("ganas_searches", column("id"), column("strategy_settings", JSON), column("plan", plan_type))
+    for search_id, settings in conn.execute(select(rows.c.id, rows.c.strategy_settings)).all():
+        old_layout = isinstance(settings, dict) and isinstance(settings.get("plan"), dict) and \
+            set(settings) <= {"plan", "strategy"}
+        if old_layout:
+            conn.execute(rows.update().where(rows.c.id == search_id).values(
+                plan={"version": 1, **settings["plan"]}, strategy_settings=dict(settings.get("strategy") or {})))

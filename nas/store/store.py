@@ -24,7 +24,7 @@ from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFound
 from .models import SCHEMA_VERSION, candidate_record, candidates, search_record, searches, supernet_record, supernets
 from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus,
                       NewCandidate, Objective, SearchRecord, SearchState, SupernetRecord, candidate_status,
-                      check_count, check_json, check_name, check_seconds, check_sha256, search_state)
+                      check_count, check_json, check_name, check_plan, check_seconds, check_sha256, search_state)
 from .schema import ensure_schema
 
 Q, LEASED = CandidateStatus.QUEUED.value, CandidateStatus.LEASED.value
@@ -126,8 +126,9 @@ class Store:
     # -- searches -------------------------------------------------------------------------------
     def create_search(self, supernet: str | int, *, budgets: Iterable[int], objectives: Iterable[Any],
                       strategy: str, trials: int, seed: int = 0, strategy_settings: Mapping[str, Any] | None = None,
-                      max_attempts: int = 3) -> SearchRecord:
-        """A new search in state ``created``. Budgets are MACs; objectives ``(metric, direction)``."""
+                      max_attempts: int = 3, plan: Mapping[str, Any] | None = None) -> SearchRecord:
+        """A new search in state ``created``. Budgets are MACs; objectives ``(metric, direction)``;
+        ``strategy_settings`` the strategy's own; ``plan`` how the search runs, ``{"version": N, ...}``."""
         budgets = tuple(sorted({check_count(b, "MACs budget", 1) for b in budgets}))
         objectives = tuple(Objective.coerce(o) for o in objectives)
         if not objectives:
@@ -140,7 +141,8 @@ class Store:
         values = dict(budgets=list(budgets), objectives=[{"metric": o.metric, "direction": o.direction}
                                                          for o in objectives],
                       strategy=check_name(strategy, "strategy"), trials=check_count(trials, "trials", 1),
-                      strategy_settings=check_json(dict(strategy_settings or {}), "strategy settings"), seed=seed,
+                      strategy_settings=check_json(dict(strategy_settings or {}), "strategy settings"),
+                      plan=check_plan(dict(plan) if isinstance(plan, Mapping) else plan), seed=seed,
                       max_attempts=check_count(max_attempts, "max_attempts", 1), state=SearchState.CREATED.value,
                       created_at=now, updated_at=now)
         with self.db.write() as conn:

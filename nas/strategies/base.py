@@ -27,45 +27,12 @@ from supernet.errors import GanasError
 from supernet.space import ChannelSearchSpace, Config, format_config
 
 from ..budget import Budgets, check_budgets
-from ..pareto import DIRECTIONS, pareto_ranks
-
-MACS = "macs"  # objective name whose value is the candidate's MACs
+from ..objectives import MACS, Objective
+from ..pareto import pareto_ranks
 
 
 class StrategyError(GanasError):
     """An unknown strategy, bad settings or objectives, or results that do not fit the search."""
-
-
-@dataclass(frozen=True)
-class Objective:
-    """A metric to optimise; the name ``macs`` means the candidate's MACs."""
-
-    name: str
-    direction: str = "minimize"
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            raise StrategyError("an objective needs a metric name")
-        if self.direction not in DIRECTIONS:
-            raise StrategyError(f"objective {self.name}: direction {self.direction!r}; use "
-                                f"{' or '.join(DIRECTIONS)}")
-
-    @classmethod
-    def coerce(cls, value: Any) -> "Objective":
-        """An Objective from itself, a ``(name, direction)`` pair, or any record with a ``metric``
-        (the store's objectives) or ``name`` and a ``direction``."""
-        if isinstance(value, Objective):
-            return value
-        if isinstance(value, tuple) and len(value) == 2:
-            return cls(*value)
-        name = getattr(value, "metric", getattr(value, "name", None))
-        if isinstance(name, str) and isinstance(getattr(value, "direction", None), str):
-            return cls(name, value.direction)
-        raise StrategyError(f"objective {value!r} is neither an Objective nor a (metric, direction) pair")
-
-    def oriented(self, value: float) -> float:
-        """The value turned so that smaller is better."""
-        return value if self.direction == "minimize" else -value
 
 
 @dataclass(frozen=True)
@@ -87,9 +54,9 @@ class TrialResult:
         object.__setattr__(self, "values", MappingProxyType({k: float(v) for k, v in self.values.items()}))
 
     def value(self, objective: Objective) -> float | None:
-        if objective.name == MACS:
+        if objective.metric == MACS:
             return float(self.macs)
-        return self.values.get(objective.name)
+        return self.values.get(objective.metric)
 
 
 @dataclass(frozen=True)
@@ -227,7 +194,7 @@ class Strategy(ABC):
         points = [[r.value(o) for o in self.objectives] for r in usable]
         directions = [o.direction for o in self.objectives]
         ranks = pareto_ranks(points, directions) if len(self.objectives) > 1 else [0] * len(usable)
-        primary = next((o for o in self.objectives if o.name != MACS), self.objectives[0])
+        primary = next((o for o in self.objectives if o.metric != MACS), self.objectives[0])
         keyed = sorted(zip(ranks, usable), key=lambda rr: (rr[0], primary.oriented(rr[1].value(primary)),
                                                             rr[1].macs, format_config(rr[1].config)))
         return [r for _, r in keyed]
@@ -238,11 +205,11 @@ class Strategy(ABC):
         if not self.space.contains(result.config):
             raise StrategyError(f"told config {format_config(result.config)} is not in search space {self.space.name}")
         if not result.failed:
-            missing = [o.name for o in self.objectives if result.value(o) is None]
+            missing = [o.metric for o in self.objectives if result.value(o) is None]
             if missing:
                 raise StrategyError(f"result for {format_config(result.config)} lacks objective value(s) "
                                     f"{', '.join(missing)}; mark it failed=True if the evaluation failed")
-            broken = [o.name for o in self.objectives if not math.isfinite(result.value(o))]
+            broken = [o.metric for o in self.objectives if not math.isfinite(result.value(o))]
             if broken:
                 raise StrategyError(f"result for {format_config(result.config)} has non-finite "
                                     f"{', '.join(broken)}; mark it failed=True instead")
@@ -252,7 +219,7 @@ def _check_objectives(objectives: Sequence[Any]) -> tuple[Objective, ...]:
     objectives = tuple(Objective.coerce(o) for o in objectives)
     if not objectives:
         raise StrategyError("a search needs at least one objective (e.g. Objective('fid', 'minimize'))")
-    names = [o.name for o in objectives]
+    names = [o.metric for o in objectives]
     if len(set(names)) != len(names):
         raise StrategyError(f"objective names must be distinct: {', '.join(names)}")
     return objectives

@@ -34,7 +34,8 @@ from typing import Any
 
 from supernet.space import Config, format_config
 
-from .base import (MACS, Strategy, StrategyError, StrategySettings, TrialResult, register_strategy,
+from ..objectives import MACS
+from .base import (Strategy, StrategyError, StrategySettings, TrialResult, register_strategy,
                    require_fraction, require_int)
 
 CONFIG_ATTR = "ganas_config"
@@ -96,8 +97,11 @@ class OptunaStrategy(Strategy):
         optuna = self._optuna
         if storage is not None and not study_name:
             raise StrategyError(f"strategy {self.name} with a storage needs a study name (e.g. the search's name)")
-        if isinstance(storage, str):
+        if storage is None:
+            storage = optuna.storages.InMemoryStorage()
+        elif isinstance(storage, str):
             storage = self._rdb_storage(storage)
+        self._storage = storage  # its public API finds a resumed RUNNING trial by number (see _load_trials)
         directions = [o.direction for o in self.objectives]
         study = optuna.create_study(storage=storage, study_name=study_name or f"ganas-{self.name}",
                                     sampler=self._make_sampler(self.seed), directions=directions,
@@ -107,7 +111,7 @@ class OptunaStrategy(Strategy):
             raise StrategyError(f"Optuna study {study.study_name!r} has directions {found}, this search needs "
                                 f"{directions}; use another study name")
         space = {"name": self.space.name, "choices": [list(c) for c in self.space.choices]}
-        objectives = [o.name for o in self.objectives]
+        objectives = [o.metric for o in self.objectives]
         for key, label, wanted in ((SPACE_ATTR, "search space", space), (OBJECTIVES_ATTR, "objectives", objectives)):
             stored = study.user_attrs.get(key)
             if stored is None:
@@ -138,6 +142,7 @@ class OptunaStrategy(Strategy):
     def _load_trials(self) -> None:
         """Make the study's finished trials this strategy's results and keep its pending ones."""
         state = self._optuna.trial.TrialState
+        study_id = self._storage.get_study_id_from_name(self.study.study_name)
         for frozen in self.study.get_trials(deepcopy=False):
             text = frozen.user_attrs.get(CONFIG_ATTR)
             if text is None:
@@ -148,9 +153,10 @@ class OptunaStrategy(Strategy):
             macs = self.macs(config)
             if frozen.state == state.RUNNING:
                 self._seen.add(config)
-                self._live[config] = self._optuna.trial.Trial(self.study, frozen._trial_id)
+                trial_id = self._storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+                self._live[config] = self._optuna.trial.Trial(self.study, trial_id)
             elif frozen.state == state.COMPLETE:
-                values = {o.name: v for o, v in zip(self.objectives, frozen.values) if o.name != MACS}
+                values = {o.metric: v for o, v in zip(self.objectives, frozen.values) if o.metric != MACS}
                 feasible = frozen.constraints.get("infeasible", 0.0) <= 0
                 self._record(TrialResult(config, macs, values, feasible=feasible))
             elif frozen.state == state.FAIL and frozen.user_attrs.get(FAILED_ATTR):

@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from nas.store import (SCHEMA_VERSION, CandidateStatus, Database, DuplicateNameError, FrozenDict, InvalidValueError,
                        LeaseError, Migration, NotFoundError, Objective, SchemaVersionError, SearchBusyError,
                        SearchState, StateTransitionError, Store, ensure_schema)
-from nas.store.models import TABLE_PREFIX, candidates, meta
+from nas.store.models import TABLE_PREFIX, candidates, meta, searches
+from nas.store.records import thaw
 from supernet.errors import GanasError
 
 SHA = "0123456789abcdef" * 4
@@ -199,7 +200,43 @@ class StoreConformance:
                                     checkpoint_sha256="f" * 64)
         assert len(store.list_supernets()) == 1
 
+    def test_version_1_searches_move_their_plan_to_the_plan_column(self, store, supernet, store_url, clock):
+        """Version 1 kept a search's plan inside strategy_settings; opening the database migrates every row,
+        and its tables then look exactly like a new database's."""
+        plan = {"evaluation": {"metrics": ["fid"], "size": 32}, "batch_size": 4, "macs_size": [32, 32]}
+        layouts = [{"plan": plan, "strategy": {"population_size": 4}}, {"plan": plan}, {"population": 8}]
+        made = [store.create_search(supernet.id, budgets=[1], objectives=["fid"], strategy="random", trials=1)
+                for _ in layouts]
+        new = snapshot(store_url)
+        store.close()
+        engine = create_engine(store_url)  # turn it into a version 1 database written by ganas search start
+        with engine.begin() as conn:
+            for search, settings in zip(made, layouts):
+                conn.execute(searches.update().where(searches.c.id == search.id).values(strategy_settings=settings))
+            conn.execute(text("ALTER TABLE ganas_searches DROP COLUMN plan"))
+        engine.dispose()
+        set_version(store_url, "1")
+        with Store(store_url, clock=clock) as migrated:
+            rows = [migrated.get_search(s.id).to_dict() for s in made]
+        assert [(r["plan"], r["strategy_settings"]) for r in rows] == [
+            ({"version": 1, **plan}, {"population_size": 4}), ({"version": 1, **plan}, {}), (None, {"population": 8})]
+        after = snapshot(store_url)
+        assert after["ganas_meta"][2] == [repr(("schema_version", str(SCHEMA_VERSION)))]
+        assert {t: v[:2] for t, v in after.items()} == {t: v[:2] for t, v in new.items()}  # columns and indexes
+
     # -- searches ----------------------------------------------------------------------------------
+    def test_search_plan_is_a_versioned_json_object(self, store, supernet, search):
+        plan = {"version": 1, "batch_size": 4, "evaluation": {"metrics": ["fid"]}}
+        made = store.create_search(supernet.id, budgets=[1], objectives=["fid"], strategy="random", trials=1,
+                                   plan=plan)
+        assert thaw(made.plan) == plan and store.get_search(made.id) == made and search.plan is None
+        assert made.to_dict()["plan"] == plan and json.loads(json.dumps(made.to_dict()))["plan"] == plan
+        for bad in ({"batch_size": 4}, {"version": "1"}, {"version": 0}, {"version": True}, [1]):
+            with pytest.raises(InvalidValueError, match="integer version >= 1"):
+                store.create_search(supernet.id, budgets=[1], objectives=["fid"], strategy="random", trials=1,
+                                    plan=bad)
+        assert len(store.list_searches()) == 2
+
     def test_search_roundtrip_and_listing(self, store, supernet, search, clock):
         assert (search.supernet, search.supernet_id, search.state) == ("horse2zebra", supernet.id, SearchState.CREATED)
         assert search.objectives == (Objective("fid", "minimize"),) and not search.multi_objective

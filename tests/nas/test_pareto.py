@@ -5,8 +5,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from nas.pareto import (ParetoError, best_per_budget, dominates, hypervolume, non_dominated_sort, pareto_front,
-                        pareto_ranks)
+from nas.objectives import MACS, Objective, ObjectiveError
+from nas.pareto import (ParetoError, best_per_budget, dominates, front_of, hypervolume, non_dominated_sort,
+                        pareto_front, pareto_ranks)
 from supernet.errors import GanasError
 
 
@@ -129,3 +130,33 @@ def test_best_per_budget():
     assert {b: (i.name if i else None) for b, i in best.items()} == {80: None, 95: "d", 200: "a", 1000: "c"}
     best = best_per_budget(items, [1000], macs=lambda i: i.macs, value=lambda i: i.fid, direction="maximize")
     assert best[1000].name == "d"
+
+
+def test_one_objective_for_the_store_the_strategies_and_the_fronts():
+    from nas import store, strategies
+
+    assert store.Objective is strategies.Objective is Objective and strategies.MACS == MACS == "macs"
+    miou = Objective("miou", "maximize")
+    assert Objective.coerce("miou:maximize") == Objective.coerce(("miou", "maximize")) == miou
+    assert Objective.coerce({"metric": "miou", "direction": "maximize"}) == miou
+    assert Objective.coerce("fid").direction == "minimize"
+    assert miou.oriented(0.5) == -0.5 and miou.to_dict() == {"metric": "miou", "direction": "maximize"}
+    for bad, says in (("fid:up", "minimize, maximize"), (" fid", "metric name"), (3, "not a metric name")):
+        with pytest.raises(ObjectiveError, match=says) as info:
+            Objective.coerce(bad)
+        assert isinstance(info.value, GanasError)
+
+
+def test_front_of_done_candidates_and_its_reference_point():
+    def done(config, macs, **metrics):
+        return SimpleNamespace(config=config, macs=macs, metrics=metrics)
+
+    psnr = [done("a", 100, psnr=20.0), done("b", 50, psnr=18.0), done("c", 120, psnr=19.0), done("d", 10)]
+    front, volume = front_of(psnr, Objective("psnr", "maximize"), [200])
+    assert [c.config for c in front] == ["b", "a"]  # c is dominated by a; d has no PSNR
+    assert volume == pytest.approx((200.02 - 50) * 18 + (200.02 - 100) * 2)  # reference (largest budget, 0)
+    fid = [done("a", 100, fid=10.0), done("b", 50, fid=20.0)]
+    front, volume = front_of(fid, Objective("fid"), [100, 300])
+    assert [c.config for c in front] == ["b", "a"]
+    assert volume == pytest.approx((300.03 - 50) * (22 - 20) + (300.03 - 100) * (20 - 10))  # 1.1 x worst FID
+    assert front_of(psnr[3:], Objective("psnr", "maximize"), [200]) == ([], None)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import IntegrityError
 
-from nas.store import (SchemaVersionError, Store, StoreConnectionError, StoreUrlError, as_url, workspace_url)
+from nas.store import (SCHEMA_VERSION, SchemaVersionError, Store, StoreConnectionError, StoreUrlError, as_url, workspace_url)
 from nas.store.models import TABLE_PREFIX, Base, candidates
 
 from .store_conformance import SHA, StoreConformance, run_threads, set_version
@@ -72,9 +72,10 @@ def test_refused_sqlite_file_is_byte_for_byte_unchanged(tmp_path):
     store, search = _store_with_search(path)
     store.add_candidates(search.id, [("16_16", 1, 1)])
     store.close()
-    set_version(f"sqlite:///{path}", "2")
+    set_version(f"sqlite:///{path}", str(SCHEMA_VERSION + 1))
     before = path.read_bytes()
-    with pytest.raises(SchemaVersionError, match="schema version 2, newer than .* supports \\(1\\)"):
+    with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 1}, newer than .* supports "
+                                                 f"\\({SCHEMA_VERSION}\\)"):
         Store(path)
     assert path.read_bytes() == before
 

@@ -1,10 +1,10 @@
 """Search strategies: budget feasibility, bounded retries, replay determinism, evolution, Optuna resume."""
 import time
-from types import SimpleNamespace
 
 import pytest
 
 from nas.budget import BudgetInfeasibleError
+from nas.objectives import ObjectiveError
 from nas.strategies import (EvolutionSettings, Objective, StrategyError, TrialResult, create_strategy,
                             list_strategies)
 from supernet import get_space
@@ -55,11 +55,10 @@ def test_registry_and_settings_errors():
         make("evolution", settings={"popsize": 10})
     with pytest.raises(StrategyError, match="parent_ratio must be a number in"):
         make("evolution", settings={"parent_ratio": 1.5})
-    with pytest.raises(StrategyError, match="direction 'down'"):
+    with pytest.raises(ObjectiveError, match="direction 'down'"):
         Objective("fid", "down")
-    store_like = SimpleNamespace(metric="miou", direction="maximize")  # the store's records coerce
-    assert make("random", objectives=[store_like, ("macs", "minimize")]).objectives == (
-        Objective("miou", "maximize"), Objective("macs"))
+    assert make("random", objectives=[{"metric": "miou", "direction": "maximize"}, ("macs", "minimize")]
+                ).objectives == (Objective("miou", "maximize"), Objective("macs"))
     with pytest.raises(StrategyError, match="objective names must be distinct"):
         make("random", objectives=[Objective("fid"), ("fid", "maximize")])
 
@@ -250,6 +249,8 @@ def test_optuna_study_resumes_from_its_storage(name, where, tmp_path):
     assert more and not set(more) & set(asked)
     states = [t.state.name for t in resumed.study.get_trials()]
     assert states.count("COMPLETE") == 3 and states.count("RUNNING") == len(more)
+    # the trial left pending by the first session was completed with its constraint, like the others
+    assert all("infeasible" in t.constraints for t in resumed.study.get_trials() if t.state.name == "COMPLETE")
     with pytest.raises(StrategyError, match="directions"):
         make(name, **{**kwargs, "objectives": FID})
     with pytest.raises(StrategyError, match="made for objectives"):

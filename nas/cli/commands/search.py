@@ -18,8 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--supernet", required=True, help="registered supernet name (ganas supernet list)")
     start.add_argument("--budget", action="append", required=True,
                        help="MACs budget such as 2G, 500M or 1.5e9; repeat for several budgets")
-    start.add_argument("--metric", required=True, choices=["fid", "kid", "miou", "psnr", "ssim"])
-    start.add_argument("--strategy", default="evolution", help="random, evolution, nsga2 or tpe (default evolution)")
+    start.add_argument("--metric", required=True, choices=_Registered(_search_metrics), metavar="METRIC",
+                       help="metric to optimise: %(choices)s (one the supernet's dataset can give)")
+    start.add_argument("--strategy", default="evolution", choices=_Registered(_strategies), metavar="NAME",
+                       help="search strategy: %(choices)s (default %(default)s)")
     start.add_argument("--trials", type=int, default=100, help="candidates to evaluate (default 100)")
     start.add_argument("--seed", type=int, default=0)
     start.add_argument("--batch-size", type=int, default=8,
@@ -50,6 +52,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         q = commands.add_parser(name, help=f"{name} a search (its orchestrator stops after the running evaluations)")
         q.add_argument("search_id", type=int)
         q.set_defaults(func=_set_state, state="paused" if name == "pause" else "cancelled")
+
+
+class _Registered:
+    """Choices read from a registry when argparse first needs them (to check a value or write help), so
+    building the parser imports no registry and ``ganas --help`` stays fast."""
+
+    def __init__(self, names) -> None:
+        self._names = names
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __contains__(self, value) -> bool:
+        return value in self._names()
+
+
+def _search_metrics() -> list[str]:
+    from nas.registry import search_metrics
+
+    return search_metrics()
+
+
+def _strategies() -> list[str]:
+    from nas.strategies import list_strategies
+
+    return list_strategies()
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
