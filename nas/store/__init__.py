@@ -7,13 +7,14 @@ from .engine import DEFAULT_FILENAME, Database, as_url, workspace_url
 from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SchemaVersionError,
                      SearchBusyError, StateTransitionError, StoreConnectionError, StoreError, StoreUrlError)
 from .models import SCHEMA_VERSION
-from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, FrozenDict,
-                      NewCandidate, Objective, SearchRecord, SearchState, SupernetRecord)
+from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, FinalRecord,
+                      FinalStatus, FrozenDict, NewCandidate, NewFinal, Objective, SearchRecord, SearchState, SupernetRecord)
 from .schema import MIGRATIONS, Migration, ensure_schema, register_migration
 from .store import Store
 
 __all__ = [
     "AddResult", "CandidateCounts", "CandidateRecord", "CandidateStatus", "DEFAULT_FILENAME", "Database",
+    "FinalRecord", "FinalStatus", "NewFinal",
     "DuplicateNameError", "FrozenDict", "InvalidValueError", "LeaseError", "MIGRATIONS", "Migration",
     "NewCandidate", "NotFoundError", "Objective", "SCHEMA_VERSION", "SEARCH_TRANSITIONS", "SchemaVersionError",
     "SearchBusyError", "SearchRecord", "SearchState", "StateTransitionError", "Store", "StoreConnectionError",

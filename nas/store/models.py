@@ -14,10 +14,10 @@ from sqlalchemy import (JSON, BigInteger, CheckConstraint, Double, ForeignKey, I
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .records import (MAX_CONFIG_LENGTH, MAX_NAME_LENGTH, CandidateRecord, CandidateStatus, Objective, SearchRecord,
-                      SearchState, SupernetRecord, freeze)
+from .records import (MAX_CONFIG_LENGTH, MAX_NAME_LENGTH, CandidateRecord, CandidateStatus, FinalRecord, FinalStatus,
+                      Objective, SearchRecord, SearchState, SupernetRecord, freeze)
 
-SCHEMA_VERSION = 2  # 2: the searches' plan column (see schema.py's migrations)
+SCHEMA_VERSION = 3  # 2: the searches' plan column; 3: teachers, finals (see schema.py's migrations)
 TABLE_PREFIX = "ganas_"
 
 NAMING_CONVENTION = {
@@ -59,6 +59,7 @@ class SupernetRow(Base):
     dataset: Mapped[dict] = mapped_column(JSON)
     metrics: Mapped[list] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Double)
+    teacher: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class SearchRow(Base):
@@ -85,6 +86,7 @@ class SearchRow(Base):
     owner_expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     created_at: Mapped[float] = mapped_column(Double)
     updated_at: Mapped[float] = mapped_column(Double)
+    teacher: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class CandidateRow(Base):
@@ -117,9 +119,48 @@ class CandidateRow(Base):
     eval_seconds: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
+class FinalRow(Base):
+    __tablename__ = "ganas_finals"
+    __table_args__ = (
+        UniqueConstraint("search_id", "config"),  # one final model per config of a search
+        CheckConstraint(_one_of("status", FinalStatus), name="status"),
+        Index(None, "search_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("ganas_searches.id", ondelete="CASCADE"))
+    config: Mapped[str] = mapped_column(String(MAX_CONFIG_LENGTH))
+    budget: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    steps: Mapped[int] = mapped_column(Integer)
+    settings: Mapped[dict] = mapped_column(JSON)
+    macs: Mapped[int] = mapped_column(BigInteger)
+    params: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    before: Mapped[dict] = mapped_column(JSON)
+    after: Mapped[dict] = mapped_column(JSON)
+    teacher: Mapped[dict] = mapped_column(JSON)
+    evaluator: Mapped[str | None] = mapped_column(Text, nullable=True)
+    split: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    latency_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
+    teacher_latency_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
+    files: Mapped[dict] = mapped_column(JSON)
+    export_errors: Mapped[dict] = mapped_column(JSON)
+    model_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(MAX_NAME_LENGTH), nullable=True)
+    lease_expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    last_owner: Mapped[str | None] = mapped_column(String(MAX_NAME_LENGTH), nullable=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    leased_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
 supernets = SupernetRow.__table__
 searches = SearchRow.__table__
 candidates = CandidateRow.__table__
+finals = FinalRow.__table__
 meta = MetaRow.__table__
 
 
@@ -128,7 +169,8 @@ def supernet_record(row: Row) -> SupernetRecord:
     m = row._mapping
     return SupernetRecord(id=m["id"], name=m["name"], architecture=m["architecture"], hparams=freeze(m["hparams"]),
                           space=m["space"], checkpoint=m["checkpoint"], checkpoint_sha256=m["checkpoint_sha256"],
-                          dataset=freeze(m["dataset"]), metrics=tuple(m["metrics"]), created_at=m["created_at"])
+                          dataset=freeze(m["dataset"]), metrics=tuple(m["metrics"]), created_at=m["created_at"],
+                          teacher=freeze(m["teacher"]))
 
 
 def search_record(row: Row) -> SearchRecord:
@@ -139,7 +181,7 @@ def search_record(row: Row) -> SearchRecord:
         strategy_settings=freeze(m["strategy_settings"]), plan=freeze(m["plan"]), seed=m["seed"], trials=m["trials"],
         max_attempts=m["max_attempts"], state=SearchState(m["state"]), error=m["error"], owner=m["owner"],
         heartbeat_at=m["heartbeat_at"], owner_expires_at=m["owner_expires_at"], created_at=m["created_at"],
-        updated_at=m["updated_at"])
+        updated_at=m["updated_at"], teacher=freeze(m["teacher"]))
 
 
 def candidate_record(row: Row) -> CandidateRecord:
@@ -150,3 +192,16 @@ def candidate_record(row: Row) -> CandidateRecord:
         evaluator=m["evaluator"], error=m["error"], attempts=m["attempts"], lease_owner=m["lease_owner"],
         lease_expires_at=m["lease_expires_at"], last_owner=m["last_owner"], queued_at=m["queued_at"],
         leased_at=m["leased_at"], finished_at=m["finished_at"], eval_seconds=m["eval_seconds"])
+
+
+def final_record(row: Row) -> FinalRecord:
+    m = row._mapping
+    return FinalRecord(
+        id=m["id"], search_id=m["search_id"], config=m["config"], budget=m["budget"], steps=m["steps"],
+        settings=freeze(m["settings"]), macs=m["macs"], params=m["params"], status=FinalStatus(m["status"]),
+        before=freeze(m["before"]), after=freeze(m["after"]), teacher=freeze(m["teacher"]), evaluator=m["evaluator"],
+        split=m["split"], latency_ms=m["latency_ms"], teacher_latency_ms=m["teacher_latency_ms"],
+        files=freeze(m["files"]), export_errors=freeze(m["export_errors"]), model_uri=m["model_uri"],
+        error=m["error"], attempts=m["attempts"], lease_owner=m["lease_owner"],
+        lease_expires_at=m["lease_expires_at"], last_owner=m["last_owner"], created_at=m["created_at"],
+        leased_at=m["leased_at"], finished_at=m["finished_at"], seconds=m["seconds"])

@@ -37,6 +37,15 @@ class CandidateStatus(str, Enum):
     INFEASIBLE = "infeasible"
 
 
+class FinalStatus(str, Enum):
+    """A finalize job: queued, leased to a worker, done (fine-tuned, measured, exported) or failed for good."""
+
+    QUEUED = "queued"
+    LEASED = "leased"
+    DONE = "done"
+    FAILED = "failed"
+
+
 # The search lifecycle: state -> states it may move to (setting the current state is a no-op).
 # A failed search may be resumed; done and cancelled are final.
 SEARCH_TRANSITIONS: dict[SearchState, frozenset[SearchState]] = {
@@ -219,6 +228,7 @@ class SupernetRecord(_Record):
     dataset: FrozenDict
     metrics: tuple[str, ...]
     created_at: float
+    teacher: FrozenDict | None = None  # nas.teacher.TeacherInfo as a dict: the reference every subnet is shown against
 
 
 @dataclass(frozen=True)
@@ -243,6 +253,7 @@ class SearchRecord(_Record):
     owner_expires_at: float | None
     created_at: float
     updated_at: float
+    teacher: FrozenDict | None = None  # the teacher's figures on the search split: {"metrics", "evaluator", "split"}
 
     @property
     def multi_objective(self) -> bool:
@@ -305,3 +316,59 @@ class AddResult:
     records: tuple[CandidateRecord, ...]
     added: tuple[CandidateRecord, ...]
     existing: tuple[CandidateRecord, ...]
+
+
+@dataclass(frozen=True)
+class NewFinal:
+    """A config of a search to finalize: fine-tune for ``steps`` with ``settings``; ``budget`` it was chosen for."""
+
+    config: str
+    macs: int
+    params: int
+    steps: int
+    budget: int | None = None
+    settings: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, str) or not self.config or len(self.config) > MAX_CONFIG_LENGTH:
+            raise InvalidValueError(f"config must be a non-empty string of at most {MAX_CONFIG_LENGTH} characters")
+        check_count(self.macs, "macs")
+        check_count(self.params, "params")
+        check_count(self.steps, "steps", 1)
+        if self.budget is not None:
+            check_count(self.budget, "budget", 1)
+
+
+@dataclass(frozen=True)
+class FinalRecord(_Record):
+    """A finalize job and, once done, the final model: figures before/after fine-tuning and the teacher's, all on
+    the held-out split, latencies measured side by side, export files (relative to the workspace)."""
+
+    id: int
+    search_id: int
+    config: str
+    budget: int | None
+    steps: int
+    settings: FrozenDict
+    macs: int
+    params: int
+    status: FinalStatus
+    before: FrozenDict
+    after: FrozenDict
+    teacher: FrozenDict
+    evaluator: str | None
+    split: str | None
+    latency_ms: float | None
+    teacher_latency_ms: float | None
+    files: FrozenDict  # kind (checkpoint, onnx, pt2) -> path relative to the workspace
+    export_errors: FrozenDict
+    model_uri: str | None
+    error: str | None
+    attempts: int
+    lease_owner: str | None
+    lease_expires_at: float | None
+    last_owner: str | None
+    created_at: float
+    leased_at: float | None
+    finished_at: float | None
+    seconds: float | None

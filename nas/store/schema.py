@@ -130,3 +130,17 @@ def _searches_get_a_plan_column(conn: Connection) -> None:
         if old_layout:
             conn.execute(rows.update().where(rows.c.id == search_id).values(
                 plan={"version": 1, **settings["plan"]}, strategy_settings=dict(settings.get("strategy") or {})))
+
+
+@register_migration(2, "supernets and searches record their teacher; finalize jobs and final models get a table")
+def _teachers_and_finals(conn: Connection) -> None:
+    """Version 3: ``ganas_supernets.teacher`` (the teacher a supernet was distilled from), ``ganas_searches.teacher``
+    (the teacher's figures on the search split) and the ``ganas_finals`` table. Existing rows have no teacher
+    (None), which every view shows as "no teacher recorded"."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    operations = Operations(MigrationContext.configure(conn))
+    for name in ("ganas_supernets", "ganas_searches"):
+        operations.add_column(name, Column("teacher", JSON(none_as_null=True), nullable=True))
+    Base.metadata.tables["ganas_finals"].create(conn)

@@ -21,9 +21,10 @@ from sqlalchemy.engine import Connection, Row
 from .engine import Database
 from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SearchBusyError,
                      StateTransitionError)
-from .models import SCHEMA_VERSION, candidate_record, candidates, search_record, searches, supernet_record, supernets
+from .models import (SCHEMA_VERSION, candidate_record, candidates, final_record, finals, search_record, searches,
+                     supernet_record, supernets)
 from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus,
-                      NewCandidate, Objective, SearchRecord, SearchState, SupernetRecord, candidate_status,
+                      FinalRecord, FinalStatus, NewCandidate, NewFinal, Objective, SearchRecord, SearchState, SupernetRecord, candidate_status,
                       check_count, check_json, check_name, check_plan, check_seconds, check_sha256, search_state)
 from .schema import ensure_schema
 
@@ -82,15 +83,20 @@ class Store:
     # -- supernets ------------------------------------------------------------------------------
     def register_supernet(self, name: str, *, architecture: str, space: str, checkpoint: str,
                           checkpoint_sha256: str, hparams: Mapping[str, Any] | None = None,
-                          dataset: Mapping[str, Any] | None = None, metrics: Sequence[str] = ()) -> SupernetRecord:
-        """Register a trained supernet; registering the same name with the same weights returns it again."""
+                          dataset: Mapping[str, Any] | None = None, metrics: Sequence[str] = (),
+                          teacher: Mapping[str, Any] | None = None) -> SupernetRecord:
+        """Register a trained supernet; registering the same name with the same weights returns it again.
+
+        ``teacher``: the generator it was distilled from (``nas.teacher.TeacherInfo`` as a dict); a
+        repeated registration may add or replace it."""
         metrics = (metrics,) if isinstance(metrics, str) else metrics
         values = dict(name=check_name(name, "supernet name"), architecture=check_name(architecture, "architecture"),
                       space=check_name(space, "search space"), checkpoint=str(checkpoint),
                       checkpoint_sha256=check_sha256(checkpoint_sha256),
                       hparams=check_json(dict(hparams or {}), "hparams"),
                       dataset=check_json(dict(dataset or {}), "dataset"),
-                      metrics=[check_name(m, "metric name") for m in metrics])
+                      metrics=[check_name(m, "metric name") for m in metrics],
+                      teacher=check_json(dict(teacher), "teacher") if teacher is not None else None)
         if not values["checkpoint"]:
             raise InvalidValueError("checkpoint location must not be empty")
         with self.db.write() as conn:
@@ -102,6 +108,9 @@ class Store:
                     raise DuplicateNameError(
                         f"supernet {name!r} is already registered ({row.architecture}, space {row.space}, checkpoint "
                         f"sha256 {row.checkpoint_sha256[:12]}...); choose another name")
+                if values["teacher"] is not None and values["teacher"] != row.teacher:
+                    conn.execute(supernets.update().where(supernets.c.id == row.id).values(teacher=values["teacher"]))
+                    row = conn.execute(select(supernets).where(supernets.c.id == row.id)).one()
                 return supernet_record(row)
             conn.execute(supernets.insert().values(created_at=self.clock(), **values))
             return supernet_record(conn.execute(select(supernets).where(supernets.c.name == name)).one())
@@ -200,6 +209,18 @@ class Store:
                          .values(owner=None, heartbeat_at=None, owner_expires_at=None, updated_at=self.clock()))
             return self._search(conn, search_id)
 
+    def set_search_teacher(self, search_id: int, metrics: Mapping[str, float], evaluator: str,
+                           split: str) -> SearchRecord:
+        """Record the teacher's figures on the search split, measured once with the search's own evaluator."""
+        values = _finite_metrics(metrics)
+        teacher = {"metrics": values, "evaluator": check_name(evaluator, "evaluator identity"),
+                   "split": check_name(split, "split")}
+        with self.db.write() as conn:
+            self._search_row(conn, search_id)
+            conn.execute(searches.update().where(searches.c.id == search_id).values(teacher=teacher,
+                                                                                    updated_at=self.clock()))
+            return self._search(conn, search_id)
+
     def _set_owner(self, search_id: int, owner: str, condition: Any, now: float, ttl: float) -> SearchRecord:
         with self.db.write() as conn:
             row = self._search_row(conn, search_id)
@@ -274,25 +295,29 @@ class Store:
         Candidates whose last lease was ``owner``'s come first (a restarted worker gets its own
         unfinished work back). Atomic: concurrent callers never receive the same candidate.
         """
+        return self._lease(candidates, candidate_record, candidates.c.order_index, search_id, owner, n, ttl_seconds)
+
+    def _lease(self, table: Any, to_record: Callable[[Row], Any], order: Any, search_id: int, owner: str, n: int,
+               ttl_seconds: float) -> tuple:
         check_name(owner, "lease owner")
         n, ttl = check_count(n, "n"), check_seconds(ttl_seconds, "ttl_seconds", positive=True)
         now = self.clock()
-        priority = (case((candidates.c.last_owner == owner, 0), else_=1), candidates.c.order_index, candidates.c.id)
+        priority = (case((table.c.last_owner == owner, 0), else_=1), order, table.c.id)
         with self.db.write() as conn:
             self._search_row(conn, search_id)
-            pick = (select(candidates.c.id).where(candidates.c.search_id == search_id, candidates.c.status == Q)
+            pick = (select(table.c.id).where(table.c.search_id == search_id, table.c.status == Q)
                     .order_by(*priority).limit(n))
             if self.db.supports_skip_locked:
                 pick = pick.with_for_update(skip_locked=True)
             ids = conn.execute(pick).scalars().all()
             if not ids:
                 return ()
-            conn.execute(candidates.update().where(candidates.c.id.in_(ids), candidates.c.status == Q)
+            conn.execute(table.update().where(table.c.id.in_(ids), table.c.status == Q)
                          .values(status=LEASED, lease_owner=owner, lease_expires_at=now + ttl, leased_at=now,
-                                 attempts=candidates.c.attempts + 1))
-            rows = conn.execute(_candidate_query().where(candidates.c.id.in_(ids), candidates.c.lease_owner == owner,
-                                                         candidates.c.status == LEASED).order_by(*priority))
-            return tuple(candidate_record(r) for r in rows)
+                                 attempts=table.c.attempts + 1))
+            rows = conn.execute(select(table).where(table.c.id.in_(ids), table.c.lease_owner == owner,
+                                                    table.c.status == LEASED).order_by(*priority))
+            return tuple(to_record(r) for r in rows)
 
     def complete_candidate(self, candidate_id: int, owner: str, metrics: Mapping[str, float], evaluator: str,
                            seconds: float, infeasible_reason: str | None = None) -> CandidateRecord:
@@ -301,46 +326,43 @@ class Store:
         Only the current lease holder may complete (its lease may have lapsed as long as no one
         re-queued it); a late result from a lease that was re-queued is refused with LeaseError.
         """
-        values = {str(k): v for k, v in dict(metrics).items()}
-        for name, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise InvalidValueError(f"metric {name!r} = {value!r} is not a finite number; report a failed "
-                                        "evaluation with fail_candidate instead")
+        values = _finite_metrics(metrics)
         status = CandidateStatus.DONE if infeasible_reason is None else CandidateStatus.INFEASIBLE
-        return self._end_lease(candidate_id, owner, dict(
+        return self._end_lease(candidates, candidate_record, candidate_id, owner, dict(
             status=status.value, metrics=values, evaluator=check_name(evaluator, "evaluator identity"),
             eval_seconds=check_seconds(seconds, "seconds"), error=infeasible_reason))
 
     def fail_candidate(self, candidate_id: int, owner: str, error: str) -> CandidateRecord:
         """``owner``'s evaluation failed: re-queue while attempts remain, else mark failed with ``error``."""
         now = self.clock()
-        out_of_attempts = candidates.c.attempts >= _max_attempts()
-        return self._end_lease(candidate_id, owner, dict(
+        out_of_attempts = candidates.c.attempts >= _max_attempts(candidates)
+        return self._end_lease(candidates, candidate_record, candidate_id, owner, dict(
             status=case((out_of_attempts, CandidateStatus.FAILED.value), else_=Q), error=str(error),
             finished_at=case((out_of_attempts, now), else_=None)), now)
 
-    def _end_lease(self, candidate_id: int, owner: str, values: dict, now: float | None = None) -> CandidateRecord:
+    def _end_lease(self, table: Any, to_record: Callable[[Row], Any], item_id: int, owner: str, values: dict,
+                   now: float | None = None) -> Any:
         now = self.clock() if now is None else now
         values = {"finished_at": now, **values, "lease_owner": None, "lease_expires_at": None, "last_owner": owner}
         with self.db.write() as conn:
-            updated = conn.execute(candidates.update().where(candidates.c.id == candidate_id,
-                                                             candidates.c.status == LEASED,
-                                                             candidates.c.lease_owner == owner).values(**values))
-            row = conn.execute(_candidate_query().where(candidates.c.id == candidate_id)).one_or_none()
+            updated = conn.execute(table.update().where(table.c.id == item_id, table.c.status == LEASED,
+                                                        table.c.lease_owner == owner).values(**values))
+            row = conn.execute(select(table).where(table.c.id == item_id)).one_or_none()
+        what = "final model" if table is finals else "candidate"
         if row is None:
-            raise NotFoundError(f"no candidate with id {candidate_id!r}")
+            raise NotFoundError(f"no {what} with id {item_id!r}")
         if updated.rowcount == 1:
-            return candidate_record(row)
+            return to_record(row)
         if row.status == LEASED:
-            raise LeaseError(f"candidate {candidate_id} ({row.config}) is leased to {row.lease_owner!r}, not "
+            raise LeaseError(f"{what} {item_id} ({row.config}) is leased to {row.lease_owner!r}, not "
                              f"{owner!r}: that lease expired and was re-queued; discard this result")
-        raise LeaseError(f"candidate {candidate_id} ({row.config}) is {row.status}, not leased to {owner!r} (its "
+        raise LeaseError(f"{what} {item_id} ({row.config}) is {row.status}, not leased to {owner!r} (its "
                          "lease expired and it was re-queued or finished); discard this result")
 
     def requeue_expired(self, search_id: int, now: float | None = None) -> int:
         """Re-queue leases that expired before ``now`` (failed once out of attempts); returns how many."""
         now = self.clock() if now is None else now
-        return self._requeue(search_id, candidates.c.lease_expires_at <= now, now,
+        return self._requeue(candidates, search_id, candidates.c.lease_expires_at <= now, now,
                              lambda r: f"lease of {r.lease_owner!r} expired {_ago(r.lease_expires_at - now)}")
 
     def requeue_owner(self, search_id: int, owner: str) -> int:
@@ -348,27 +370,27 @@ class Store:
 
         They return to the queue ahead of others for ``owner``'s next :meth:`lease_candidates`.
         """
-        return self._requeue(search_id, candidates.c.lease_owner == owner, self.clock(),
+        return self._requeue(candidates, search_id, candidates.c.lease_owner == owner, self.clock(),
                              lambda r: f"worker {owner!r} restarted while evaluating it")
 
     def requeue_leased(self, search_id: int) -> int:
         """Re-queue every lease of the search (a restarted orchestrator whose workers are gone)."""
-        return self._requeue(search_id, candidates.c.lease_owner.is_not(None), self.clock(),
+        return self._requeue(candidates, search_id, candidates.c.lease_owner.is_not(None), self.clock(),
                              lambda r: f"the orchestrator restarted while {r.lease_owner!r} held it")
 
-    def _requeue(self, search_id: int, condition: Any, now: float, reason: Callable[[Row], str]) -> int:
+    def _requeue(self, table: Any, search_id: int, condition: Any, now: float, reason: Callable[[Row], str]) -> int:
+        order = table.c.order_index if table is candidates else table.c.id
         with self.db.write() as conn:
             limit = self._search_row(conn, search_id).max_attempts
-            pick = _candidate_query().where(candidates.c.search_id == search_id, candidates.c.status == LEASED,
-                                            condition).order_by(candidates.c.order_index, candidates.c.id)
+            pick = select(table).where(table.c.search_id == search_id, table.c.status == LEASED,
+                                       condition).order_by(order, table.c.id)
             if self.db.supports_skip_locked:
                 pick = pick.with_for_update(skip_locked=True)
             count = 0
             for row in conn.execute(pick).all():
                 exhausted = row.attempts >= limit
                 text = f"{reason(row)} (attempt {row.attempts} of {limit})"
-                count += conn.execute(candidates.update().where(candidates.c.id == row.id,
-                                                                candidates.c.status == LEASED).values(
+                count += conn.execute(table.update().where(table.c.id == row.id, table.c.status == LEASED).values(
                     status=CandidateStatus.FAILED.value if exhausted else Q, error=text, lease_owner=None,
                     lease_expires_at=None, last_owner=row.lease_owner, finished_at=now if exhausted else None)).rowcount
             return count
@@ -401,9 +423,103 @@ class Store:
                                 .group_by(candidates.c.status)).all()
         return CandidateCounts(**{status: count for status, count in rows})
 
+    # -- finalize jobs and final models -----------------------------------------------------------
+    def add_finals(self, search_id: int, items: Iterable[NewFinal]) -> tuple[FinalRecord, ...]:
+        """Queue configs of a search for finalizing; a config already there is returned as it is (done or not)."""
+        items = list(items)
+        now = self.clock()
+        with self.db.write() as conn:
+            self._search_row(conn, search_id)
+            known = {r.config for r in conn.execute(select(finals.c.config).where(finals.c.search_id == search_id))}
+            rows = [dict(search_id=search_id, config=i.config, budget=i.budget, steps=i.steps,
+                         settings=check_json(dict(i.settings or {}), "fine-tune settings"), macs=i.macs,
+                         params=i.params, status=FinalStatus.QUEUED.value, before={}, after={}, teacher={},
+                         files={}, export_errors={}, attempts=0, created_at=now)
+                    for i in {i.config: i for i in items}.values() if i.config not in known]
+            if rows:
+                conn.execute(insert(finals), rows)
+            query = select(finals).where(finals.c.search_id == search_id,
+                                         finals.c.config.in_([i.config for i in items]))
+            by_config = {r.config: final_record(r) for r in conn.execute(query)}
+        return tuple(by_config[i.config] for i in items)
 
-def _max_attempts():
-    return select(searches.c.max_attempts).where(searches.c.id == candidates.c.search_id).scalar_subquery()
+    def lease_finals(self, search_id: int, owner: str, n: int, ttl_seconds: float) -> tuple[FinalRecord, ...]:
+        """Lease up to ``n`` queued finalize jobs to ``owner`` (its own re-queued ones first), as candidates are."""
+        return self._lease(finals, final_record, finals.c.id, search_id, owner, n, ttl_seconds)
+
+    def complete_final(self, final_id: int, owner: str, *, before: Mapping[str, float], after: Mapping[str, float],
+                       teacher: Mapping[str, float], evaluator: str, split: str, latency_ms: float | None,
+                       teacher_latency_ms: float | None, files: Mapping[str, str],
+                       export_errors: Mapping[str, float], seconds: float) -> FinalRecord:
+        """Record ``owner``'s finished job: figures on the held-out split, latencies, the written files."""
+        values = dict(status=FinalStatus.DONE.value, before=_finite_metrics(before), after=_finite_metrics(after),
+                      teacher=_finite_metrics(teacher), evaluator=check_name(evaluator, "evaluator identity"),
+                      split=check_name(split, "split"), files=check_json(dict(files), "files"),
+                      export_errors=_finite_metrics(export_errors), seconds=check_seconds(seconds, "seconds"),
+                      latency_ms=None if latency_ms is None else check_seconds(latency_ms, "latency_ms"),
+                      teacher_latency_ms=None if teacher_latency_ms is None else
+                      check_seconds(teacher_latency_ms, "teacher_latency_ms"), error=None)
+        return self._end_lease(finals, final_record, final_id, owner, values)
+
+    def fail_final(self, final_id: int, owner: str, error: str) -> FinalRecord:
+        """``owner``'s job failed: re-queue while attempts remain, else mark it failed with ``error``."""
+        now = self.clock()
+        out_of_attempts = finals.c.attempts >= _max_attempts(finals)
+        return self._end_lease(finals, final_record, final_id, owner, dict(
+            status=case((out_of_attempts, FinalStatus.FAILED.value), else_=Q), error=str(error),
+            finished_at=case((out_of_attempts, now), else_=None)), now)
+
+    def requeue_finals(self, search_id: int, owner: str | None = None, expired_before: float | None = None) -> int:
+        """Re-queue finalize jobs: those of ``owner``, those whose lease expired before a time, or all leased."""
+        now = self.clock()
+        if owner is not None:
+            condition, why = finals.c.lease_owner == owner, lambda r: f"worker {owner!r} restarted while running it"
+        elif expired_before is not None:
+            condition = finals.c.lease_expires_at <= expired_before
+            why = lambda r: f"lease of {r.lease_owner!r} expired"  # noqa: E731
+        else:
+            condition = finals.c.lease_owner.is_not(None)
+            why = lambda r: f"the finalizer restarted while {r.lease_owner!r} held it"  # noqa: E731
+        return self._requeue(finals, search_id, condition, now, why)
+
+    def set_final_model(self, final_id: int, model_uri: str) -> FinalRecord:
+        """Record where the final model was registered (an MLflow model URI), after it is done."""
+        with self.db.write() as conn:
+            conn.execute(finals.update().where(finals.c.id == final_id).values(model_uri=check_name(model_uri,
+                                                                                                   "model uri")))
+            row = conn.execute(select(finals).where(finals.c.id == final_id)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no final model with id {final_id!r}")
+        return final_record(row)
+
+    def get_final(self, final_id: int) -> FinalRecord:
+        with self.db.read() as conn:
+            row = conn.execute(select(finals).where(finals.c.id == final_id)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no final model with id {final_id!r}")
+        return final_record(row)
+
+    def finals(self, search_id: int, status: FinalStatus | str | None = None) -> tuple[FinalRecord, ...]:
+        """The search's finalize jobs and final models, in the order they were queued."""
+        query = select(finals).where(finals.c.search_id == search_id)
+        if status is not None:
+            query = query.where(finals.c.status == FinalStatus(status).value)
+        with self.db.read() as conn:
+            self._search_row(conn, search_id)
+            return tuple(final_record(r) for r in conn.execute(query.order_by(finals.c.id)))
+
+
+def _max_attempts(table: Any):
+    return select(searches.c.max_attempts).where(searches.c.id == table.c.search_id).scalar_subquery()
+
+
+def _finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    values = {str(k): v for k, v in dict(metrics).items()}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidValueError(f"metric {name!r} = {value!r} is not a finite number; report a failed "
+                                    "evaluation instead")
+    return values
 
 
 def _search_query():

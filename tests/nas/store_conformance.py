@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from nas.store import (SCHEMA_VERSION, CandidateStatus, Database, DuplicateNameError, FrozenDict, InvalidValueError,
-                       LeaseError, Migration, NotFoundError, Objective, SchemaVersionError, SearchBusyError,
+from nas.store import (SCHEMA_VERSION, CandidateStatus, Database, DuplicateNameError, FinalStatus, FrozenDict,
+                       InvalidValueError, LeaseError, Migration, NewFinal, NotFoundError, Objective, SchemaVersionError, SearchBusyError,
                        SearchState, StateTransitionError, Store, ensure_schema)
 from nas.store.models import TABLE_PREFIX, candidates, meta, searches
 from nas.store.records import thaw
@@ -213,6 +213,7 @@ class StoreConformance:
         with engine.begin() as conn:
             for search, settings in zip(made, layouts):
                 conn.execute(searches.update().where(searches.c.id == search.id).values(strategy_settings=settings))
+            _back_to_version_2(conn)
             conn.execute(text("ALTER TABLE ganas_searches DROP COLUMN plan"))
         engine.dispose()
         set_version(store_url, "1")
@@ -223,6 +224,72 @@ class StoreConformance:
         after = snapshot(store_url)
         assert after["ganas_meta"][2] == [repr(("schema_version", str(SCHEMA_VERSION)))]
         assert {t: v[:2] for t, v in after.items()} == {t: v[:2] for t, v in new.items()}  # columns and indexes
+
+    def test_version_2_stores_gain_teachers_and_the_finals_table(self, store, supernet, search, store_url, clock):
+        """Version 3 adds the teacher columns (None for existing rows) and the finals table."""
+        new = snapshot(store_url)
+        store.close()
+        engine = create_engine(store_url)
+        with engine.begin() as conn:
+            _back_to_version_2(conn)
+        engine.dispose()
+        set_version(store_url, "2")
+        with Store(store_url, clock=clock) as migrated:
+            assert migrated.get_supernet(supernet.id).teacher is None and migrated.get_search(search.id).teacher is None
+            assert migrated.finals(search.id) == ()
+        after = snapshot(store_url)
+        assert {t: v[:2] for t, v in after.items()} == {t: v[:2] for t, v in new.items()}
+
+
+    # -- teachers and finals ---------------------------------------------------------------------------
+    def test_a_supernet_and_a_search_record_their_teacher(self, store, supernet, search, clock):
+        teacher = {"path": "/w/teacher.pt", "sha256": SHA, "architecture": "resnet", "macs": 56_799_264_768}
+        again = store.register_supernet("horse2zebra", architecture="resnet", space="resnet_64", checkpoint="/w/s.pt",
+                                        checkpoint_sha256=SHA, hparams={"ngf": 64, "n_blocks": 9}, teacher=teacher)
+        assert supernet.teacher is None and thaw(again.teacher) == teacher and again.id == supernet.id
+        assert thaw(store.get_supernet(supernet.id).teacher) == teacher
+        updated = store.set_search_teacher(search.id, {"fid": 61.5}, "inception=pt", "train2")
+        assert thaw(updated.teacher) == {"metrics": {"fid": 61.5}, "evaluator": "inception=pt", "split": "train2"}
+        with pytest.raises(InvalidValueError, match="not a finite number"):
+            store.set_search_teacher(search.id, {"fid": math.nan}, "x", "train2")
+        assert thaw(store.get_search(search.id).teacher)["metrics"] == {"fid": 61.5}
+
+    def test_finals_are_queued_once_leased_and_completed_by_their_owner(self, store, search, clock):
+        items = [NewFinal("16_16", 1000, 10, steps=50, budget=2000, settings={"lambda_recon": 100.0}),
+                 NewFinal("24_16", 1500, 12, steps=50)]
+        made = store.add_finals(search.id, items)
+        assert [f.status for f in made] == [FinalStatus.QUEUED] * 2 and made[0].budget == 2000
+        assert store.add_finals(search.id, items[:1]) == made[:1]  # queued once
+        (leased,) = store.lease_finals(search.id, "w0", 1, 60)
+        assert (leased.config, leased.status, leased.attempts, leased.lease_owner) == ("16_16", FinalStatus.LEASED,
+                                                                                       1, "w0")
+        result = dict(before={"miou": 0.5}, after={"miou": 0.6}, teacher={"miou": 0.62}, evaluator="seg", split="val",
+                      latency_ms=2.0, teacher_latency_ms=20.0, files={"onnx": "searches/1/final/16_16/subnet.onnx"},
+                      export_errors={"onnx": 1e-6}, seconds=3.0)
+        with pytest.raises(LeaseError):
+            store.complete_final(leased.id, "w1", **result)
+        done = store.complete_final(leased.id, "w0", **result)
+        assert done.status == FinalStatus.DONE and done.after["miou"] == 0.6 and done.lease_owner is None
+        assert store.set_final_model(done.id, "models:/m-1").model_uri == "models:/m-1"
+        assert [f.config for f in store.finals(search.id, FinalStatus.DONE)] == ["16_16"]
+
+    def test_finals_retry_and_come_back_to_their_worker(self, store, search, clock):
+        store.add_finals(search.id, [NewFinal("16_16", 1000, 10, steps=5), NewFinal("24_16", 1500, 12, steps=5)])
+        (first,) = store.lease_finals(search.id, "w0", 1, 60)
+        assert store.fail_final(first.id, "w0", "boom").status == FinalStatus.QUEUED  # attempt 1 of 2
+        assert store.lease_finals(search.id, "w0", 1, 60)[0].id == first.id  # its own first
+        assert store.requeue_finals(search.id, owner="w0") == 1  # attempt 2 of 2: failed for good
+        failed = store.get_final(first.id)
+        assert failed.status == FinalStatus.FAILED and "restarted" in failed.error
+        (second,) = store.lease_finals(search.id, "w1", 1, 60)
+        clock.advance(61)
+        assert store.requeue_finals(search.id, expired_before=clock()) == 1
+        expired = store.get_final(second.id)
+        assert expired.status == FinalStatus.QUEUED and "expired" in expired.error and expired.last_owner == "w1"
+        with pytest.raises(NotFoundError):
+            store.get_final(10**6)
+        with pytest.raises(InvalidValueError):
+            NewFinal("16_16", 1, 1, steps=0)
 
     # -- searches ----------------------------------------------------------------------------------
     def test_search_plan_is_a_versioned_json_object(self, store, supernet, search):
@@ -512,3 +579,10 @@ class StoreConformance:
         with Store(store_url, clock=clock) as reopened:
             assert [x.status for x in reopened.candidates(search.id)] == [CandidateStatus.DONE, CandidateStatus.QUEUED]
             assert reopened.get_search(search.id) == search
+
+
+def _back_to_version_2(conn) -> None:
+    """Undo version 3 (teacher columns, the finals table) on an open connection."""
+    conn.execute(text("DROP TABLE ganas_finals"))
+    conn.execute(text("ALTER TABLE ganas_searches DROP COLUMN teacher"))
+    conn.execute(text("ALTER TABLE ganas_supernets DROP COLUMN teacher"))
