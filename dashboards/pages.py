@@ -18,12 +18,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from foundation.errors import GanasError
 from nas.budget import format_macs
 from nas.service.context import ServiceContext, get_context
 from nas.service.summary import finished_count, progress_fraction, summarize
 from nas.store import CandidateRecord, CandidateStatus, NotFoundError, SearchRecord, SearchState
 from nas.store.records import thaw
-from supernet.errors import GanasError
 
 from .plot import front_plot
 

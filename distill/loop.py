@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 TRAINING_FORMAT = "ganas.training/1"
 

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from supernet.errors import ConfigError, GanasError
+from foundation.errors import GanasError
+from supernet.errors import ConfigError
 from supernet.extract import extract_subnet
 from supernet.generators import ChannelGenerator
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 from .inception import (DEFAULT_PREPROCESSING, NUM_FEATURES, FIDInceptionV3, get_preprocessing, load_fid_inception,
                         weights_digest)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 if TYPE_CHECKING:
     from .features import FeatureExtractor

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 Runner = Callable[[], Any]  # one forward pass of the prepared model on its fixed input
 Size = tuple[int, int]

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 Size = tuple[int, int]
 DIRECTIONS = ("minimize", "maximize")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 FORMAT = "ganas.segmenter/1"
 PROBE_SIZE = 64

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 from .worker import CandidateEvaluator, Outcome, Task
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from supernet.errors import CheckpointError, GanasError
+from foundation.errors import GanasError
+from supernet.errors import CheckpointError
 from supernet.space import format_config, parse_config_numbers
 from supernet.spaces import get_space
 

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 DIRECTIONS = ("minimize", "maximize")
 T = TypeVar("T")

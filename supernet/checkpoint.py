@@ -8,7 +8,9 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, GanasError
+from foundation.errors import GanasError
+
+from .errors import CheckpointError
 from .generators import ChannelGenerator
 from .registry import create_generator, get_architecture
 

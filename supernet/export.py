@@ -31,8 +31,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
+from foundation.errors import GanasError
+
 from .checkpoint import generator_from_record, read_checkpoint
-from .errors import ConfigError, GanasError, InputSizeError
+from .errors import ConfigError, InputSizeError
 from .extract import extract_subnet
 from .generators import ChannelGenerator
 from .space import format_config, parse_config_numbers

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from supernet.errors import GanasError
+    from foundation.errors import GanasError
 
     parser = build_parser()
     args = parser.parse_args(argv)

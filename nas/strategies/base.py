@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 from supernet.space import ChannelSearchSpace, Config, format_config
 
 from ..budget import Budgets, check_budgets

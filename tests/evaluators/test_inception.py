@@ -15,8 +15,9 @@ from evaluators.features import (ExtractorError, ExtractorInputError, FeatureExt
 from evaluators.inception import (PREPROCESSING, FIDInceptionV3, InceptionInputError, InceptionWeightsError,
                                   build_fid_inception, get_preprocessing, load_fid_inception, resize_bilinear_tf1,
                                   weights_digest)
-from evaluators.weights import INCEPTION_WEIGHTS, WeightsNotFoundError, find_inception_weights, hub_checkpoint_dir
-from supernet.errors import GanasError
+from evaluators.weights import INCEPTION_WEIGHTS, find_inception_weights
+from foundation.errors import GanasError, WeightsNotFoundError
+from foundation.weights import hub_checkpoint_dir
 
 # --------------------------------------------------------------------------- the standard layout, as data
 # Taken from torch-fidelity's feature_extractor_inceptionv3.py / util_convert_inception_weights.py and

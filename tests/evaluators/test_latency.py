@@ -11,8 +11,9 @@ from torch import nn
 
 from evaluators.latency import (LatencyError, LatencyResult, list_backends, measure_latency, percentile_summary,
                                 prepare_runner, time_runner)
+from foundation.errors import GanasError
 from supernet import create_generator
-from supernet.errors import GanasError, InputSizeError
+from supernet.errors import InputSizeError
 
 from .evaluation_helpers import one_torch_thread  # noqa: F401
 

@@ -13,8 +13,8 @@ from evaluators.frechet import MetricInputError
 from evaluators.metrics import (DatasetTraits, GeneratedBatch, MetricContext, MetricOptions, MetricUnavailableError,
                                 Need, UnknownMetricError, check_metrics_available, get_metric, list_metrics,
                                 parse_metric_names)
+from foundation.errors import GanasError
 from imagedata import create_dataset
-from supernet.errors import GanasError
 
 from .evaluation_helpers import made_data, one_torch_thread, open_split  # noqa: F401
 

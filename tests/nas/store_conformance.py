@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from foundation.errors import GanasError
 from nas.store import (SCHEMA_VERSION, CandidateStatus, Database, DuplicateNameError, FrozenDict, InvalidValueError,
                        LeaseError, Migration, NotFoundError, Objective, SchemaVersionError, SearchBusyError,
                        SearchState, StateTransitionError, Store, ensure_schema)
 from nas.store.models import TABLE_PREFIX, candidates, meta
-from supernet.errors import GanasError
 
 SHA = "0123456789abcdef" * 4
 LEASE_INDEX = next(i for i in candidates.indexes if "status" in i.columns)

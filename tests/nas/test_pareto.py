@@ -5,9 +5,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from foundation.errors import GanasError
 from nas.pareto import (ParetoError, best_per_budget, dominates, hypervolume, non_dominated_sort, pareto_front,
                         pareto_ranks)
-from supernet.errors import GanasError
 
 
 def brute_front(points, directions):
