@@ -15,7 +15,6 @@ Extractors have a ``num_features`` attribute, so torchmetrics' FID/KID accept th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-import hashlib
 import inspect
 import os
 import warnings
@@ -26,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from foundation.errors import GanasError
+from foundation.hashing import file_sha256
 
 from .inception import (DEFAULT_PREPROCESSING, NUM_FEATURES, FIDInceptionV3, get_preprocessing, load_fid_inception,
                         weights_digest)
@@ -125,14 +125,6 @@ class InceptionExtractor(FeatureExtractor):
     def logits(self, images: Tensor) -> Tensor:
         """The 1008 class logits (for the Inception Score)."""
         return self.network.logits(self(images))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class TorchScriptExtractor(FeatureExtractor):

@@ -10,7 +10,6 @@ generator can reach. Any other segmenter plugs in as a TorchScript file (images 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import warnings
@@ -24,6 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from foundation.errors import GanasError
+from foundation.files import atomic_path
+from foundation.hashing import file_sha256
 
 FORMAT = "ganas.segmenter/1"
 PROBE_SIZE = 64
@@ -152,14 +153,6 @@ class Segmenter(nn.Module):
         return logits.argmax(1)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def is_torchscript_file(path: Path) -> bool:
     """TorchScript archives are zip files with a ``constants.pkl`` and ``code/`` inside; checkpoints are not."""
     try:
@@ -192,7 +185,7 @@ def load_segmenter(path: str | os.PathLike) -> Segmenter:
     if not path.is_file():
         raise SegmenterError(f"segmenter file {path} does not exist; train one with `ganas train segmenter "
                              "--data DIR --out PATH` or pass a TorchScript segmenter")
-    digest = _sha256(path)[:8]
+    digest = file_sha256(path)[:8]
     if is_torchscript_file(path):
         try:
             with warnings.catch_warnings():
@@ -228,8 +221,6 @@ def save_segmenter(network: nn.Module, path: str | os.PathLike, arch: str, hpara
                    val_miou: float | None = None, steps: int | None = None,
                    image_size: tuple[int, int] | None = None) -> Path:
     """Write a checkpoint loadable with ``torch.load(weights_only=True)``, atomically (temp + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "format": FORMAT, "arch": arch, "hparams": dict(hparams), "num_classes": int(num_classes),
         "classes": list(classes) if classes else None, "dataset": dict(dataset or {}),
@@ -237,10 +228,9 @@ def save_segmenter(network: nn.Module, path: str | os.PathLike, arch: str, hpara
         "image_size": list(image_size) if image_size else None,
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        torch.save(record, tmp)
+    return Path(path)
 
 
 # ----------------------------------------------------------------------------- training

@@ -3,8 +3,9 @@
 The data goes to a temporary file in the destination's folder (so the rename never crosses a
 file system), is flushed to disk, and is renamed over the destination with ``os.replace``. A
 writer that raises leaves no temporary file behind and the destination untouched. Temporary
-names are unique per process and call, so concurrent writers never share one; they keep the
-destination's suffix for writers that choose a format by it; files get the usual permissions.
+names are hidden, unique per process and call (concurrent writers never share one) and end in
+``.tmp``, so a process killed mid-write leaves nothing a ``*.png`` or ``*.pt`` scan would pick up.
+Files get the usual permissions (the umask applies), unlike ``tempfile``'s private ones.
 """
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from pathlib import Path
 from typing import Iterator
 
 
-def _temporary_beside(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+def _temporary_beside(path: Path, keep_suffix: bool) -> Path:
+    unique = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    if keep_suffix:
+        return path.with_name(f".{path.stem}.{unique}.tmp{path.suffix}")
+    return path.with_name(f".{path.name}.{unique}.tmp")
 
 
 def _fsync(path: Path) -> None:
@@ -28,18 +32,19 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, keep_suffix: bool = False) -> Iterator[Path]:
     """A temporary path for a writer that takes a file name (``torch.save``, ``Image.save``, an
     exporter); when the block ends without an error the file replaces ``path`` atomically.
 
-    The destination's folder is created if missing. Usage::
+    The destination's folder is created if missing. ``keep_suffix``: the temporary name ends in
+    the destination's suffix, for writers that choose a format by it (ONNX, ``torch.export``). Usage::
 
         with atomic_path(checkpoint) as tmp:
             torch.save(record, tmp)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_beside(path)
+    tmp = _temporary_beside(path, keep_suffix)
     try:
         yield tmp
         _fsync(tmp)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from supernet.checkpoint import file_sha256, read_checkpoint
+from foundation.hashing import file_sha256
+from supernet.checkpoint import read_checkpoint
 from supernet.errors import CheckpointError
 from supernet.spaces import get_space
 

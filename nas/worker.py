@@ -7,13 +7,13 @@ is checked against the registry before it is loaded.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from foundation.hashing import bytes_sha256
 from supernet.errors import CheckpointError
 
 
@@ -43,7 +43,7 @@ def load_supernet(checkpoint: bytes, expected_sha256: str):
     from supernet.checkpoint import generator_from_record
     import torch
 
-    digest = hashlib.sha256(checkpoint).hexdigest()
+    digest = bytes_sha256(checkpoint)
     if digest != expected_sha256:
         raise CheckpointError(f"supernet checkpoint hash {digest[:12]}... does not match the registered "
                               f"{expected_sha256[:12]}...: the file changed after registration (re-register it)")

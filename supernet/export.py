@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from foundation.errors import GanasError
+from foundation.files import atomic_path
 
 from .checkpoint import generator_from_record, read_checkpoint
 from .errors import ConfigError, InputSizeError
@@ -277,14 +278,8 @@ def export_generator(generator: ChannelGenerator, path: str | os.PathLike, forma
     path = Path(path)
     if path.is_dir():
         raise ExportError(f"output {path} is a directory; give a file name, e.g. {path / ('subnet' + fmt.suffix)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{fmt.suffix}")
-    try:
-        with _eval_mode(generator), _quiet_export():
-            fmt.write(generator, partial, spec, export_metadata(generator, spec))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path, keep_suffix=True) as partial, _eval_mode(generator), _quiet_export():
+        fmt.write(generator, partial, spec, export_metadata(generator, spec))
     return path
 
 

@@ -31,12 +31,13 @@ def test_a_writer_that_raises_leaves_the_old_file_and_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["model.pt"]
 
 
-def test_the_temporary_is_beside_the_destination_keeps_its_suffix_and_is_unique(tmp_path):
+def test_the_temporary_is_hidden_beside_the_destination_and_unique(tmp_path):
     path = tmp_path / "subnet.onnx"
     seen = []
-    for _ in range(2):
-        with atomic_path(path) as tmp:
-            assert tmp.parent == tmp_path and tmp.suffix == ".onnx" and tmp != path
+    for keep_suffix in (False, True):
+        with atomic_path(path, keep_suffix=keep_suffix) as tmp:
+            assert tmp.parent == tmp_path and tmp.name.startswith(".") and tmp != path
+            assert tmp.suffix == (".onnx" if keep_suffix else ".tmp")
             assert not path.exists() or path.read_bytes() == b"first"  # the old file is intact meanwhile
             tmp.write_bytes(b"first")
             seen.append(tmp)
