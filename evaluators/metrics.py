@@ -23,8 +23,9 @@ from torch import Tensor, nn
 
 from foundation.errors import GanasError
 
+from .directions import DIRECTIONS
+
 Size = tuple[int, int]
-DIRECTIONS = ("minimize", "maximize")
 
 
 class MetricUnavailableError(GanasError):

@@ -12,9 +12,9 @@ from typing import Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
+from evaluators.directions import DIRECTIONS
 from foundation.errors import GanasError
 
-DIRECTIONS = ("minimize", "maximize")
 T = TypeVar("T")
 
 

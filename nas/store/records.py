@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any, Mapping
 
+from evaluators.directions import DIRECTIONS
+
 from .errors import InvalidValueError
 
 MAX_CONFIG_LENGTH = 512  # the width of the config column
@@ -50,8 +52,6 @@ SEARCH_TRANSITIONS: dict[SearchState, frozenset[SearchState]] = {
 
 # Statuses a candidate may be added with: queued for evaluation, or rejected up front (over budget).
 ADDABLE_STATUSES = (CandidateStatus.QUEUED, CandidateStatus.INFEASIBLE)
-
-DIRECTIONS = ("minimize", "maximize")
 
 
 def _enum_value(enum: type[Enum], value: Any, what: str) -> Any:
