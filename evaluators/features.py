@@ -17,7 +17,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import inspect
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -29,6 +28,7 @@ from foundation.hashing import file_sha256
 
 from .inception import (DEFAULT_PREPROCESSING, NUM_FEATURES, FIDInceptionV3, get_preprocessing, load_fid_inception,
                         weights_digest)
+from .torchscript import load_torchscript, probe_width
 from .weights import INCEPTION_WEIGHTS, find_inception_weights
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
@@ -141,33 +141,12 @@ class TorchScriptExtractor(FeatureExtractor):
         path = Path(os.path.expanduser(os.fspath(path)))
         if not path.is_file():
             raise ExtractorError(f"TorchScript extractor file {path} does not exist")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self.module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as exc:  # torch raises RuntimeError/ValueError for non-TorchScript files
-            raise ExtractorError(
-                f"{path} is not a TorchScript file ({type(exc).__name__}: {str(exc).splitlines()[0]}); save the "
-                "extractor with torch.jit.save(torch.jit.script(module), path)") from None
-        self.module.eval()
+        self.module = load_torchscript(path, ExtractorError, "save the extractor with "
+                                       "torch.jit.save(torch.jit.script(module), path)")
         self.path = path
         self.identity = f"torchscript:{file_sha256(path)[:8]}:{path.name}"
-        self.num_features = self._num_features()
-
-    def _num_features(self) -> int:
-        declared = getattr(self.module, "num_features", None)
-        if isinstance(declared, int) and declared > 0:
-            return declared
-        try:
-            with torch.no_grad():
-                out = self.module(torch.zeros(1, 3, 64, 64))
-        except Exception as exc:  # any failure of the user's network on the probe
-            raise ExtractorError(f"cannot infer the feature size of {self.path}: give the module an int "
-                                 f"attribute num_features ({type(exc).__name__}: {exc})") from None
-        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1:
-            raise ExtractorError(f"TorchScript extractor {self.path} must return (N, D) features, got "
-                                 f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
-        return int(out.shape[1])
+        self.num_features = probe_width(self.module, path, ExtractorError, attribute="num_features",
+                                        meaning="feature size", what="extractor", output="(N, D) features", dims=2)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.module(images)

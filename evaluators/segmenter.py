@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,9 @@ from foundation.errors import GanasError
 from foundation.files import atomic_path
 from foundation.hashing import file_sha256
 
+from .torchscript import load_torchscript, probe_width
+
 FORMAT = "ganas.segmenter/1"
-PROBE_SIZE = 64
 
 
 class SegmenterError(GanasError):
@@ -163,22 +163,6 @@ def is_torchscript_file(path: Path) -> bool:
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
-def _probe_classes(module: nn.Module, path: Path) -> int:
-    declared = getattr(module, "num_classes", None)
-    if isinstance(declared, int) and declared >= 2:
-        return declared
-    try:
-        with torch.no_grad():
-            out = module(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE))
-    except Exception as exc:  # any failure of the user's network on the probe
-        raise SegmenterError(f"cannot infer the class count of {path}: give the module an int attribute "
-                             f"num_classes ({type(exc).__name__}: {exc})") from None
-    if not isinstance(out, Tensor) or out.dim() != 4 or out.shape[0] != 1:
-        raise SegmenterError(f"TorchScript segmenter {path} must return logits (N, C, H, W), got "
-                             f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
-    return int(out.shape[1])
-
-
 def load_segmenter(path: str | os.PathLike) -> Segmenter:
     """A ganas segmenter checkpoint (:func:`save_segmenter`) or a TorchScript file, in eval mode on the CPU."""
     path = Path(os.path.expanduser(os.fspath(path)))
@@ -187,14 +171,10 @@ def load_segmenter(path: str | os.PathLike) -> Segmenter:
                              "--data DIR --out PATH` or pass a TorchScript segmenter")
     digest = file_sha256(path)[:8]
     if is_torchscript_file(path):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as exc:  # torch raises RuntimeError for a broken archive
-            raise SegmenterError(f"{path} cannot be loaded as TorchScript ({type(exc).__name__}: {exc})") from None
-        module.eval()
-        return Segmenter(module, _probe_classes(module, path), f"torchscript:{digest}:{path.name}")
+        module = load_torchscript(path, SegmenterError)
+        classes = probe_width(module, path, SegmenterError, attribute="num_classes", meaning="class count",
+                              what="segmenter", output="logits (N, C, H, W)", dims=4, minimum=2)
+        return Segmenter(module, classes, f"torchscript:{digest}:{path.name}")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or unsafe file
