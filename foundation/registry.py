@@ -67,6 +67,10 @@ class Registry(Generic[T]):
         """(name, item) pairs in the order of :meth:`names`."""
         return [(name, self._items[name]) for name in self.names()]
 
+    def values(self) -> list[T]:
+        """The items in the order of :meth:`names`."""
+        return [self._items[name] for name in self.names()]
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

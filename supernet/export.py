@@ -33,6 +33,7 @@ from torch import nn
 
 from foundation.errors import GanasError
 from foundation.files import atomic_path
+from foundation.registry import Registry
 
 from .checkpoint import generator_from_record, read_checkpoint
 from .errors import ConfigError, InputSizeError
@@ -107,25 +108,19 @@ class ExportFormat:
     note: str = ""  # shown to the user after an export
 
 
-_FORMATS: dict[str, ExportFormat] = {}
+_FORMATS: Registry[ExportFormat] = Registry("export format", ExportError)
 
 
 def register_format(fmt: ExportFormat) -> ExportFormat:
-    if fmt.name in _FORMATS:
-        raise ValueError(f"export format {fmt.name!r} is already registered")
-    _FORMATS[fmt.name] = fmt
-    return fmt
+    return _FORMATS.register(fmt.name, fmt)
 
 
 def list_formats() -> list[str]:
-    return sorted(_FORMATS)
+    return _FORMATS.names()
 
 
 def get_format(name: str) -> ExportFormat:
-    try:
-        return _FORMATS[name]
-    except KeyError:
-        raise ExportError(f"unknown export format {name!r}; choose one of {', '.join(list_formats())}") from None
+    return _FORMATS.get(name)
 
 
 @contextlib.contextmanager
@@ -235,7 +230,7 @@ def input_spec(generator: ChannelGenerator, input_size: int | Sequence[int], fmt
         raise ExportError(f"unknown dynamic axis {unknown[0]!r}; choose from {', '.join(DYNAMIC_AXES)}")
     unsupported = sorted(dynamic - fmt.dynamic)
     if unsupported:
-        able = [n for n in list_formats() if set(unsupported) <= _FORMATS[n].dynamic]
+        able = [n for n, f in _FORMATS.items() if set(unsupported) <= f.dynamic]
         raise ExportError(f"format {fmt.name} cannot export a dynamic {unsupported[0]} dimension "
                           f"({fmt.description}); use {' or '.join(able)}, or drop the dynamic axis")
     f = generator.downsample_factor

@@ -51,6 +51,7 @@ def test_names_sorted_or_in_registration_order():
         ordered.register(name, value)
     assert sorted_ones.names() == ["a", "m", "z"] and list(sorted_ones) == ["a", "m", "z"]
     assert ordered.names() == ["z", "a", "m"] and ordered.items() == [("z", 1), ("a", 2), ("m", 3)]
+    assert ordered.values() == [1, 2, 3] and sorted_ones.values() == [2, 3, 1]
     with pytest.raises(GanasError, match="registered: z, a, m$"):
         ordered.get("q")
 

@@ -143,5 +143,5 @@ def test_unknown_architecture_is_refused():
         def slot_layers(self):
             return [[]]
 
-    with pytest.raises(ArchitectureError, match="custom.*supports mobile_resnet, resnet, unet"):
+    with pytest.raises(ArchitectureError, match="custom.*registered: mobile_resnet, resnet, unet"):
         sort_channels(Custom(8, None, True))
