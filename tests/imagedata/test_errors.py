@@ -131,8 +131,8 @@ def test_image_smaller_than_the_crop(tmp_path):
 @pytest.mark.parametrize("call, message", [
     (lambda root: AlignedDataset(root, "holdout"), "unknown split 'holdout'; allowed: train, train1, train2, val"),
     (lambda root: AlignedDataset(root, direction="AB"), "unknown direction 'AB'; allowed: AtoB, BtoA"),
-    (lambda root: get_layout("pairs"), "unknown layout 'pairs'; allowed: labelled, unaligned, aligned"),
-    (lambda root: Preprocess(mode="zoom"), "unknown preprocess mode 'zoom'; allowed: crop, none, resize"),
+    (lambda root: get_layout("pairs"), "unknown layout 'pairs'; registered: labelled, unaligned, aligned"),
+    (lambda root: Preprocess(mode="zoom"), "unknown preprocess mode 'zoom'; registered: crop, none, resize"),
     (lambda root: Preprocess(load_size=16, crop_size=32), r"crop size \(32, 32\) is larger than load size"),
 ])
 def test_bad_arguments(aligned_root, call, message):
