@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from foundation.errors import GanasError
 from foundation.hashing import file_sha256
+from foundation.registry import Registry
 
 from .inception import (DEFAULT_PREPROCESSING, NUM_FEATURES, FIDInceptionV3, get_preprocessing, load_fid_inception,
                         weights_digest)
@@ -155,32 +156,22 @@ class TorchScriptExtractor(FeatureExtractor):
 # ----------------------------------------------------------------------------- registry
 
 ExtractorFactory = Callable[..., FeatureExtractor]
-_REGISTRY: dict[str, ExtractorFactory] = {}
+_EXTRACTORS: Registry[ExtractorFactory] = Registry("feature extractor", ExtractorError,
+                                                   hint=", or give the path of a TorchScript file")
 
 
 def register_extractor(name: str) -> Callable[[ExtractorFactory], ExtractorFactory]:
     """Decorator adding a factory (keyword options -> :class:`FeatureExtractor`) under ``name``."""
-
-    def add(factory: ExtractorFactory) -> ExtractorFactory:
-        if name in _REGISTRY:
-            raise ExtractorError(f"feature extractor {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return add
+    return _EXTRACTORS.register(name)
 
 
 def list_extractors() -> list[str]:
-    return sorted(_REGISTRY)
+    return _EXTRACTORS.names()
 
 
 def create_extractor(name: str, **options: Any) -> FeatureExtractor:
     """The registered extractor ``name`` built with ``options`` (checked against its factory's signature)."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ExtractorError(f"unknown feature extractor {name!r}; registered: {', '.join(list_extractors())}, "
-                             f"or give the path of a TorchScript file") from None
+    factory = _EXTRACTORS.get(name)
     parameters = inspect.signature(factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = sorted(k for k in options if k not in parameters and not takes_any)
@@ -194,7 +185,7 @@ def create_extractor(name: str, **options: Any) -> FeatureExtractor:
 def load_extractor(spec: str, **options: Any) -> FeatureExtractor:
     """``spec``: a registered name (``inception``, with ``weights=PATH`` optional), a path to a
     TorchScript file, or the path of a standard Inception weights file itself."""
-    if spec in _REGISTRY:
+    if spec in _EXTRACTORS:
         return create_extractor(spec, **options)
     path = Path(os.path.expanduser(spec))
     if path.name in INCEPTION_WEIGHTS.file_names:

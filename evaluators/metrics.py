@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from foundation.errors import GanasError
+from foundation.registry import Registry
 
 from .directions import DIRECTIONS
 
@@ -182,28 +183,22 @@ _NEED_CHECKS = {
 
 # ----------------------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, type[Metric]] = {}
+_METRICS: Registry[type[Metric]] = Registry("metric", UnknownMetricError, sort=False)
 
 
 def register_metric(cls: type[Metric]) -> type[Metric]:
     """Class decorator adding a metric under ``cls.name``."""
     if not cls.name or cls.direction not in DIRECTIONS:
         raise ValueError(f"metric {cls.__name__} needs a name and a direction in {DIRECTIONS}")
-    if cls.name in _REGISTRY:
-        raise ValueError(f"metric {cls.name!r} is already registered")
-    _REGISTRY[cls.name] = cls
-    return cls
+    return _METRICS.register(cls.name, cls)
 
 
 def list_metrics() -> list[str]:
-    return list(_REGISTRY)
+    return _METRICS.names()
 
 
 def get_metric(name: str) -> type[Metric]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownMetricError(f"unknown metric {name!r}; allowed: {', '.join(list_metrics())}") from None
+    return _METRICS.get(name)
 
 
 def parse_metric_names(names: str | Iterable[str]) -> tuple[str, ...]:
@@ -211,7 +206,7 @@ def parse_metric_names(names: str | Iterable[str]) -> tuple[str, ...]:
     items = names.split(",") if isinstance(names, str) else list(names)
     cleaned = [str(n).strip().lower() for n in items if str(n).strip()]
     if not cleaned:
-        raise UnknownMetricError(f"no metric given; allowed: {', '.join(list_metrics())}")
+        raise UnknownMetricError(f"no metric given; registered: {', '.join(list_metrics())}")
     for name in cleaned:
         get_metric(name)
     return tuple(dict.fromkeys(cleaned))

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from foundation.errors import GanasError
 from foundation.files import atomic_path
 from foundation.hashing import file_sha256
+from foundation.registry import Registry
 
 from .torchscript import load_torchscript, probe_width
 
@@ -86,16 +87,14 @@ class SegmenterEntry:
     build: Callable[..., nn.Module] = field(repr=False)
 
 
-_REGISTRY: dict[str, SegmenterEntry] = {}
+_SEGMENTERS: Registry[SegmenterEntry] = Registry("segmenter", SegmenterError, sort=False)
 
 
 def register_segmenter(name: str, description: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator adding a builder ``(num_classes, **hparams) -> nn.Module`` (images -> logits) under ``name``."""
 
     def add(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise SegmenterError(f"segmenter {name!r} is already registered")
-        _REGISTRY[name] = SegmenterEntry(name, description, build)
+        _SEGMENTERS.register(name, SegmenterEntry(name, description, build))
         return build
     return add
 
@@ -105,14 +104,11 @@ register_segmenter("dilated_fcn", "five full-resolution conv blocks, dilations 1
 
 
 def list_segmenters() -> list[str]:
-    return list(_REGISTRY)
+    return _SEGMENTERS.names()
 
 
 def create_segmenter_network(name: str, num_classes: int, **hparams: Any) -> nn.Module:
-    try:
-        entry = _REGISTRY[name]
-    except KeyError:
-        raise SegmenterError(f"unknown segmenter {name!r}; registered: {', '.join(list_segmenters())}") from None
+    entry = _SEGMENTERS.get(name)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise SegmenterError(f"a segmenter needs at least 2 classes, got {num_classes!r}")
     try:

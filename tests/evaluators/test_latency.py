@@ -94,7 +94,7 @@ def test_each_backend_measures_a_mobile_resnet_subnet():
 
 def test_bad_settings_are_typed_errors():
     model = tiny_net()
-    with pytest.raises(LatencyError, match="unknown latency backend 'tensorrt'; allowed: eager, torchscript"):
+    with pytest.raises(LatencyError, match="unknown latency backend 'tensorrt'; registered: eager, torchscript"):
         measure_latency(model, 8, backend="tensorrt")
     with pytest.raises(LatencyError, match="runs on cpu, not cuda"):
         measure_latency(model, 8, backend="onnxruntime", device="cuda")

@@ -45,7 +45,7 @@ def test_registry_names_directions_and_needs():
 def test_parse_metric_names():
     assert parse_metric_names("fid, KID,fid") == ("fid", "kid")
     assert parse_metric_names(["ssim", "psnr"]) == ("ssim", "psnr")
-    with pytest.raises(UnknownMetricError, match="unknown metric 'lpips'; allowed: fid, kid, miou, psnr, ssim"):
+    with pytest.raises(UnknownMetricError, match="unknown metric 'lpips'; registered: fid, kid, miou, psnr, ssim"):
         parse_metric_names("fid,lpips")
     with pytest.raises(UnknownMetricError, match="no metric given"):
         parse_metric_names(" , ")
