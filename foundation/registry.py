@@ -14,8 +14,8 @@ class Registry(Generic[T]):
 
     ``noun`` names the kind in messages ("architecture", "search space"); ``error`` is the typed
     error raised for an unknown name, whose message lists the registered names followed by
-    ``hint`` as is (e.g. ", or the path of a TorchScript file"). ``sort``: list names sorted, else in registration order (when
-    the order means something, e.g. layouts are detected in the order registered).
+    ``hint`` as is (e.g. ", or the path of a TorchScript file"). ``sort``: list names sorted,
+    else in registration order (when the order means something: layouts are detected in it).
     """
 
     def __init__(self, noun: str, error: type[Exception] = GanasError, *, hint: str = "",
@@ -53,11 +53,8 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise self.error(self.unknown_message(name)) from None
-
-    def unknown_message(self, name: str) -> str:
-        """What :meth:`get` says of an unknown ``name`` (callers refusing a name themselves reuse it)."""
-        return f"unknown {self.noun} {name!r}; registered: {', '.join(self.names()) or 'none'}{self.hint}"
+            names = ", ".join(self.names()) or "none"
+            raise self.error(f"unknown {self.noun} {name!r}; registered: {names}{self.hint}") from None
 
     def names(self) -> list[str]:
         """The registered names, sorted or in registration order (see the class docstring)."""
