@@ -19,7 +19,7 @@ from nas.service.launcher import LaunchInfo
 from nas.summary import SearchFront, SearchSummary, finished_count, progress_fraction, summarize
 from nas.store import CandidateRecord, CandidateStatus, NotFoundError, SearchRecord, SearchState, SupernetRecord
 from nas.store.records import thaw
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 __all__ = ["CandidateStatus", "CandidateView", "DashboardReader", "Position", "SearchFront", "SearchRow",
            "SearchView", "SearchState", "format_macs", "get_reader"]

@@ -11,6 +11,7 @@ from typing import Callable
 
 from torch import nn
 
+from foundation.registry import Registry
 from supernet.errors import ArchitectureError
 
 
@@ -113,27 +114,19 @@ class DiscriminatorEntry:
     description: str
 
 
-_REGISTRY: dict[str, DiscriminatorEntry] = {}
+_DISCRIMINATORS: Registry[DiscriminatorEntry] = Registry("discriminator", ArchitectureError)
 
 
 def register_discriminator(entry: DiscriminatorEntry) -> DiscriminatorEntry:
-    if entry.name in _REGISTRY:
-        raise ValueError(f"discriminator {entry.name!r} is already registered")
-    _REGISTRY[entry.name] = entry
-    return entry
+    return _DISCRIMINATORS.register(entry.name, entry)
 
 
 def list_discriminators() -> list[str]:
-    return sorted(_REGISTRY)
+    return _DISCRIMINATORS.names()
 
 
 def get_discriminator(name: str) -> DiscriminatorEntry:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ArchitectureError(
-            f"unknown discriminator {name!r}; registered: {', '.join(list_discriminators())}"
-        ) from None
+    return _DISCRIMINATORS.get(name)
 
 
 def init_normal_(module: nn.Module, gain: float = 0.02) -> nn.Module:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 
+from foundation.hashing import file_sha256
 from imagedata import FolderDataset, Preprocess, create_dataset, detect_layout, split_dataset
 from imagedata.splits import SPLIT_FILE
-from supernet.checkpoint import file_sha256, generator_from_record, load_reference_generator, read_checkpoint, \
+from supernet.checkpoint import generator_from_record, load_reference_generator, read_checkpoint, \
     save_generator
 from supernet.generators import ChannelGenerator
 from supernet.space import format_config

@@ -20,7 +20,8 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
+from foundation.files import atomic_path
 
 TRAINING_FORMAT = "ganas.training/1"
 
@@ -105,9 +106,8 @@ class Recipe(ABC):
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class _StopRequest:

@@ -13,6 +13,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from foundation.registry import Registry
 from supernet.errors import ArchitectureError, ConfigError, InputSizeError
 from supernet.layers import NORMS, PADDINGS
 from supernet.registry import get_architecture
@@ -34,15 +35,13 @@ class FamilyFormula:
     check: Callable[[Hparams], None] = lambda hp: None
 
 
-_FORMULAS: dict[str, FamilyFormula] = {}
+_FORMULAS: Registry[FamilyFormula] = Registry("architecture family with a closed-form MACs count", ArchitectureError,
+                                               hint="; add one with register_closed_form")
 
 
 def register_closed_form(family: str, formula: FamilyFormula) -> FamilyFormula:
     """Register the formula for generators whose class has ``arch == family``."""
-    if family in _FORMULAS:
-        raise ValueError(f"a closed form for {family!r} is already registered")
-    _FORMULAS[family] = formula
-    return formula
+    return _FORMULAS.register(family, formula)
 
 
 # -- ResNet family --------------------------------------------------------------------------------
@@ -159,9 +158,6 @@ def _architecture(arch: str) -> tuple[str, FamilyFormula, tuple[tuple[str, Any],
     """(family, formula, default hparams) of a registered architecture name."""
     entry = get_architecture(arch)
     formula = _FORMULAS.get(entry.family)
-    if formula is None:
-        raise ArchitectureError(f"no closed-form count for {arch} (family {entry.family}); families with one: "
-                                f"{', '.join(sorted(_FORMULAS))}. Register it with register_closed_form")
     signature = inspect.signature(entry.generator_class.__init__).parameters
     defaults = {name: signature[name].default for name in entry.parameters()}
     defaults.update(entry.defaults)

@@ -25,8 +25,9 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from foundation.errors import GanasError
 from imagedata import FolderDataset
-from supernet.errors import ConfigError, GanasError
+from supernet.errors import ConfigError
 from supernet.extract import extract_subnet
 from supernet.generators import ChannelGenerator
 

@@ -15,20 +15,21 @@ Extractors have a ``num_features`` attribute, so torchmetrics' FID/KID accept th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-import hashlib
 import inspect
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
+from foundation.hashing import file_sha256
+from foundation.registry import Registry
 
 from .inception import (DEFAULT_PREPROCESSING, NUM_FEATURES, FIDInceptionV3, get_preprocessing, load_fid_inception,
                         weights_digest)
+from .torchscript import load_torchscript, probe_width
 from .weights import INCEPTION_WEIGHTS, find_inception_weights
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
@@ -127,14 +128,6 @@ class InceptionExtractor(FeatureExtractor):
         return self.network.logits(self(images))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class TorchScriptExtractor(FeatureExtractor):
     """A user's network saved with ``torch.jit.save``: images in [-1, 1] -> (N, D) features.
 
@@ -149,33 +142,12 @@ class TorchScriptExtractor(FeatureExtractor):
         path = Path(os.path.expanduser(os.fspath(path)))
         if not path.is_file():
             raise ExtractorError(f"TorchScript extractor file {path} does not exist")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self.module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as exc:  # torch raises RuntimeError/ValueError for non-TorchScript files
-            raise ExtractorError(
-                f"{path} is not a TorchScript file ({type(exc).__name__}: {str(exc).splitlines()[0]}); save the "
-                "extractor with torch.jit.save(torch.jit.script(module), path)") from None
-        self.module.eval()
+        self.module = load_torchscript(path, ExtractorError, "save the extractor with "
+                                       "torch.jit.save(torch.jit.script(module), path)")
         self.path = path
         self.identity = f"torchscript:{file_sha256(path)[:8]}:{path.name}"
-        self.num_features = self._num_features()
-
-    def _num_features(self) -> int:
-        declared = getattr(self.module, "num_features", None)
-        if isinstance(declared, int) and declared > 0:
-            return declared
-        try:
-            with torch.no_grad():
-                out = self.module(torch.zeros(1, 3, 64, 64))
-        except Exception as exc:  # any failure of the user's network on the probe
-            raise ExtractorError(f"cannot infer the feature size of {self.path}: give the module an int "
-                                 f"attribute num_features ({type(exc).__name__}: {exc})") from None
-        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1:
-            raise ExtractorError(f"TorchScript extractor {self.path} must return (N, D) features, got "
-                                 f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
-        return int(out.shape[1])
+        self.num_features = probe_width(self.module, path, ExtractorError, attribute="num_features",
+                                        meaning="feature size", what="extractor", output="(N, D) features", dims=2)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.module(images)
@@ -184,32 +156,22 @@ class TorchScriptExtractor(FeatureExtractor):
 # ----------------------------------------------------------------------------- registry
 
 ExtractorFactory = Callable[..., FeatureExtractor]
-_REGISTRY: dict[str, ExtractorFactory] = {}
+_EXTRACTORS: Registry[ExtractorFactory] = Registry("feature extractor", ExtractorError,
+                                                   hint=", or give the path of a TorchScript file")
 
 
 def register_extractor(name: str) -> Callable[[ExtractorFactory], ExtractorFactory]:
     """Decorator adding a factory (keyword options -> :class:`FeatureExtractor`) under ``name``."""
-
-    def add(factory: ExtractorFactory) -> ExtractorFactory:
-        if name in _REGISTRY:
-            raise ExtractorError(f"feature extractor {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return add
+    return _EXTRACTORS.register(name)
 
 
 def list_extractors() -> list[str]:
-    return sorted(_REGISTRY)
+    return _EXTRACTORS.names()
 
 
 def create_extractor(name: str, **options: Any) -> FeatureExtractor:
     """The registered extractor ``name`` built with ``options`` (checked against its factory's signature)."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ExtractorError(f"unknown feature extractor {name!r}; registered: {', '.join(list_extractors())}, "
-                             f"or give the path of a TorchScript file") from None
+    factory = _EXTRACTORS.get(name)
     parameters = inspect.signature(factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = sorted(k for k in options if k not in parameters and not takes_any)
@@ -223,7 +185,7 @@ def create_extractor(name: str, **options: Any) -> FeatureExtractor:
 def load_extractor(spec: str, **options: Any) -> FeatureExtractor:
     """``spec``: a registered name (``inception``, with ``weights=PATH`` optional), a path to a
     TorchScript file, or the path of a standard Inception weights file itself."""
-    if spec in _REGISTRY:
+    if spec in _EXTRACTORS:
         return create_extractor(spec, **options)
     path = Path(os.path.expanduser(spec))
     if path.name in INCEPTION_WEIGHTS.file_names:

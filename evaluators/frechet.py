@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
+from foundation.files import atomic_path
 
 if TYPE_CHECKING:
     from .features import FeatureExtractor
@@ -196,15 +197,12 @@ class FeatureStatistics:
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp file + rename); plain arrays only, so loading needs no pickle."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"format": np.array(STATISTICS_FORMAT), "identity": np.array(self.identity),
                   "count": np.array(self.count), "mu": self.mu, "sigma": self.sigma}
         if self.features is not None:
             arrays["features"] = self.features
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
-        os.replace(tmp, path)
         return path
 
     @classmethod

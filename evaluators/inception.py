@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 INPUT_SIZE = 299
 NUM_FEATURES = 2048

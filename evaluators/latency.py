@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
+from foundation.registry import Registry
 
 Runner = Callable[[], Any]  # one forward pass of the prepared model on its fixed input
 Size = tuple[int, int]
@@ -67,25 +68,19 @@ class LatencyBackend:
     prepare: Callable[[nn.Module, Tensor, int, contextlib.ExitStack], Runner]
 
 
-_BACKENDS: dict[str, LatencyBackend] = {}
+_BACKENDS: Registry[LatencyBackend] = Registry("latency backend", LatencyError, sort=False)
 
 
 def register_backend(backend: LatencyBackend) -> LatencyBackend:
-    if backend.name in _BACKENDS:
-        raise LatencyError(f"latency backend {backend.name!r} is already registered")
-    _BACKENDS[backend.name] = backend
-    return backend
+    return _BACKENDS.register(backend.name, backend)
 
 
 def list_backends() -> list[str]:
-    return list(_BACKENDS)
+    return _BACKENDS.names()
 
 
 def get_backend(name: str) -> LatencyBackend:
-    try:
-        return _BACKENDS[name]
-    except KeyError:
-        raise LatencyError(f"unknown latency backend {name!r}; allowed: {', '.join(list_backends())}") from None
+    return _BACKENDS.get(name)
 
 
 # ----------------------------------------------------------------------------- backends

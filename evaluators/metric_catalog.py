@@ -14,14 +14,11 @@ from .metrics import DatasetTraits, Metric, MetricOptions, UnknownMetricError, r
 
 
 def list_metrics() -> list[str]:
-    return list(registered_metrics())
+    return registered_metrics().names()
 
 
 def get_metric(name: str) -> type[Metric]:
-    try:
-        return registered_metrics()[name]
-    except KeyError:
-        raise UnknownMetricError(f"unknown metric {name!r}; allowed: {', '.join(list_metrics())}") from None
+    return registered_metrics().get(name)
 
 
 def parse_metric_names(names: str | Iterable[str]) -> tuple[str, ...]:
@@ -29,7 +26,7 @@ def parse_metric_names(names: str | Iterable[str]) -> tuple[str, ...]:
     items = names.split(",") if isinstance(names, str) else list(names)
     cleaned = [str(n).strip().lower() for n in items if str(n).strip()]
     if not cleaned:
-        raise UnknownMetricError(f"no metric given; allowed: {', '.join(list_metrics())}")
+        raise UnknownMetricError(f"no metric given; registered: {', '.join(list_metrics())}")
     for name in cleaned:
         get_metric(name)
     return tuple(dict.fromkeys(cleaned))

@@ -22,11 +22,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from foundation.errors import GanasError
+from foundation.registry import Registry
 from imagedata import FolderDataset, LabelledDataset
-from supernet.errors import GanasError
+
+from .directions import DIRECTIONS
 
 Size = tuple[int, int]
-DIRECTIONS = ("minimize", "maximize")
 
 
 class MetricUnavailableError(GanasError):
@@ -184,19 +186,16 @@ _NEED_CHECKS = {
 
 # ----------------------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, type[Metric]] = {}
+_METRICS: Registry[type[Metric]] = Registry("metric", UnknownMetricError, sort=False)
 
 
 def register_metric(cls: type[Metric]) -> type[Metric]:
     """Class decorator adding a metric under ``cls.name``."""
     if not cls.name or cls.direction not in DIRECTIONS:
         raise ValueError(f"metric {cls.__name__} needs a name and a direction in {DIRECTIONS}")
-    if cls.name in _REGISTRY:
-        raise ValueError(f"metric {cls.name!r} is already registered")
-    _REGISTRY[cls.name] = cls
-    return cls
+    return _METRICS.register(cls.name, cls)
 
 
-def registered_metrics() -> dict[str, type[Metric]]:
-    """The metrics registered so far, in registration order (look-ups by name: :mod:`evaluators.metric_catalog`)."""
-    return dict(_REGISTRY)
+def registered_metrics() -> Registry[type[Metric]]:
+    """The metric registry, in registration order (look-ups by name: :mod:`evaluators.metric_catalog`)."""
+    return _METRICS

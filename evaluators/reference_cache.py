@@ -12,14 +12,15 @@ workers sharing a cache never see half a file; an unreadable file is recomputed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import uuid
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
+
+from foundation.files import atomic_write_text
+from foundation.hashing import bytes_sha256
 
 from .frechet import FeatureStatistics, MetricInputError
 
@@ -50,23 +51,12 @@ class ReferenceKey:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
+        return bytes_sha256(json.dumps(self.to_json(), sort_keys=True))
 
 
 def describe_preprocess(preprocess: Preprocess) -> str:
     """A stable text of an :class:`imagedata.Preprocess` (mode and sizes) for the key."""
     return f"{preprocess.mode}:load={list(preprocess.load_size)}:crop={list(preprocess.crop_size)}"
-
-
-def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write(tmp)`` to a temporary file beside ``path`` named uniquely per process and call (so workers
-    never write the same one), then rename it over ``path``. Plain ``open`` keeps the usual permissions."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class ReferenceCache:
@@ -102,8 +92,8 @@ class ReferenceCache:
         path = self.path(key)
         described = {**key.to_json(), "digest": key.digest, "count": stats.count,
                      "num_features": stats.num_features, "has_features": stats.features is not None}
-        _atomic_write(path, lambda tmp: stats.save(tmp))
-        _atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(described, indent=1) + "\n"))
+        stats.save(path)
+        atomic_write_text(path.with_suffix(".json"), json.dumps(described, indent=1) + "\n")
         return path
 
     def get_or_compute(self, key: ReferenceKey, compute: Callable[[], FeatureStatistics],

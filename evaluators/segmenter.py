@@ -10,10 +10,8 @@ generator can reach. Any other segmenter plugs in as a TorchScript file (images 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from foundation.errors import GanasError
+from foundation.files import atomic_path
+from foundation.hashing import file_sha256
+from foundation.registry import Registry
 from imagedata import FolderDataset, LabelledDataset
-from supernet.errors import GanasError
+
+from .torchscript import load_torchscript, probe_width
 
 FORMAT = "ganas.segmenter/1"
-PROBE_SIZE = 64
 
 
 class SegmenterError(GanasError):
@@ -86,16 +88,14 @@ class SegmenterEntry:
     build: Callable[..., nn.Module] = field(repr=False)
 
 
-_REGISTRY: dict[str, SegmenterEntry] = {}
+_SEGMENTERS: Registry[SegmenterEntry] = Registry("segmenter", SegmenterError, sort=False)
 
 
 def register_segmenter(name: str, description: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator adding a builder ``(num_classes, **hparams) -> nn.Module`` (images -> logits) under ``name``."""
 
     def add(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise SegmenterError(f"segmenter {name!r} is already registered")
-        _REGISTRY[name] = SegmenterEntry(name, description, build)
+        _SEGMENTERS.register(name, SegmenterEntry(name, description, build))
         return build
     return add
 
@@ -105,14 +105,11 @@ register_segmenter("dilated_fcn", "five full-resolution conv blocks, dilations 1
 
 
 def list_segmenters() -> list[str]:
-    return list(_REGISTRY)
+    return _SEGMENTERS.names()
 
 
 def create_segmenter_network(name: str, num_classes: int, **hparams: Any) -> nn.Module:
-    try:
-        entry = _REGISTRY[name]
-    except KeyError:
-        raise SegmenterError(f"unknown segmenter {name!r}; registered: {', '.join(list_segmenters())}") from None
+    entry = _SEGMENTERS.get(name)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise SegmenterError(f"a segmenter needs at least 2 classes, got {num_classes!r}")
     try:
@@ -153,14 +150,6 @@ class Segmenter(nn.Module):
         return logits.argmax(1)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def is_torchscript_file(path: Path) -> bool:
     """TorchScript archives are zip files with a ``constants.pkl`` and ``code/`` inside; checkpoints are not."""
     try:
@@ -171,38 +160,18 @@ def is_torchscript_file(path: Path) -> bool:
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
-def _probe_classes(module: nn.Module, path: Path) -> int:
-    declared = getattr(module, "num_classes", None)
-    if isinstance(declared, int) and declared >= 2:
-        return declared
-    try:
-        with torch.no_grad():
-            out = module(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE))
-    except Exception as exc:  # any failure of the user's network on the probe
-        raise SegmenterError(f"cannot infer the class count of {path}: give the module an int attribute "
-                             f"num_classes ({type(exc).__name__}: {exc})") from None
-    if not isinstance(out, Tensor) or out.dim() != 4 or out.shape[0] != 1:
-        raise SegmenterError(f"TorchScript segmenter {path} must return logits (N, C, H, W), got "
-                             f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
-    return int(out.shape[1])
-
-
 def load_segmenter(path: str | os.PathLike) -> Segmenter:
     """A ganas segmenter checkpoint (:func:`save_segmenter`) or a TorchScript file, in eval mode on the CPU."""
     path = Path(os.path.expanduser(os.fspath(path)))
     if not path.is_file():
         raise SegmenterError(f"segmenter file {path} does not exist; train one with `ganas train segmenter "
                              "--data DIR --out PATH` or pass a TorchScript segmenter")
-    digest = _sha256(path)[:8]
+    digest = file_sha256(path)[:8]
     if is_torchscript_file(path):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as exc:  # torch raises RuntimeError for a broken archive
-            raise SegmenterError(f"{path} cannot be loaded as TorchScript ({type(exc).__name__}: {exc})") from None
-        module.eval()
-        return Segmenter(module, _probe_classes(module, path), f"torchscript:{digest}:{path.name}")
+        module = load_torchscript(path, SegmenterError)
+        classes = probe_width(module, path, SegmenterError, attribute="num_classes", meaning="class count",
+                              what="segmenter", output="logits (N, C, H, W)", dims=4, minimum=2)
+        return Segmenter(module, classes, f"torchscript:{digest}:{path.name}")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or unsafe file
@@ -229,8 +198,6 @@ def save_segmenter(network: nn.Module, path: str | os.PathLike, arch: str, hpara
                    val_miou: float | None = None, steps: int | None = None,
                    image_size: tuple[int, int] | None = None) -> Path:
     """Write a checkpoint loadable with ``torch.load(weights_only=True)``, atomically (temp + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "format": FORMAT, "arch": arch, "hparams": dict(hparams), "num_classes": int(num_classes),
         "classes": list(classes) if classes else None, "dataset": dict(dataset or {}),
@@ -238,10 +205,9 @@ def save_segmenter(network: nn.Module, path: str | os.PathLike, arch: str, hpara
         "image_size": list(image_size) if image_size else None,
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        torch.save(record, tmp)
+    return Path(path)
 
 
 # ----------------------------------------------------------------------------- training

@@ -1,7 +1,7 @@
 """The one error type of the data layer: a dataset on disk that cannot be used as asked."""
 from __future__ import annotations
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 
 class DatasetError(GanasError):

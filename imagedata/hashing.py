@@ -9,14 +9,14 @@ memoised: timestamps are coarse, and a rewrite within the same tick must not reu
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Iterable
 
+from foundation.hashing import bytes_sha256, file_sha256
+
 from .errors import DatasetError
 
-_CHUNK = 1 << 20
 _RACY_SECONDS = 2.0
 _FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}
 
@@ -31,16 +31,13 @@ def file_digest(path: Path) -> str:
     cached = _FILE_DIGESTS.get(key)
     if cached is not None:
         return cached
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(_CHUNK), b""):
-                digest.update(chunk)
+        digest = file_sha256(path)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read file ({exc})") from None
     if time.time() - stat.st_mtime > _RACY_SECONDS:
-        _FILE_DIGESTS[key] = digest.hexdigest()
-    return digest.hexdigest()
+        _FILE_DIGESTS[key] = digest
+    return digest
 
 
 def content_hash(root: Path, relative_paths: Iterable[str]) -> str:
@@ -50,4 +47,4 @@ def content_hash(root: Path, relative_paths: Iterable[str]) -> str:
         path = root / relative
         digest = file_digest(path)
         lines.append(f"{relative}\t{path.stat().st_size}\t{digest}\n")
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    return bytes_sha256("".join(lines))

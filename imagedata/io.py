@@ -5,12 +5,13 @@ Images go through PIL; decoding errors (unreadable, truncated, not an image) bec
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from foundation.files import atomic_path
 
 from .errors import DatasetError
 
@@ -104,7 +105,5 @@ def write_png(path: Path, array: np.ndarray) -> None:
         raise ValueError(f"write_png takes uint8 arrays, got {array.dtype}")
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise ValueError(f"write_png takes HxW or HxWx3 arrays, got shape {array.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(array).save(tmp, format="PNG", compress_level=6)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG", compress_level=6)

@@ -6,30 +6,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from foundation.registry import Registry
+
 from .errors import DatasetError
 from .layouts import AlignedDataset, FolderDataset, LabelledDataset, LayoutMatch, UnalignedDataset
 from .splits import SPLIT_FILE, SplitRecord, make_split_record, write_split_record
 
 # Detection tries layouts in this order: the most specific first.
-_LAYOUTS: dict[str, type[FolderDataset]] = {}
+_LAYOUTS: Registry[type[FolderDataset]] = Registry("layout", DatasetError, sort=False)
 
 
 def register_layout(dataset_class: type[FolderDataset]) -> type[FolderDataset]:
-    if dataset_class.layout in _LAYOUTS:
-        raise ValueError(f"layout {dataset_class.layout!r} is already registered")
-    _LAYOUTS[dataset_class.layout] = dataset_class
-    return dataset_class
+    return _LAYOUTS.register(dataset_class.layout, dataset_class)
 
 
 def list_layouts() -> list[str]:
-    return list(_LAYOUTS)
+    return _LAYOUTS.names()
 
 
 def get_layout(name: str) -> type[FolderDataset]:
-    try:
-        return _LAYOUTS[name]
-    except KeyError:
-        raise DatasetError(f"unknown layout {name!r}; allowed: {', '.join(list_layouts())}") from None
+    return _LAYOUTS.get(name)
 
 
 for _class in (LabelledDataset, UnalignedDataset, AlignedDataset):
@@ -61,7 +57,7 @@ def _declared_layout(root: Path) -> str | None:
         raise DatasetError(f"{path}: not valid JSON ({exc})") from None
     declared = data.get("layout") if isinstance(data, dict) else None
     if declared is not None and declared not in _LAYOUTS:
-        raise DatasetError(f"{path} declares layout {declared!r}; allowed: {', '.join(list_layouts())}")
+        raise DatasetError(f"{path} declares layout {declared!r}; registered: {', '.join(list_layouts())}")
     return declared
 
 

@@ -9,11 +9,12 @@ hashes (see :mod:`imagedata.hashing`); loaders read it for ``split="train1" | "t
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from foundation.files import atomic_write_text
 
 from .errors import DatasetError
 from .hashing import content_hash
@@ -127,11 +128,7 @@ def make_split_record(layout: str, root: Path, train: SplitFiles, seed: int = 0,
 
 def write_split_record(record: SplitRecord, root: Path, name: str = SPLIT_FILE) -> Path:
     """Write ``record`` to ``root/name`` atomically."""
-    path = Path(root) / name
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record.to_json(), indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(root) / name, json.dumps(record.to_json(), indent=1) + "\n")
 
 
 def read_split_record(path: Path) -> SplitRecord:

@@ -14,6 +14,8 @@ from typing import Callable, Union
 
 from PIL import Image
 
+from foundation.registry import Registry
+
 from .errors import DatasetError
 
 Size = tuple[int, int]  # (height, width)
@@ -56,18 +58,15 @@ class Augmentation:
 
 
 PlanFunction = Callable[["Preprocess", Size, bool, random.Random], Augmentation]
-_MODES: dict[str, PlanFunction] = {}
+_MODES: Registry[PlanFunction] = Registry("preprocess mode", DatasetError)
 
 
 def register_mode(name: str) -> Callable[[PlanFunction], PlanFunction]:
-    def decorate(function: PlanFunction) -> PlanFunction:
-        _MODES[name] = function
-        return function
-    return decorate
+    return _MODES.register(name)
 
 
 def list_modes() -> list[str]:
-    return sorted(_MODES)
+    return _MODES.names()
 
 
 @dataclass(frozen=True)
@@ -84,8 +83,7 @@ class Preprocess:
     flip: bool = True
 
     def __post_init__(self) -> None:
-        if self.mode not in _MODES:
-            raise DatasetError(f"unknown preprocess mode {self.mode!r}; allowed: {', '.join(list_modes())}")
+        _MODES.get(self.mode)  # an unknown mode is refused here, listing the registered ones
         object.__setattr__(self, "load_size", as_size(self.load_size, "load size"))
         object.__setattr__(self, "crop_size", as_size(self.crop_size, "crop size"))
         if self.mode == "resize_and_crop" and (self.crop_size[0] > self.load_size[0]
@@ -103,7 +101,7 @@ class Preprocess:
 
     def plan(self, source_size: Size, train: bool, rng: random.Random) -> Augmentation:
         """The geometry for an item whose images are ``source_size`` (height, width)."""
-        return _MODES[self.mode](self, source_size, train, rng)
+        return _MODES.get(self.mode)(self, source_size, train, rng)
 
 
 def _flip(options: Preprocess, train: bool, rng: random.Random) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Iterable, Sequence
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 # Decimal SI multipliers; case-insensitive because milli-MACs make no sense.
 SI_UNITS: dict[str, int] = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}

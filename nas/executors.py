@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from typing import Any
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 from .worker import SearchWorker, WorkerPayload
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from supernet.errors import GanasError
+from evaluators.directions import DIRECTIONS
+from foundation.errors import GanasError
 
-DIRECTIONS = ("minimize", "maximize")
 MACS = "macs"  # the objective whose value is the candidate's MACs
 MAX_METRIC_LENGTH = 255
 

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 import numpy as np
 
-from supernet.errors import GanasError
+from evaluators.directions import DIRECTIONS
+from foundation.errors import GanasError
 
 from .objectives import DIRECTIONS, Objective
 

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from supernet.checkpoint import file_sha256, read_checkpoint
+from foundation.hashing import file_sha256
+from supernet.checkpoint import read_checkpoint
 from supernet.errors import CheckpointError
 from supernet.spaces import get_space
 

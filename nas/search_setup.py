@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 from supernet.spaces import get_space
 
 from .budget import check_budgets

@@ -46,14 +46,14 @@ class TeacherInfo:
 
     def read_bytes(self) -> bytes:
         """The teacher file's bytes, refused unless it is still the file recorded at registration."""
-        import hashlib
+        from foundation.hashing import bytes_sha256
 
         path = Path(self.path)
         if not path.is_file():
             raise TeacherChangedError(f"the teacher {path} recorded with this supernet is missing (moved or "
                                       "deleted); put it back, or register the supernet again with --teacher FILE")
         data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != self.sha256:
+        if bytes_sha256(data) != self.sha256:
             raise TeacherChangedError(f"the teacher {path} changed since the supernet was registered (its SHA-256 "
                                       f"is no longer {self.sha256[:12]}...); restore that file, or register the "
                                       "supernet again with --teacher FILE")
@@ -71,7 +71,8 @@ def describe_teacher(path: str | Path, size: Sequence[int], reference_arch: str 
                      hparams: Mapping[str, Any] | None = None, expected_sha256: str | None = None) -> TeacherInfo:
     """Load a teacher file once and record what a supernet keeps of it (with its closed-form cost)."""
     from evaluators.closed_form import closed_form_count
-    from supernet.checkpoint import file_sha256, generator_from_bytes
+    from foundation.hashing import file_sha256
+    from supernet.checkpoint import generator_from_bytes
 
     path = Path(path).resolve()
     if not path.is_file():

@@ -9,7 +9,6 @@ shared path, and each is checked against the SHA-256 recorded in the store befor
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 import traceback
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from foundation.hashing import bytes_sha256
+from foundation.hashing import bytes_sha256
 from supernet.errors import CheckpointError
 
 TEACHER_TASK_ID = -1  # the id a teacher evaluation's outcome carries (it is no candidate)
@@ -76,7 +77,7 @@ def load_supernet(checkpoint: bytes, expected_sha256: str):
     """The supernet from checkpoint bytes, refusing bytes whose hash is not the registered one."""
     from supernet.checkpoint import generator_from_bytes
 
-    digest = hashlib.sha256(checkpoint).hexdigest()
+    digest = bytes_sha256(checkpoint)
     if digest != expected_sha256:
         raise CheckpointError(f"supernet checkpoint hash {digest[:12]}... does not match the registered "
                               f"{expected_sha256[:12]}...: the file changed after registration (re-register it)")
@@ -87,7 +88,7 @@ def load_teacher(data: bytes, info: Mapping[str, Any]):
     from nas.teacher import TeacherInfo
 
     teacher = TeacherInfo.from_dict(info)
-    digest = hashlib.sha256(data).hexdigest()
+    digest = bytes_sha256(data)
     if digest != teacher.sha256:
         raise CheckpointError(f"teacher hash {digest[:12]}... does not match the recorded {teacher.sha256[:12]}...")
     return teacher.load(data)

@@ -1,14 +1,13 @@
 """Generators, elastic supernets, search spaces and subnet extraction. Knows nothing of Ray, SQL or MLflow.
 
-The public names are imported lazily: ``supernet.errors`` (used by every package for its error
-base class) must not pay for importing torch.
+The public names are imported lazily, so importing ``supernet.errors`` does not pay for importing torch.
 """
 from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
     "load_generator": "checkpoint", "load_reference_generator": "checkpoint", "save_generator": "checkpoint",
-    "ArchitectureError": "errors", "CheckpointError": "errors", "ConfigError": "errors", "GanasError": "errors",
+    "ArchitectureError": "errors", "CheckpointError": "errors", "ConfigError": "errors",
     "InputSizeError": "errors", "SearchSpaceError": "errors",
     "extract_subnet": "extract",
     "ChannelGenerator": "generators", "MobileResnetGenerator": "generators", "ResnetGenerator": "generators",

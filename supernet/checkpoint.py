@@ -1,7 +1,6 @@
 """Saving and loading generators as self-describing checkpoints (``weights_only=True`` safe)."""
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from pathlib import Path
@@ -9,7 +8,10 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, GanasError
+from foundation.errors import GanasError
+from foundation.files import atomic_path
+
+from .errors import CheckpointError
 from .generators import ChannelGenerator
 from .registry import create_generator, get_architecture
 
@@ -30,14 +32,11 @@ def generator_record(generator: ChannelGenerator) -> dict[str, Any]:
 
 def save_generator(generator: ChannelGenerator, path: str | os.PathLike, **meta: Any) -> Path:
     """Write atomically (temp file + rename) so a killed process never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = generator_record(generator)
     record["meta"] = meta
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        torch.save(record, tmp)
+    return Path(path)
 
 
 def generator_bytes(generator: ChannelGenerator, **meta: Any) -> bytes:
@@ -137,11 +136,3 @@ def _drop_instance_norm_stats(generator: ChannelGenerator, state: dict) -> dict:
              if isinstance(m, torch.nn.InstanceNorm2d) and not m.track_running_stats}
     stats = ("running_mean", "running_var", "num_batches_tracked")
     return {k: v for k, v in state.items() if not (k.rpartition(".")[0] in norms and k.rpartition(".")[2] in stats)}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -1,10 +1,5 @@
-"""Typed errors. The CLI turns every ``GanasError`` into one message and exit status 2."""
-
-
-class GanasError(Exception):
-    """Base class for errors caused by bad input: say what was wrong and how to fix it."""
-
-    exit_code = 2
+"""Typed errors of generators, search spaces and checkpoints, under ganas's root :class:`GanasError`."""
+from foundation.errors import GanasError
 
 
 class ConfigError(GanasError):
@@ -25,7 +20,3 @@ class InputSizeError(GanasError):
 
 class CheckpointError(GanasError):
     """A checkpoint that is missing, corrupt, or of another architecture."""
-
-
-class WeightsNotFoundError(GanasError):
-    """A pretrained weight file (Inception, VGG16, a segmenter) is not on disk; ganas never downloads one."""

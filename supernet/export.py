@@ -31,8 +31,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
+from foundation.errors import GanasError
+from foundation.files import atomic_path
+from foundation.registry import Registry
+
 from .checkpoint import generator_from_record, read_checkpoint
-from .errors import ConfigError, GanasError, InputSizeError
+from .errors import ConfigError, InputSizeError
 from .extract import extract_subnet
 from .generators import ChannelGenerator
 from .space import format_config, parse_config_numbers
@@ -104,25 +108,19 @@ class ExportFormat:
     note: str = ""  # shown to the user after an export
 
 
-_FORMATS: dict[str, ExportFormat] = {}
+_FORMATS: Registry[ExportFormat] = Registry("export format", ExportError)
 
 
 def register_format(fmt: ExportFormat) -> ExportFormat:
-    if fmt.name in _FORMATS:
-        raise ValueError(f"export format {fmt.name!r} is already registered")
-    _FORMATS[fmt.name] = fmt
-    return fmt
+    return _FORMATS.register(fmt.name, fmt)
 
 
 def list_formats() -> list[str]:
-    return sorted(_FORMATS)
+    return _FORMATS.names()
 
 
 def get_format(name: str) -> ExportFormat:
-    try:
-        return _FORMATS[name]
-    except KeyError:
-        raise ExportError(f"unknown export format {name!r}; choose one of {', '.join(list_formats())}") from None
+    return _FORMATS.get(name)
 
 
 @contextlib.contextmanager
@@ -232,7 +230,7 @@ def input_spec(generator: ChannelGenerator, input_size: int | Sequence[int], fmt
         raise ExportError(f"unknown dynamic axis {unknown[0]!r}; choose from {', '.join(DYNAMIC_AXES)}")
     unsupported = sorted(dynamic - fmt.dynamic)
     if unsupported:
-        able = [n for n in list_formats() if set(unsupported) <= _FORMATS[n].dynamic]
+        able = [n for n, f in _FORMATS.items() if set(unsupported) <= f.dynamic]
         raise ExportError(f"format {fmt.name} cannot export a dynamic {unsupported[0]} dimension "
                           f"({fmt.description}); use {' or '.join(able)}, or drop the dynamic axis")
     f = generator.downsample_factor
@@ -275,14 +273,8 @@ def export_generator(generator: ChannelGenerator, path: str | os.PathLike, forma
     path = Path(path)
     if path.is_dir():
         raise ExportError(f"output {path} is a directory; give a file name, e.g. {path / ('subnet' + fmt.suffix)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{fmt.suffix}")
-    try:
-        with _eval_mode(generator), _quiet_export():
-            fmt.write(generator, partial, spec, export_metadata(generator, spec))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path, keep_suffix=True) as partial, _eval_mode(generator), _quiet_export():
+        fmt.write(generator, partial, spec, export_metadata(generator, spec))
     return path
 
 

@@ -5,6 +5,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from foundation.registry import Registry
+
 from .errors import ArchitectureError
 from .generators import ChannelGenerator, DeepResnetGenerator, MobileResnetGenerator, ResnetGenerator, UnetGenerator
 
@@ -28,27 +30,19 @@ class ArchitectureEntry:
         return [n for n in names if n not in ("self", "config", "elastic")]
 
 
-_REGISTRY: dict[str, ArchitectureEntry] = {}
+_ARCHITECTURES: Registry[ArchitectureEntry] = Registry("architecture", ArchitectureError)
 
 
 def register_architecture(entry: ArchitectureEntry) -> ArchitectureEntry:
-    if entry.name in _REGISTRY:
-        raise ValueError(f"architecture {entry.name!r} is already registered")
-    _REGISTRY[entry.name] = entry
-    return entry
+    return _ARCHITECTURES.register(entry.name, entry)
 
 
 def list_architectures() -> list[str]:
-    return sorted(_REGISTRY)
+    return _ARCHITECTURES.names()
 
 
 def get_architecture(name: str) -> ArchitectureEntry:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ArchitectureError(
-            f"unknown architecture {name!r}; registered: {', '.join(list_architectures())}"
-        ) from None
+    return _ARCHITECTURES.get(name)
 
 
 def create_generator(name: str, config: Sequence[int] | None = None, elastic: bool = False,

@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from foundation.registry import Registry
+
 from .errors import ArchitectureError
 from .generators import ChannelGenerator, MobileResnetGenerator, ResnetGenerator, UnetGenerator
 from .generators.resnet import block_groups
@@ -120,14 +122,14 @@ def _check(group: ChannelGroup) -> None:
 
 # -- group builders, one per architecture family -----------------------------------------------
 GroupBuilder = Callable[[ChannelGenerator], list[ChannelGroup]]
-GROUP_BUILDERS: dict[str, GroupBuilder] = {}
+GROUP_BUILDERS: Registry[GroupBuilder] = Registry("channel-sorting architecture", ArchitectureError)
 
 
 def register_group_builder(*archs: str) -> Callable[[GroupBuilder], GroupBuilder]:
     """Register the builder listing the channel groups of generators whose ``arch`` is one of ``archs``."""
     def decorate(builder: GroupBuilder) -> GroupBuilder:
         for arch in archs:
-            GROUP_BUILDERS[arch] = builder
+            GROUP_BUILDERS.register(arch, builder)
         return builder
     return decorate
 
@@ -208,14 +210,7 @@ def unet_groups(g: UnetGenerator) -> list[ChannelGroup]:
 
 def channel_groups(generator: ChannelGenerator) -> list[ChannelGroup]:
     """The channel groups of ``generator``, from the builder registered for its architecture family."""
-    try:
-        builder = GROUP_BUILDERS[generator.arch]
-    except KeyError:
-        raise ArchitectureError(
-            f"channel sorting does not know the {generator.arch or type(generator).__name__!r} architecture; "
-            f"it supports {', '.join(sorted(GROUP_BUILDERS))}"
-        ) from None
-    groups = builder(generator)
+    groups = GROUP_BUILDERS.get(generator.arch or type(generator).__name__)(generator)
     for group in groups:
         _check(group)
     return groups

@@ -1,30 +1,26 @@
 """The registered search spaces: GAN Compression's for the ResNet family, and U-Net ones."""
 from __future__ import annotations
 
+from foundation.registry import Registry
+
 from .errors import SearchSpaceError
 from .space import ChannelSearchSpace
 
 RESNET_POSITIONS = ("stem", "down1", "trunk", "blocks1", "blocks2", "blocks3", "up1", "up2")
 
-_SPACES: dict[str, ChannelSearchSpace] = {}
+_SPACES: Registry[ChannelSearchSpace] = Registry("search space", SearchSpaceError)
 
 
 def register_space(space: ChannelSearchSpace) -> ChannelSearchSpace:
-    if space.name in _SPACES:
-        raise ValueError(f"search space {space.name!r} is already registered")
-    _SPACES[space.name] = space
-    return space
+    return _SPACES.register(space.name, space)
 
 
 def list_spaces() -> list[str]:
-    return sorted(_SPACES)
+    return _SPACES.names()
 
 
 def get_space(name: str) -> ChannelSearchSpace:
-    try:
-        return _SPACES[name]
-    except KeyError:
-        raise SearchSpaceError(f"unknown search space {name!r}; registered: {', '.join(list_spaces())}") from None
+    return _SPACES.get(name)
 
 
 def _resnet(name: str, choices: list[tuple[int, ...]], description: str) -> None:

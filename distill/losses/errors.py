@@ -1,5 +1,5 @@
 """Typed errors of the loss functions (the CLI turns every ``GanasError`` into one message, exit 2)."""
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 
 class LossConfigError(GanasError):

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foundation.registry import Registry
+
 from .errors import LossConfigError
 
 Prediction = Union[torch.Tensor, Sequence["Prediction"]]
@@ -34,27 +36,19 @@ class Labels:
 
 # objective(prediction, target_is_real, for_discriminator, labels) -> scalar loss
 Objective = Callable[[torch.Tensor, bool, bool, Labels], torch.Tensor]
-_MODES: dict[str, Objective] = {}
+_MODES: Registry[Objective] = Registry("GAN loss", LossConfigError)
 
 
 def register_gan_mode(name: str) -> Callable[[Objective], Objective]:
-    def add(objective: Objective) -> Objective:
-        if name in _MODES:
-            raise ValueError(f"GAN mode {name!r} is already registered")
-        _MODES[name] = objective
-        return objective
-    return add
+    return _MODES.register(name)
 
 
 def list_gan_modes() -> list[str]:
-    return sorted(_MODES)
+    return _MODES.names()
 
 
 def get_gan_mode(name: str) -> Objective:
-    try:
-        return _MODES[name]
-    except KeyError:
-        raise LossConfigError(f"unknown GAN loss {name!r}; choose one of {', '.join(list_gan_modes())}") from None
+    return _MODES.get(name)
 
 
 @register_gan_mode("lsgan")

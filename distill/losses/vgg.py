@@ -18,11 +18,17 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..weights import WeightsFileError, find_weights, read_weights
+from foundation.errors import WeightsFileError
+from foundation.weights import WeightsSpec, find_weights, read_weights
+
 from .errors import FeatureMismatchError
 
 VGG16_FILENAME = "vgg16-397923af.pth"
 VGG16_ENV_VAR = "GANAS_VGG16_WEIGHTS"
+VGG16_WEIGHTS = WeightsSpec(
+    what="VGG16 (torchvision)", file_names=(VGG16_FILENAME,), env_var=VGG16_ENV_VAR, flag="--vgg-weights",
+    published_at=("https://download.pytorch.org/models/vgg16-397923af.pth",),
+    hint="The OMGD loss with --perceptual none (SSIM + TV + channel distillation) needs no VGG16.")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision's vgg16 ("D") up to pool4's input: channel counts, "M" = max-pool
@@ -89,9 +95,7 @@ class VGG16FeatureExtractor(nn.Module):
     def from_pretrained(cls, path: str | os.PathLike | None = None, imagenet_norm: bool = True
                         ) -> "VGG16FeatureExtractor":
         """Read ``vgg16-397923af.pth``: ``path``, else ``$GANAS_VGG16_WEIGHTS``, else the torch hub cache."""
-        found = find_weights(VGG16_FILENAME, path, VGG16_ENV_VAR, what="VGG16 (torchvision)",
-                             hint="The OMGD loss with --perceptual none (SSIM + TV + channel distillation) "
-                                  "needs no VGG16")
+        found = find_weights(VGG16_WEIGHTS, path)
         extractor = cls(imagenet_norm)
         extractor.load_torchvision_state_dict(read_weights(found), str(found))
         return extractor

@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from tqdm import tqdm
 
+from foundation.registry import Registry
+
 from ..errors import DatasetError
 
 MAKE_SPLITS = ("train", "val")
@@ -63,27 +65,22 @@ class MakerEntry:
     make: MakerFunction = field(repr=False)
 
 
-_MAKERS: dict[str, MakerEntry] = {}
+_MAKERS: Registry[MakerEntry] = Registry("dataset maker", DatasetError)
 
 
 def register_maker(name: str, description: str, layouts: tuple[str, ...]) -> Callable[[MakerFunction], MakerFunction]:
     def decorate(function: MakerFunction) -> MakerFunction:
-        if name in _MAKERS:
-            raise ValueError(f"maker {name!r} is already registered")
-        _MAKERS[name] = MakerEntry(name, description, layouts, function)
+        _MAKERS.register(name, MakerEntry(name, description, layouts, function))
         return function
     return decorate
 
 
 def list_makers() -> list[str]:
-    return sorted(_MAKERS)
+    return _MAKERS.names()
 
 
 def get_maker(name: str) -> MakerEntry:
-    try:
-        return _MAKERS[name]
-    except KeyError:
-        raise DatasetError(f"unknown dataset maker {name!r}; available: {', '.join(list_makers())}") from None
+    return _MAKERS.get(name)
 
 
 def make_dataset(name: str, out: str | Path, options: MakeOptions | None = None, progress: bool = True) -> MakeResult:

@@ -49,7 +49,7 @@ def build_parser(plugins: Iterable[EntryPoint] | None = None) -> argparse.Argume
 
 
 def main(argv: Sequence[str] | None = None, plugins: Iterable[EntryPoint] | None = None) -> int:
-    from supernet.errors import GanasError
+    from foundation.errors import GanasError
 
     parser = build_parser(plugins)
     args = parser.parse_args(argv)

@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from supernet.errors import CheckpointError, GanasError
+from foundation.errors import GanasError
+from foundation.hashing import bytes_sha256
+from supernet.errors import CheckpointError
 from supernet.space import format_config, parse_config_numbers
 from supernet.spaces import get_space
 
@@ -109,13 +111,11 @@ class Orchestrator:
     # -- set-up -------------------------------------------------------------------------------------
     def _checkpoint_bytes(self) -> bytes:
         """The registered checkpoint, verified against its recorded hash before anything changes."""
-        import hashlib
-
         path = Path(self.supernet.checkpoint)
         if not path.is_file():
             raise CheckpointError(f"supernet {self.supernet.name!r}: checkpoint {path} is missing")
         data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != self.supernet.checkpoint_sha256:
+        if bytes_sha256(data) != self.supernet.checkpoint_sha256:
             raise CheckpointError(f"supernet {self.supernet.name!r}: {path} does not match the SHA-256 recorded at "
                                   "registration (corrupt or replaced); register the new file under a new name")
         return data

@@ -98,7 +98,7 @@ def api_router() -> APIRouter:
 
 def _action_endpoint(name: str):
     """The endpoint of one action; those that spawn an orchestrator take optional launch options."""
-    if ACTIONS[name].spawns:
+    if ACTIONS.get(name).spawns:
         def endpoint(search_id: int, body: Optional[schemas.LaunchRequest] = None,
                      ctx: ServiceContext = Depends(get_context)) -> schemas.ActionOut:
             options = None if body is None else body.options()
@@ -108,5 +108,5 @@ def _action_endpoint(name: str):
             return schemas.ActionOut.of(name, apply_action(ctx.store, ctx.launcher, search_id, name))
 
     endpoint.__name__ = f"{name}_search"
-    endpoint.__doc__ = ACTIONS[name].summary
+    endpoint.__doc__ = ACTIONS.get(name).summary
     return endpoint

@@ -21,9 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from foundation.errors import GanasError
 from nas.store import Store
 from nas.workspace import Workspace
-from supernet.errors import GanasError
 
 from .api import api_router
 from .auth import COOKIE, LOGIN_PARAMETER, TokenAuth

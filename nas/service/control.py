@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from foundation.registry import Registry
 from nas.store import SearchRecord, SearchState, Store
 
 from .errors import ActionNotAllowedError, LaunchError
@@ -27,14 +28,11 @@ class SearchAction:
     summary: str
 
 
-ACTIONS: dict[str, SearchAction] = {}
+ACTIONS: Registry[SearchAction] = Registry("search action", ActionNotAllowedError, sort=False)
 
 
 def register_action(action: SearchAction) -> SearchAction:
-    if action.name in ACTIONS:
-        raise ValueError(f"search action {action.name!r} is already registered")
-    ACTIONS[action.name] = action
-    return action
+    return ACTIONS.register(action.name, action)
 
 
 S = SearchState
@@ -55,10 +53,7 @@ class ActionResult:
 
 
 def get_action(name: str) -> SearchAction:
-    try:
-        return ACTIONS[name]
-    except KeyError:
-        raise ActionNotAllowedError(f"unknown search action {name!r}; use one of: {', '.join(ACTIONS)}") from None
+    return ACTIONS.get(name)
 
 
 def apply_action(store: Store, launcher: OrchestratorLauncher, search_id: int, name: str,

@@ -6,10 +6,10 @@ status found by walking the exception's class hierarchy through :data:`HTTP_STAT
 """
 from __future__ import annotations
 
+from foundation.errors import GanasError
 from nas.budget import BudgetError, BudgetInfeasibleError
 from nas.store import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SearchBusyError,
                        StateTransitionError, StoreConnectionError)
-from supernet.errors import GanasError
 
 
 class ServiceError(GanasError):

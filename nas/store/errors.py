@@ -1,7 +1,7 @@
 """Typed store errors: each says what was wrong and what to do (the CLI prints it, exit 2)."""
 from __future__ import annotations
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 
 class StoreError(GanasError):

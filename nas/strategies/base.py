@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
-from supernet.errors import GanasError
+from foundation.errors import GanasError
+from foundation.registry import Registry
 from supernet.space import ChannelSearchSpace, Config, format_config
 
 from ..budget import Budgets, check_budgets
@@ -243,26 +244,20 @@ def make_settings(cls: type[StrategySettings], given: StrategySettings | Mapping
         raise StrategyError(f"bad settings {dict(given)!r}: {exc}") from None
 
 
-_STRATEGIES: dict[str, type[Strategy]] = {}
+_STRATEGIES: Registry[type[Strategy]] = Registry("search strategy", StrategyError)
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
     """Class decorator: make a strategy available by its ``name``."""
-    if cls.name in _STRATEGIES:
-        raise ValueError(f"strategy {cls.name!r} is already registered")
-    _STRATEGIES[cls.name] = cls
-    return cls
+    return _STRATEGIES.register(cls.name, cls)
 
 
 def list_strategies() -> list[str]:
-    return sorted(_STRATEGIES)
+    return _STRATEGIES.names()
 
 
 def get_strategy_class(name: str) -> type[Strategy]:
-    try:
-        return _STRATEGIES[name]
-    except KeyError:
-        raise StrategyError(f"unknown search strategy {name!r}; registered: {', '.join(list_strategies())}") from None
+    return _STRATEGIES.get(name)
 
 
 def create_strategy(name: str, space: ChannelSearchSpace, objectives: Sequence[Objective],

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from distill.losses import GANLoss, LossConfigError, list_gan_modes
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 P = torch.tensor([[[[0.5, -1.0], [2.0, 0.0]]]])  # (1, 1, 2, 2)
 VALUES = [0.5, -1.0, 2.0, 0.0]

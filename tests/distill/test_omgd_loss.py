@@ -5,7 +5,7 @@ import torch
 
 from distill.losses import (ChannelDistiller, DistillLayer, LossConfigError, OMGDStudentCriterion, OMGDStudentLoss,
                             VGG16FeatureExtractor, ssim, total_variation)
-from distill.weights import WeightsNotFoundError
+from foundation.errors import WeightsNotFoundError
 
 
 def _img(seed, grad=False, size=16):

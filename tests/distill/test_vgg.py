@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from distill.losses import VGG16_FILENAME, VGG16FeatureExtractor
-from distill.weights import WeightsFileError, WeightsNotFoundError
+from foundation.errors import WeightsFileError, WeightsNotFoundError
 
 # torchvision vgg16: features.<index> conv (in, out); classifier Linear layers
 CONVS = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256), (12, 256, 256), (14, 256, 256),

@@ -96,7 +96,7 @@ def test_missing_inception_weights_name_the_file(files, tmp_path, capsys, monkey
     monkeypatch.delenv("GANAS_INCEPTION_WEIGHTS", raising=False)
     line = run_error(capsys, "evaluate", "--checkpoint", files["checkpoint"], "--data", files["aligned"], "--no-cache",
                      "--quiet")
-    assert "FID Inception-v3 weights not found: need weights-inception-2015-12-05-6726825d.pth" in line
+    assert "FID Inception-v3 weights file weights-inception-2015-12-05-6726825d.pth or pt_inception" in line
     assert "--inception-weights PATH" in line and str(tmp_path / "torch") in line
 
 

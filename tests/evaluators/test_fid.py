@@ -13,7 +13,7 @@ from evaluators.frechet import (FeatureStatistics, KIDResult, MetricInputError, 
                                 RealStatistics, feature_statistics, fid_from_features, fid_from_statistics,
                                 frechet_distance, kernel_inception_distance, kid_from_statistics, torchmetrics_fid,
                                 torchmetrics_kid)
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 
 def gaussian_features(n: int, mean: np.ndarray, cov: np.ndarray, seed: int) -> np.ndarray:

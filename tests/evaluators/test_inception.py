@@ -10,13 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from evaluators.features import (ExtractorError, ExtractorInputError, FeatureExtractor, InceptionExtractor,
-                                 TorchScriptExtractor, _REGISTRY, create_extractor, extract_features,
-                                 list_extractors, load_extractor)
+                                 TorchScriptExtractor, _EXTRACTORS, create_extractor, extract_features,
+                                 list_extractors, load_extractor, register_extractor)
 from evaluators.inception import (PREPROCESSING, FIDInceptionV3, InceptionInputError, InceptionWeightsError,
                                   build_fid_inception, get_preprocessing, load_fid_inception, resize_bilinear_tf1,
                                   weights_digest)
-from evaluators.weights import INCEPTION_WEIGHTS, WeightsNotFoundError, find_inception_weights, hub_checkpoint_dir
-from supernet.errors import GanasError
+from evaluators.weights import INCEPTION_WEIGHTS, find_inception_weights
+from foundation.errors import GanasError, WeightsNotFoundError
+from foundation.weights import hub_checkpoint_dir
 
 # --------------------------------------------------------------------------- the standard layout, as data
 # Taken from torch-fidelity's feature_extractor_inceptionv3.py / util_convert_inception_weights.py and
@@ -358,7 +359,7 @@ def test_bad_extractor_specs(tmp_path):
         create_extractor("inception", resize="area")
 
 
-def test_registered_extractor_is_loaded_by_name(monkeypatch):
+def test_registered_extractor_is_loaded_by_name(request):
     class Means(FeatureExtractor):
         def __init__(self, scale: float = 1.0) -> None:
             super().__init__()
@@ -367,7 +368,8 @@ def test_registered_extractor_is_loaded_by_name(monkeypatch):
         def forward(self, images: torch.Tensor) -> torch.Tensor:
             return images.mean(dim=(2, 3)) * self.scale
 
-    monkeypatch.setitem(_REGISTRY, "channel-means", Means)
+    register_extractor("channel-means")(Means)
+    request.addfinalizer(lambda: _EXTRACTORS.unregister("channel-means"))
     assert "channel-means" in list_extractors()
     extractor = load_extractor("channel-means", scale=2.0)
     images = torch.zeros(2, 3, 4, 4)

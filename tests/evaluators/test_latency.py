@@ -11,8 +11,9 @@ from torch import nn
 
 from evaluators.latency import (LatencyError, LatencyResult, list_backends, measure_latency, percentile_summary,
                                 prepare_runner, time_runner)
+from foundation.errors import GanasError
 from supernet import create_generator
-from supernet.errors import GanasError, InputSizeError
+from supernet.errors import InputSizeError
 
 from .evaluation_helpers import one_torch_thread  # noqa: F401
 
@@ -93,7 +94,7 @@ def test_each_backend_measures_a_mobile_resnet_subnet():
 
 def test_bad_settings_are_typed_errors():
     model = tiny_net()
-    with pytest.raises(LatencyError, match="unknown latency backend 'tensorrt'; allowed: eager, torchscript"):
+    with pytest.raises(LatencyError, match="unknown latency backend 'tensorrt'; registered: eager, torchscript"):
         measure_latency(model, 8, backend="tensorrt")
     with pytest.raises(LatencyError, match="runs on cpu, not cuda"):
         measure_latency(model, 8, backend="onnxruntime", device="cuda")

@@ -13,8 +13,8 @@ from evaluators.frechet import MetricInputError
 from evaluators.metric_catalog import check_metrics_available, get_metric, list_metrics, parse_metric_names
 from evaluators.metrics import (DatasetTraits, GeneratedBatch, MetricContext, MetricOptions, MetricUnavailableError,
                                 Need, UnknownMetricError)
+from foundation.errors import GanasError
 from imagedata import create_dataset
-from supernet.errors import GanasError
 
 from .evaluation_helpers import made_data, one_torch_thread, open_split  # noqa: F401
 
@@ -45,7 +45,7 @@ def test_registry_names_directions_and_needs():
 def test_parse_metric_names():
     assert parse_metric_names("fid, KID,fid") == ("fid", "kid")
     assert parse_metric_names(["ssim", "psnr"]) == ("ssim", "psnr")
-    with pytest.raises(UnknownMetricError, match="unknown metric 'lpips'; allowed: fid, kid, miou, psnr, ssim"):
+    with pytest.raises(UnknownMetricError, match="unknown metric 'lpips'; registered: fid, kid, miou, psnr, ssim"):
         parse_metric_names("fid,lpips")
     with pytest.raises(UnknownMetricError, match="no metric given"):
         parse_metric_names(" , ")

@@ -8,9 +8,9 @@ from torch import nn
 
 from evaluators.segmenter import (FORMAT, Segmenter, SegmenterError, create_segmenter_network, is_torchscript_file,
                                   list_segmenters, load_segmenter, save_segmenter, train_segmenter)
+from foundation.errors import GanasError
 from imagedata import Preprocess, create_dataset
 from supernet import save_generator
-from supernet.errors import GanasError
 
 from .evaluation_helpers import made_data, one_torch_thread, save_torchscript, tiny_supernet  # noqa: F401
 

@@ -26,7 +26,7 @@ def pixels(path: Path) -> np.ndarray:
 
 def test_makers_are_registered():
     assert list_makers() == ["edges2photo", "labels2scene", "photo2texture"]
-    with pytest.raises(DatasetError, match="unknown dataset maker 'nope'; available: edges2photo"):
+    with pytest.raises(DatasetError, match="unknown dataset maker 'nope'; registered: edges2photo"):
         get_maker("nope")
 
 

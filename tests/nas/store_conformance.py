@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from foundation.errors import GanasError
 from nas.store import (SCHEMA_VERSION, CandidateStatus, Database, DuplicateNameError, FinalStatus, FrozenDict,
                        InvalidValueError, LeaseError, Migration, NewFinal, NotFoundError, Objective, SchemaVersionError, SearchBusyError,
                        SearchState, StateTransitionError, Store, ensure_schema)
 from nas.store.models import TABLE_PREFIX, candidates, meta, searches
 from nas.store.records import thaw
-from supernet.errors import GanasError
 
 SHA = "0123456789abcdef" * 4
 LEASE_INDEX = next(i for i in candidates.indexes if "status" in i.columns)

@@ -3,9 +3,9 @@ import random
 
 import pytest
 
+from foundation.errors import GanasError
 from nas.budget import (BudgetError, BudgetInfeasibleError, Budgets, check_budgets, describe_macs, format_macs,
                         parse_budgets, parse_macs)
-from supernet.errors import GanasError
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -5,10 +5,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from foundation.errors import GanasError
 from nas.objectives import MACS, Objective, ObjectiveError
 from nas.pareto import (ParetoError, best_per_budget, dominates, front_of, hypervolume, non_dominated_sort,
                         pareto_front, pareto_ranks)
-from supernet.errors import GanasError
 
 
 def brute_front(points, directions):

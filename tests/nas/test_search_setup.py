@@ -4,7 +4,7 @@ import pytest
 from nas.search_setup import PLAN_VERSION, SearchPlan, SearchPlanError, create_search
 from nas.store import Store
 from nas.store.records import thaw
-from supernet.errors import GanasError
+from foundation.errors import GanasError
 
 SHA = "ab" * 32
 DATASET = {"root": "/data", "size": 32, "paired": True, "search_split": "train2"}

@@ -100,7 +100,8 @@ def test_supernets_list_and_get(client):
 
 def test_register_supernet_from_checkpoint(client, tmp_path):
     from supernet import create_generator
-    from supernet.checkpoint import file_sha256, save_generator
+    from foundation.hashing import file_sha256
+    from supernet.checkpoint import save_generator
 
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)

@@ -128,7 +128,7 @@ def test_verification_detects_a_file_from_another_network(subnets, tmp_path):
 
 def test_bad_export_requests_are_typed_errors(subnets, tmp_path):
     net = subnets["mobile_resnet"]
-    with pytest.raises(ExportError, match="unknown export format 'tflite'; choose one of onnx, pt2, torchscript"):
+    with pytest.raises(ExportError, match="unknown export format 'tflite'; registered: onnx, pt2, torchscript"):
         export_generator(net, tmp_path / "x", "tflite", 32)
     with pytest.raises(InputSizeError, match="30x32 is not a multiple of 4"):
         export_generator(net, tmp_path / "x.onnx", "onnx", (30, 32))
@@ -187,7 +187,7 @@ def test_cli_exports_a_subnet_of_a_supernet(tmp_path, capsys):
 @pytest.mark.parametrize("case, message", [
     ("missing", "checkpoint .*missing.pt does not exist"),
     ("config", "static resnet generator at config 8_8_8_8_8_8_8_8, not 8_8_8_8_8_8_8_4"),
-    ("format", "unknown export format 'tflite'; choose one of onnx, pt2, torchscript"),
+    ("format", "unknown export format 'tflite'; registered: onnx, pt2, torchscript"),
     ("size", "input size 250x256 is not a multiple of 4"),
 ])
 def test_cli_bad_input_exits_2_with_one_clear_message(tmp_path, capsys, case, message):
