@@ -26,9 +26,11 @@ class Sharpness(Metric):
 
 
 @pytest.fixture
-def sharpness(monkeypatch):
-    monkeypatch.setitem(metric_registry._REGISTRY, Sharpness.name, Sharpness)
-    return Sharpness.name
+def sharpness():
+    registry = metric_registry.registered_metrics()
+    registry.register(Sharpness.name, Sharpness)
+    yield Sharpness.name
+    registry.unregister(Sharpness.name)
 
 
 def test_search_metrics_are_the_registered_scores_in_registry_order():
