@@ -224,7 +224,8 @@ def _train_supernet(args) -> int:
                                 gan_mode=args.gan_mode or "hinge", netd=args.netd, ndf=args.ndf,
                                 n_layers_d=args.n_layers_d, lr=args.lr)
         path = train_omgd(_data(args), settings, _loop(args), args.out, args.resume, not args.quiet)
-    print(f"supernet: {path}")
+    what = {"supernet.pt": "supernet", "subnet.pt": "static student"}.get(path.name, "stopped early, resume from")
+    print(f"{what}: {path}")
     if args.register and path.name.endswith("supernet.pt"):
         from nas.registry import register_supernet
         from nas.store import Store
