@@ -35,6 +35,8 @@ from typing import Callable
 
 import pytest
 
+from .doc_commands import DocCommand, read_commands
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["docs/datasets.md", "README.md", "docs/training.md", "docs/search.md", "docs/evaluation.md",
          "docs/cli.md", "docs/service.md"]  # a reader's order; a new page runs after these
@@ -46,8 +48,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::evaluators.frechet.RankDeficien
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one kind of documented command runs: what it adds or overrides to stay tiny (TINY below, only sizes,
-    counts, executor, ports), whether it is a server (probed at ``probe`` over HTTP), and extra environment."""
+    """How one kind of documented command runs: the flags it adds or overrides to stay tiny (only sizes, step,
+    trial and image counts, the executor, a server's port and workers), whether it is a server (probed once at
+    ``probe`` over HTTP), and the environment a server gets in addition."""
 
     tiny: tuple[str, ...] = ()
     server: bool = False
@@ -84,88 +87,10 @@ RECIPES: dict[str, Recipe] = {
 DROPPED = {"--ray-address"}  # optional flags left out: joining a Ray cluster needs one
 
 
-# --------------------------------------------------------------------------- reading the docs
-@dataclass(frozen=True)
-class DocCommand:
-    page: str
-    line: int
-    text: str  # as documented: continuations joined, comment and .venv/bin/ dropped
-
-    @property
-    def words(self) -> list[str]:
-        return _resolve_options(shlex.split(self.text))
-
-    @property
-    def kind(self) -> str | None:
-        """The longest RECIPES key that starts the command's positional words."""
-        positional, words = [], iter(self.words)
-        for word in words:
-            if word == "--workspace":  # a command group's option, before the action
-                next(words, None)
-            elif word.startswith("-"):
-                break
-            else:
-                positional.append(word)
-        keys = [k for k in RECIPES if positional[:len(k.split())] == k.split()]
-        return max(keys, key=len) if keys else None
-
-
-def _code_lines(text: str) -> list[tuple[int, str]]:
-    """Lines of fenced (```) and indented (4+ spaces) code blocks, with their line numbers."""
-    out, fenced = [], False
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif fenced or re.match(r"( {4,}|\t)\S", line):
-            out.append((number, line))
-    return out
-
-
-_COMMAND = re.compile(r"^\s*(?:\S*\.venv/bin/)?(ganas|mlflow|python3? -m nas\.cli)\s")
-
-
-def documented_commands(root: Path = ROOT) -> list[DocCommand]:
-    pages = [p for p in PAGES if (root / p).exists()]
-    pages += sorted(str(p.relative_to(root)) for p in [root / "README.md", *root.glob("docs/*.md")]
-                    if str(p.relative_to(root)) not in pages)
-    found = []
-    for page in pages:
-        lines = _code_lines((root / page).read_text())
-        i = 0
-        while i < len(lines):
-            number, line = lines[i]
-            while line.rstrip().endswith("\\") and i + 1 < len(lines):
-                i += 1
-                line = line.rstrip()[:-1] + " " + lines[i][1].strip()
-            i += 1
-            match = _COMMAND.match(line + " ")
-            if not match:
-                continue
-            text = " ".join(re.sub(r"\s+#.*$", "", line).split())
-            text = re.sub(r"^python3? -m nas\.cli\b", "ganas", re.sub(r"^\S*\.venv/bin/", "", text))
-            found += [DocCommand(page, number, t) for t in _alternatives(text)]
-    return found
-
-
-def _alternatives(text: str) -> list[str]:
-    """``ganas search pause 1 / cancel 1`` -> the first command, then each alternative in place of its last words."""
-    first, *others = text.split(" / ")
-    words = first.split()
-    return [first] + [" ".join(words[:len(words) - len(o.split())] + o.split()) for o in others]
-
-
-def _resolve_options(words: list[str]) -> list[str]:
-    """``[--size 256]`` -> ``--size 256``; ``[--cache DIR | --no-cache]`` and ``a|b`` -> the first alternative;
-    DROPPED flags are left out."""
-    text = re.sub(r"\[([^\]]*)\]", lambda m: m.group(1).split(" | ")[0], " ".join(words))
-    out: list[str] = []
-    for word in text.split():
-        out.append(word.split("|")[0])
-    for flag in DROPPED:
-        while flag in out:
-            i = out.index(flag)
-            del out[i:i + 2]
-    return out
+def kind(command: DocCommand) -> str | None:
+    """The longest RECIPES key that starts the command's positional words."""
+    keys = [k for k in RECIPES if command.positional[:len(k.split())] == k.split()]
+    return max(keys, key=len) if keys else None
 
 
 def session_order(commands: list[DocCommand]) -> list[DocCommand]:
@@ -180,11 +105,11 @@ def session_order(commands: list[DocCommand]) -> list[DocCommand]:
 
 
 def _is_server(command: DocCommand) -> bool:
-    return command.kind is not None and RECIPES[command.kind].server
+    return kind(command) is not None and RECIPES[kind(command)].server
 
 
-ALL_COMMANDS = documented_commands()
-COMMANDS = session_order([c for c in ALL_COMMANDS if c.kind is not None])
+ALL_COMMANDS = read_commands(ROOT, PAGES)
+COMMANDS = session_order([c for c in ALL_COMMANDS if kind(c) is not None])
 
 
 # --------------------------------------------------------------------------- the reader's session
@@ -295,6 +220,8 @@ class Session:
     def argv(self, command: DocCommand, port: int | None = None) -> list[str]:
         """The documented words with placeholders replaced and the recipe's tiny flags added or overriding."""
         words = command.words
+        for flag in DROPPED.intersection(words):
+            del words[words.index(flag):words.index(flag) + 2]
         out: list[str] = []
         for i, word in enumerate(words):
             before = words[i - 1] if i else ""
@@ -306,7 +233,7 @@ class Session:
             elif before in SEARCH_ACTIONS and words[:2] == ["ganas", "search"] and re.fullmatch(r"\d+|ID", word):
                 word = self.search_for(command.page, before)
             out.append(word.replace("$PWD", str(self.folder(command.page))))
-        tiny = [w.format(port=port) for w in RECIPES[command.kind].tiny]
+        tiny = [w.format(port=port) for w in RECIPES[kind(command)].tiny]
         for flag, value in zip(tiny[::2], tiny[1::2]):
             if flag in out:
                 out[out.index(flag) + 1] = value
@@ -360,7 +287,7 @@ def _free_port() -> int:
 
 def _serve(session: Session, command: DocCommand, folder: Path) -> Result:
     """Start the server, wait for one HTTP answer at the recipe's probe path, stop it."""
-    recipe, port = RECIPES[command.kind], _free_port()
+    recipe, port = RECIPES[kind(command)], _free_port()
     argv = session.argv(command, port)
     if argv[0] == "ganas":
         argv = [sys.executable, "-m", "nas.cli", *argv[1:]]
@@ -439,7 +366,7 @@ def session(tmp_path_factory):
 
 def test_every_documented_command_has_a_recipe():
     assert len(ALL_COMMANDS) >= 30, "the docs' code blocks were not read"
-    missing = [f"{c.page}:{c.line}: {c.text}" for c in ALL_COMMANDS if c.kind is None]
+    missing = [f"{c.page}:{c.line}: {c.text}" for c in ALL_COMMANDS if kind(c) is None]
     assert not missing, ("documented commands this test cannot run; add their kind to RECIPES in "
                          f"{Path(__file__).name}:\n" + "\n".join(missing))
 
@@ -448,9 +375,9 @@ def test_commands_are_read_as_documented():
     texts = [c.text for c in ALL_COMMANDS]
     assert "ganas search pause 1" in texts and "ganas search cancel 1" in texts
     assert "mlflow ui --backend-store-uri sqlite:///$PWD/ganas-workspace/mlflow.db" in texts
-    finetune = next(c for c in ALL_COMMANDS if c.page == "README.md" and c.kind == "ganas train finetune")
+    finetune = next(c for c in ALL_COMMANDS if c.page == "README.md" and kind(c) == "ganas train finetune")
     assert "--out runs/subnet" in finetune.text and "\\" not in finetune.text  # continuation joined
-    served = next(c for c in ALL_COMMANDS if c.page == "docs/service.md" and c.kind == "ganas serve")
+    served = next(c for c in ALL_COMMANDS if c.page == "docs/service.md" and kind(c) == "ganas serve")
     assert served.words == ["ganas", "serve", "--workspace", "DIR", "--host", "127.0.0.1", "--port", "8765",
                             "--token", "TOKEN"]
 
@@ -464,3 +391,19 @@ def test_documented_command_runs(session, index):
     assert result.status == 0 and "Traceback" not in result.output, (
         f"{command.page}:{command.line}: {command.text}\nran as: {shlex.join(result.argv)}\n"
         f"status {result.status}\n{result.output[-4000:]}")
+
+
+def test_finetune_takes_its_student_from_the_supernet(session):
+    """The README's fine-tuning step (once an AttributeError: the finetune parser has no --blocks) records the
+    supernet's architecture and depth as its student."""
+    import torch
+
+    index = next(i for i, c in enumerate(COMMANDS) if c.page == "README.md" and kind(c) == "ganas train finetune")
+    assert session.result(index).status == 0
+    folder = session.folder("README.md")
+    subnet = torch.load(folder / "runs/subnet/subnet.pt", map_location="cpu", weights_only=True)
+    supernet = torch.load(folder / "runs/supernet/supernet.pt", map_location="cpu", weights_only=True)
+    losses = subnet["meta"]["losses"]
+    assert losses["student_arch"] == supernet["arch"] == subnet["arch"] == "mobile_resnet"
+    assert losses["student_hparams"]["n_blocks"] == supernet["hparams"]["n_blocks"] == 9
+    assert losses["space"] == "channels-64-pix2pix" and losses["fixed_config"] == [16, 16, 24, 16, 32, 64, 16, 24]
