@@ -116,8 +116,7 @@ COMMANDS = session_order([c for c in ALL_COMMANDS if kind(c) is not None])
 # What a reader of a page already has in their folder (links to an earlier page's outputs).
 PAGE_INPUTS = {
     "docs/cli.md": {"runs": "README.md/runs"},  # export the README's supernet and fine-tuned subnet
-    "docs/evaluation.md": {"supernet.pt": "README.md/runs/supernet/supernet.pt",
-                           "data/scenes": "docs/datasets.md/data/scenes"},
+    "docs/evaluation.md": {"runs": "README.md/runs", "data/scenes": "docs/datasets.md/data/scenes"},
     "README.md": {"latest_net_G.pth": "latest_net_G.pth",  # a pytorch-CycleGAN-and-pix2pix teacher
                   "weights-inception-2015-12-05-6726825d.pth": "weights-inception-2015-12-05-6726825d.pth"},
 }
@@ -371,15 +370,27 @@ def test_every_documented_command_has_a_recipe():
                          f"{Path(__file__).name}:\n" + "\n".join(missing))
 
 
-def test_commands_are_read_as_documented():
-    texts = [c.text for c in ALL_COMMANDS]
-    assert "ganas search pause 1" in texts and "ganas search cancel 1" in texts
-    assert "mlflow ui --backend-store-uri sqlite:///$PWD/ganas-workspace/mlflow.db" in texts
-    finetune = next(c for c in ALL_COMMANDS if c.page == "README.md" and kind(c) == "ganas train finetune")
-    assert "--out runs/subnet" in finetune.text and "\\" not in finetune.text  # continuation joined
-    served = next(c for c in ALL_COMMANDS if c.page == "docs/service.md" and kind(c) == "ganas serve")
-    assert served.words == ["ganas", "serve", "--workspace", "DIR", "--host", "127.0.0.1", "--port", "8765",
-                            "--token", "TOKEN"]
+def test_commands_are_read_from_code_blocks(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text(
+        "Run `ganas demo` (prose: not read).\n\n```bash\n"
+        ".venv/bin/ganas train finetune --supernet runs/s/supernet.pt \\\n      --out runs/subnet   # a comment\n"
+        "make test\nganas search pause 1 / cancel 1\n```\n")
+    (tmp_path / "docs" / "x.md").write_text(
+        "Indented:\n\n    ganas evaluate --metrics fid [--size 256] [--extractor inception|PATH.pt] \\\n"
+        "        [--cache DIR | --no-cache]\n\n```\npython -m nas.cli search --workspace W resume ID\n"
+        "mlflow ui --backend-store-uri sqlite:///$PWD/m.db\n```\n")
+    read = read_commands(tmp_path, ["docs/x.md"])
+    assert [(c.page, c.line, c.text) for c in read] == [
+        ("docs/x.md", 3, "ganas evaluate --metrics fid [--size 256] [--extractor inception|PATH.pt] "
+                         "[--cache DIR | --no-cache]"),
+        ("docs/x.md", 7, "ganas search --workspace W resume ID"),
+        ("docs/x.md", 8, "mlflow ui --backend-store-uri sqlite:///$PWD/m.db"),
+        ("README.md", 4, "ganas train finetune --supernet runs/s/supernet.pt --out runs/subnet"),
+        ("README.md", 7, "ganas search pause 1"), ("README.md", 7, "ganas search cancel 1")]
+    assert read[0].words == ["ganas", "evaluate", "--metrics", "fid", "--size", "256", "--extractor", "inception",
+                             "--cache", "DIR"]
+    assert read[1].positional == ["ganas", "search", "resume", "ID"] and kind(read[1]) == "ganas search resume"
 
 
 @pytest.mark.parametrize("index", range(len(COMMANDS)),
