@@ -1,13 +1,17 @@
 """Every command shown in README.md and docs/*.md runs end to end, on tiny data, through ganas's entry point.
 
-- ``documented_commands()`` reads every ``ganas ...`` (also ``.venv/bin/ganas``, ``python -m nas.cli``) and
-  ``mlflow ...`` line of the code blocks (fenced or indented) of README.md and docs/*.md: ``\\`` continuations
-  joined, ``# comments`` dropped, ``pause 1 / cancel 1`` expanded into two commands.
-- Each page is one reader's session in its own folder (``./runs``, ``./ganas-workspace``); pages run in
-  reading order (PAGES), commands in page order, servers last; a command documented twice runs once.
+- ``tests/doc_commands.read_commands`` reads every ``ganas ...`` (also ``.venv/bin/ganas``, ``python -m
+  nas.cli``) and ``mlflow ...`` line of the code blocks (fenced or indented) of README.md and docs/*.md:
+  ``\\`` continuations joined, ``# comments`` dropped, ``pause 1 / cancel 1`` expanded into two commands.
+- Each page is one reader's session in its own folder (``./runs``, ``./ganas-workspace``: README.md and
+  docs/training.md both train ``--out runs/supernet --register``, so one shared folder or workspace would refuse
+  the second); pages run in reading order (PAGES), commands in page order, servers last; a command documented
+  twice runs once.
 - Optional flags ``[--flag VALUE]`` are used (the first alternative of ``a|b``), except DROPPED ones;
-  placeholders are replaced as PLACEHOLDERS says; RECIPES adds or overrides only image sizes, step, trial and
-  image counts, the executor, and the servers' ports and workers: nothing else of a documented command changes.
+  placeholders are replaced as PLACEHOLDERS says (a search id as the command's recipe says); files a page
+  takes from an earlier page are linked into its folder (PAGE_INPUTS); RECIPES adds or overrides only image
+  sizes, step, trial and image counts, the executor, and the servers' ports and workers: nothing else of a
+  documented command changes.
 - ``ganas`` commands run in-process through ``nas.cli.main``: exit status 0, no traceback. Servers start in a
   subprocess, are probed once over HTTP on a free 127.0.0.1 port, and are stopped.
 
@@ -50,12 +54,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::evaluators.frechet.RankDeficien
 class Recipe:
     """How one kind of documented command runs: the flags it adds or overrides to stay tiny (only sizes, step,
     trial and image counts, the executor, a server's port and workers), whether it is a server (probed once at
-    ``probe`` over HTTP), and the environment a server gets in addition."""
+    ``probe`` over HTTP), the environment a server gets in addition, and which search a search id in the
+    command (``1``, ``ID``) stands for: see Session.search_for."""
 
     tiny: tuple[str, ...] = ()
     server: bool = False
     probe: str = "/"
     env: tuple[tuple[str, str], ...] = ()
+    search: str | None = None  # latest, running, paused or unfinished
 
 
 # The table of what the test adds or overrides, per kind of command ({port} is a free port).
@@ -70,11 +76,11 @@ RECIPES: dict[str, Recipe] = {
     "ganas train segmenter": Recipe(tuple(TINY_TRAINING)),
     "ganas supernet list": Recipe(),
     "ganas search start": Recipe(("--trials", "2", "--executor", "local")),  # no Ray: one in-process worker
-    "ganas search status": Recipe(),
-    "ganas search front": Recipe(),
-    "ganas search resume": Recipe(("--executor", "local")),
-    "ganas search pause": Recipe(),
-    "ganas search cancel": Recipe(),
+    "ganas search status": Recipe(search="latest"),
+    "ganas search front": Recipe(search="latest"),
+    "ganas search resume": Recipe(("--executor", "local"), search="paused"),
+    "ganas search pause": Recipe(search="running"),
+    "ganas search cancel": Recipe(search="unfinished"),
     "ganas evaluate": Recipe(("--size", "32", "--kid-subset-size", "2", "--latency-runs", "2")),
     "ganas export": Recipe(("--size", "32")),
     "ganas macs": Recipe(),
@@ -113,12 +119,13 @@ COMMANDS = session_order([c for c in ALL_COMMANDS if kind(c) is not None])
 
 
 # --------------------------------------------------------------------------- the reader's session
-# What a reader of a page already has in their folder (links to an earlier page's outputs).
-PAGE_INPUTS = {
-    "docs/cli.md": {"runs": "README.md/runs"},  # export the README's supernet and fine-tuned subnet
-    "docs/evaluation.md": {"runs": "README.md/runs", "data/scenes": "docs/datasets.md/data/scenes"},
-    "README.md": {"latest_net_G.pth": "latest_net_G.pth",  # a pytorch-CycleGAN-and-pix2pix teacher
-                  "weights-inception-2015-12-05-6726825d.pth": "weights-inception-2015-12-05-6726825d.pth"},
+# What a reader of a page already has in their folder, linked there: path -> (page that made it, its path
+# there); page None: a file the reader brings (made by the ``session`` fixture).
+PAGE_INPUTS: dict[str, dict[str, tuple[str | None, str]]] = {
+    "README.md": {"latest_net_G.pth": (None, "latest_net_G.pth"),  # a pytorch-CycleGAN-and-pix2pix teacher
+                  "weights-inception-2015-12-05-6726825d.pth": (None, "weights-inception-2015-12-05-6726825d.pth")},
+    "docs/evaluation.md": {"runs": ("README.md", "runs"), "data/scenes": ("docs/datasets.md", "data/scenes")},
+    "docs/cli.md": {"runs": ("README.md", "runs")},  # export the README's supernet and fine-tuned subnet
 }
 # Placeholders: a word -> its value in the session (``flag word`` keys match after that flag only).
 PLACEHOLDERS: dict[str, Callable[["Session", DocCommand], str]] = {
@@ -133,7 +140,6 @@ PLACEHOLDERS: dict[str, Callable[["Session", DocCommand], str]] = {
     "--executor E": lambda s, c: "local",
     "--lease-seconds S": lambda s, c: "900",
 }
-SEARCH_ACTIONS = ("status", "front", "resume", "pause", "cancel")  # their "1" / "ID": Session.search_for
 
 
 @dataclass
@@ -157,10 +163,9 @@ class Session:
         folder = self.pages / page
         if not folder.exists():
             folder.mkdir(parents=True)
-            for name, source in PAGE_INPUTS.get(page, {}).items():
-                target = self.pages / source if "/" in source else self.root / source
+            for name, (made_by, path) in PAGE_INPUTS.get(page, {}).items():
                 (folder / name).parent.mkdir(parents=True, exist_ok=True)
-                (folder / name).symlink_to(target)
+                (folder / name).symlink_to((self.root if made_by is None else self.pages / made_by) / path)
         return folder
 
     def workspace(self, page: str) -> Path:
@@ -198,41 +203,42 @@ class Session:
                            method="test")
         return path
 
-    def search_for(self, page: str, action: str) -> str:
-        """A search id in the docs stands for a search of the page's workspace in the state ``action`` needs:
-        the page's latest search for status/front; for pause, one running elsewhere; for resume, a paused one;
-        for cancel, one not finished. One is made (1 trial, SSIM) when the workspace has none."""
+    def search_for(self, page: str, which: str) -> str:
+        """The id of the page's latest search (``latest``), or of its latest one in the state a command needs:
+        ``running`` (an orchestrator elsewhere runs it), ``paused``, ``unfinished`` (created, running or paused).
+        When there is none, one is made (1 trial, SSIM) and brought to that state."""
         from nas.search_setup import create_search
         from nas.store import SearchState as S
 
-        wanted = {"pause": {S.RUNNING}, "resume": {S.PAUSED}, "cancel": {S.CREATED, S.RUNNING, S.PAUSED}}
+        states = {"latest": set(S), "running": {S.RUNNING}, "paused": {S.PAUSED},
+                  "unfinished": {S.CREATED, S.RUNNING, S.PAUSED}}[which]
         name = self.supernet_name(page)
         with self.store(page) as store:
-            searches = [s for s in store.list_searches() if action not in wanted or s.state in wanted[action]]
+            searches = [s for s in store.list_searches() if s.state in states]
             if searches:
                 return str(searches[-1].id)
             search = create_search(store, name, budgets=[10**12], metric="ssim", trials=1, batch_size=1)
-            for state in {"pause": [S.RUNNING], "resume": [S.RUNNING, S.PAUSED]}.get(action, []):
+            for state in {"running": [S.RUNNING], "paused": [S.RUNNING, S.PAUSED]}.get(which, []):
                 store.set_search_state(search.id, state)
             return str(search.id)
 
     def argv(self, command: DocCommand, port: int | None = None) -> list[str]:
         """The documented words with placeholders replaced and the recipe's tiny flags added or overriding."""
+        recipe, action = RECIPES[kind(command)], kind(command).split()[-1]
         words = command.words
         for flag in DROPPED.intersection(words):
             del words[words.index(flag):words.index(flag) + 2]
         out: list[str] = []
         for i, word in enumerate(words):
             before = words[i - 1] if i else ""
-            key = f"{before} {word}"
-            if key in PLACEHOLDERS:
-                word = PLACEHOLDERS[key](self, command)
+            if f"{before} {word}" in PLACEHOLDERS:
+                word = PLACEHOLDERS[f"{before} {word}"](self, command)
             elif word in PLACEHOLDERS:
                 word = PLACEHOLDERS[word](self, command)
-            elif before in SEARCH_ACTIONS and words[:2] == ["ganas", "search"] and re.fullmatch(r"\d+|ID", word):
-                word = self.search_for(command.page, before)
+            elif recipe.search and before == action and re.fullmatch(r"\d+|ID", word):
+                word = self.search_for(command.page, recipe.search)
             out.append(word.replace("$PWD", str(self.folder(command.page))))
-        tiny = [w.format(port=port) for w in RECIPES[kind(command)].tiny]
+        tiny = [w.format(port=port) for w in recipe.tiny]
         for flag, value in zip(tiny[::2], tiny[1::2]):
             if flag in out:
                 out[out.index(flag) + 1] = value
