@@ -400,7 +400,7 @@ def test_commands_are_read_from_code_blocks(tmp_path):
 
 
 @pytest.mark.parametrize("index", range(len(COMMANDS)),
-                         ids=[f"{c.page}:{c.line} {c.text[:60]}" for c in COMMANDS])
+                         ids=[f"{c.page}:{c.line} {kind(c)}" for c in COMMANDS])
 def test_documented_command_runs(session, index):
     result = session.result(index)
     command = COMMANDS[index]

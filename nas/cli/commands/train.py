@@ -259,5 +259,6 @@ def _supernet_student(supernet: Path) -> tuple[str, str, dict]:
     record = record if isinstance(record, dict) else {}
     space = (record.get("meta") or {}).get("space")
     if not space or not record.get("arch"):
-        raise CheckpointError(f"{supernet} records no search space; is it a supernet written by `ganas train supernet`?")
+        raise CheckpointError(f"{supernet} records no search space; is it a supernet written by "
+                              "`ganas train supernet`?")
     return space, record["arch"], dict(record.get("hparams") or {})
