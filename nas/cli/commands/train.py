@@ -171,15 +171,17 @@ def _teacher_source(args):
     return TeacherSource(args.teacher, args.teacher_arch, hparams)
 
 
-def _gc_settings(args, space: str):
+def _gc_settings(args, space: str, student_arch: str | None, student_hparams: dict, sampling: str):
+    """GAN Compression's settings from the flags that ``train supernet`` and ``train finetune`` share; the
+    student (architecture, hyper-parameters, sampling) is passed in, since only ``train supernet`` has flags
+    for it (fine-tuning takes its student from the supernet checkpoint)."""
     from distill.gan_compression import GANCompressionSettings
     from imagedata import detect_layout
 
     layout = args.layout or detect_layout(args.data).layout
-    student = {"n_blocks": args.blocks} if args.blocks else {}
     return GANCompressionSettings(
-        space=space, task="unpaired" if layout == "unaligned" else "paired", student_arch=args.student_arch,
-        student_hparams=student, sampling=getattr(args, "sampling", "uniform"), lambda_recon=args.lambda_recon,
+        space=space, task="unpaired" if layout == "unaligned" else "paired", student_arch=student_arch,
+        student_hparams=student_hparams, sampling=sampling, lambda_recon=args.lambda_recon,
         lambda_distill=args.lambda_distill, gan_mode=args.gan_mode, netd=args.netd, ndf=args.ndf,
         n_layers_d=args.n_layers_d, lr=args.lr)
 
@@ -192,8 +194,10 @@ def _train_supernet(args) -> int:
 
         if args.space is None:
             raise CliUsageError("--method gan-compression needs --space (see `ganas space list`)")
-        path = train_gan_compression(_data(args), _teacher_source(args), _gc_settings(args, args.space), _loop(args),
-                                     args.out, args.resume, not args.quiet, args.init_from, args.sort_channels)
+        student = {"n_blocks": args.blocks} if args.blocks else {}
+        settings = _gc_settings(args, args.space, args.student_arch, student, args.sampling)
+        path = train_gan_compression(_data(args), _teacher_source(args), settings, _loop(args), args.out,
+                                     args.resume, not args.quiet, args.init_from, args.sort_channels)
     else:
         from distill.jobs import train_omgd
         from distill.losses import OMGDStudentLoss
@@ -220,7 +224,8 @@ def _train_supernet(args) -> int:
                                 gan_mode=args.gan_mode or "hinge", netd=args.netd, ndf=args.ndf,
                                 n_layers_d=args.n_layers_d, lr=args.lr)
         path = train_omgd(_data(args), settings, _loop(args), args.out, args.resume, not args.quiet)
-    print(f"supernet: {path}")
+    what = {"supernet.pt": "supernet", "subnet.pt": "static student"}.get(path.name, "stopped early, resume from")
+    print(f"{what}: {path}")
     if args.register and path.name.endswith("supernet.pt"):
         from nas.registry import register_supernet
         from nas.store import Store
@@ -237,19 +242,23 @@ def _finetune(args) -> int:
     from distill.jobs import finetune
     from supernet.space import parse_config_numbers
 
-    settings = _gc_settings(args, _space_of(args.supernet))
+    space, arch, hparams = _supernet_student(args.supernet)
+    settings = _gc_settings(args, space, arch, hparams, "uniform")  # finetune() fixes the sampling to --config
     path = finetune(_data(args), args.supernet, parse_config_numbers(args.config), _teacher_source(args), settings,
                     _loop(args), args.out, outside=not args.inside, resume=args.resume, progress=not args.quiet)
     print(f"subnet: {path}")
     return 0
 
 
-def _space_of(supernet: Path) -> str:
+def _supernet_student(supernet: Path) -> tuple[str, str, dict]:
+    """The search space, architecture and hyper-parameters recorded in a supernet checkpoint."""
     from supernet.checkpoint import read_checkpoint
     from supernet.errors import CheckpointError
 
     record = read_checkpoint(supernet)
-    space = ((record.get("meta") or {}) if isinstance(record, dict) else {}).get("space")
-    if not space:
-        raise CheckpointError(f"{supernet} records no search space; is it a supernet written by `ganas train supernet`?")
-    return space
+    record = record if isinstance(record, dict) else {}
+    space = (record.get("meta") or {}).get("space")
+    if not space or not record.get("arch"):
+        raise CheckpointError(f"{supernet} records no search space; is it a supernet written by "
+                              "`ganas train supernet`?")
+    return space, record["arch"], dict(record.get("hparams") or {})
