@@ -1,11 +1,11 @@
-"""The search store: supernets, searches and candidates in SQL.
+"""The search store: supernets, searches, candidates and final models in SQL.
 
 With ``engine.py`` (connections) and ``schema.py`` (DDL), the only code in ganas that talks SQL.
 
 Contract (every backend passes ``tests/nas/store_conformance.py``): thread-safe; every read
 returns immutable records; a config is stored at most once per search; a candidate is leased
-to at most one owner at a time and only that owner can complete it; a search is driven by at
-most one live orchestrator. Times come from ``clock`` (Unix seconds) so tests can move time.
+to at most one owner at a time and only that owner can complete it (finalize jobs likewise); a
+search is driven by at most one live orchestrator. Times come from ``clock`` (Unix seconds) so tests can move time.
 """
 from __future__ import annotations
 
@@ -39,13 +39,17 @@ def _ago(seconds: float) -> str:
 
 
 class Store:
-    """Supernets, searches and candidates in one SQL database (a SQLite file or any SQLAlchemy URL).
+    """Supernets, searches, candidates and final models in one SQL database (SQLite or any SQLAlchemy URL).
 
-    An orchestrator's loop: ``claim_search`` (then ``heartbeat`` regularly), ``requeue_owner``
-    for its own leases after a restart, ``add_candidates`` for the strategy's proposals
-    (existing configs come back with their results), ``lease_candidates`` per worker, and
-    ``complete_candidate`` / ``fail_candidate`` with each worker's outcome; ``requeue_expired``
-    recovers the work of workers that died. ``candidates`` replays the search in proposal order.
+    An orchestrator's loop (``nas.orchestrator``): ``claim_search`` (then ``heartbeat``
+    regularly); at start ``requeue_owner`` for each of its workers (a restarted worker gets its own
+    unfinished candidates back first) and ``requeue_leased`` for workers it no longer has;
+    ``add_candidates`` for the strategy's proposals (existing configs come back with their
+    results), ``lease_candidates`` per idle worker, ``complete_candidate`` / ``fail_candidate``
+    with each worker's outcome, and ``requeue_expired`` once the store's clock passes a lease's
+    expiry (a hung worker). ``candidates`` replays the search in proposal order. Finalize jobs
+    (``add_finals``, ``lease_finals``, ``complete_final``, ``fail_final``, ``requeue_finals``)
+    follow the same lease rules.
     """
 
     def __init__(self, url: str | os.PathLike, *, clock: Callable[[], float] = time.time,
@@ -320,17 +324,16 @@ class Store:
             return tuple(to_record(r) for r in rows)
 
     def complete_candidate(self, candidate_id: int, owner: str, metrics: Mapping[str, float], evaluator: str,
-                           seconds: float, infeasible_reason: str | None = None) -> CandidateRecord:
-        """Record ``owner``'s evaluation: done with ``metrics``, or infeasible with a reason.
+                           seconds: float) -> CandidateRecord:
+        """Record ``owner``'s evaluation: done with ``metrics`` (over-budget configs are added infeasible instead).
 
         Only the current lease holder may complete (its lease may have lapsed as long as no one
         re-queued it); a late result from a lease that was re-queued is refused with LeaseError.
         """
         values = _finite_metrics(metrics)
-        status = CandidateStatus.DONE if infeasible_reason is None else CandidateStatus.INFEASIBLE
         return self._end_lease(candidates, candidate_record, candidate_id, owner, dict(
-            status=status.value, metrics=values, evaluator=check_name(evaluator, "evaluator identity"),
-            eval_seconds=check_seconds(seconds, "seconds"), error=infeasible_reason))
+            status=CandidateStatus.DONE.value, metrics=values, evaluator=check_name(evaluator, "evaluator identity"),
+            eval_seconds=check_seconds(seconds, "seconds"), error=None))
 
     def fail_candidate(self, candidate_id: int, owner: str, error: str) -> CandidateRecord:
         """``owner``'s evaluation failed: re-queue while attempts remain, else mark failed with ``error``."""
