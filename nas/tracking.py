@@ -166,3 +166,53 @@ def front_plot_png(points: Sequence[tuple[float, float]], front: Sequence[tuple[
     fig.tight_layout()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def log_final_model(tracking_uri: str, artifact_root: Path, search_id: int, final: Any, onnx_path: Path,
+                    model_name: str, teacher_macs: int | None) -> str:
+    """Log a final model as an MLflow model (ONNX, with signature and input example) in a child run of the
+    search's run, with its config, cost and figures next to the teacher's, and register it under
+    ``model_name`` in the Model Registry; returns the model's URI (``models:/NAME/VERSION``)."""
+    import logging
+
+    import mlflow
+    import numpy as np
+    import onnx
+    from mlflow.models import infer_signature
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    tracker = SearchTracker(tracking_uri, artifact_root=artifact_root)
+    parent = tracker.find_search_run(search_id) or tracker.start_search(search_id, {})
+    child = tracker.client.create_run(tracker.experiment_id, run_name=f"final-{final.config}",
+                                      tags={"mlflow.parentRunId": parent, "ganas.config": final.config,
+                                            "ganas.final": "true", "ganas.search_id": str(search_id)})
+    run_id = child.info.run_id
+    model = onnx.load(str(onnx_path))
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    example = np.zeros([d or 1 for d in dims], dtype=np.float32)
+    signature = infer_signature(example, example[:, :3] if example.shape[1] >= 3 else example)
+    figures = final_figures(final, teacher_macs)
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({"config": final.config, "steps": final.steps, "split": final.split,
+                           "budget": final.budget if final.budget is not None else "none"})
+        mlflow.log_metrics(figures)
+        info = mlflow.onnx.log_model(model, name="model", signature=signature, input_example=example,
+                                     registered_model_name=model_name,
+                                     onnx_execution_providers=["CPUExecutionProvider"])
+    tracker.client.set_terminated(run_id)
+    version = info.registered_model_version
+    return f"models:/{model_name}/{version}" if version is not None else info.model_uri
+
+
+def final_figures(final: Any, teacher_macs: int | None) -> dict[str, float]:
+    """A final model's numbers as MLflow metrics: before/after fine-tuning and the teacher's, and the ratios."""
+    figures = {"macs": float(final.macs), "params": float(final.params)}
+    for prefix, values in (("before", final.before), ("after", final.after), ("teacher", final.teacher)):
+        figures.update({f"{prefix}_{k}": float(v) for k, v in values.items()})
+    if teacher_macs:
+        figures["x_fewer_macs"] = teacher_macs / final.macs
+    if final.latency_ms and final.teacher_latency_ms:
+        figures.update(latency_ms=final.latency_ms, teacher_latency_ms=final.teacher_latency_ms,
+                       x_faster=final.teacher_latency_ms / final.latency_ms)
+    return figures

@@ -48,3 +48,7 @@ class Workspace:
 
     def samples_dir(self, search_id: int) -> Path:
         return self.search_dir(search_id) / "samples"
+
+    def final_dir(self, search_id: int, config: str) -> Path:
+        """A final model's files (checkpoint, exports) and its fine-tuning checkpoints."""
+        return self.search_dir(search_id) / "final" / config

@@ -24,7 +24,7 @@ from ..search_setup import SearchPlan, macs_function
 from ..store import CandidateRecord, CandidateStatus, NewCandidate, SearchBusyError, SearchState, Store
 from ..strategies import Objective, TrialResult, create_strategy
 from ..summary import RunningFront, SearchSummary, summarize
-from ..worker import WorkerPayload
+from ..worker import TeacherTask, WorkerPayload
 from ..workspace import Workspace
 from .claim import SearchClaim
 from .dispatcher import CandidateQueue, Dispatcher
@@ -86,9 +86,13 @@ class Orchestrator:
             strategy = self._strategy()
             reporter = self._reporter()
             names = [f"search{self.search_id}-w{i}" for i in range(self.settings.workers)]
-            self.dispatcher.start(names, WorkerPayload(checkpoint, self.supernet.checkpoint_sha256,
-                                                       _evaluation_dict(self.plan, self.workspace),
-                                                       self.settings.threads_per_worker), self.queue)
+            teacher = self._teacher_bytes()
+            self.dispatcher.start(names, WorkerPayload(
+                checkpoint, self.supernet.checkpoint_sha256, _evaluation_dict(self.plan, self.workspace),
+                self.settings.threads_per_worker, teacher,
+                dict(self.supernet.teacher) if teacher is not None else None), self.queue)
+            if teacher is not None and self.search.teacher is None:
+                self._evaluate_teacher()
             state = self._loop(strategy, reporter)
             if state == SearchState.DONE:
                 self.store.set_search_state(self.search_id, SearchState.DONE)
@@ -119,6 +123,32 @@ class Orchestrator:
             raise CheckpointError(f"supernet {self.supernet.name!r}: {path} does not match the SHA-256 recorded at "
                                   "registration (corrupt or replaced); register the new file under a new name")
         return data
+
+    def _teacher_bytes(self) -> bytes | None:
+        """The supernet's teacher, verified; a search without one still runs, just not against a reference."""
+        from ..teacher import TeacherChangedError, TeacherInfo
+
+        info = TeacherInfo.from_dict(self.supernet.teacher)
+        if info is None:
+            self.log(f"supernet {self.supernet.name!r} records no teacher: candidates are not compared with one "
+                     "(register it with --teacher FILE)")
+            return None
+        try:
+            return info.read_bytes()
+        except TeacherChangedError as exc:
+            self.log(f"{exc}; the search runs without the teacher's reference figures")
+            return None
+
+    def _evaluate_teacher(self) -> None:
+        """The teacher's figures on the search split, with the candidates' evaluator, once per search."""
+        outcome = self.dispatcher.run_one(TeacherTask())
+        if not outcome.ok:
+            self.log(f"the teacher could not be evaluated ({outcome.error[:300]}); the search goes on without it")
+            return
+        self.search = self.store.set_search_teacher(self.search_id, outcome.metrics, outcome.evaluator,
+                                                    self.plan.evaluation.split)
+        figures = ", ".join(f"{k} {v:.4g}" for k, v in outcome.metrics.items())
+        self.log(f"teacher on {self.plan.evaluation.split}: {figures}")
 
     def _strategy(self):
         return create_strategy(self.search.strategy, self.space, self.objectives, self.macs_of, self.budgets,

@@ -12,9 +12,14 @@ class SearchFixture:
     checkpoint: Path
     name: str
 
+    @property
+    def teacher(self) -> Path:
+        return self.checkpoint.parent / "teacher.pt"
+
 
 def build_registered_supernet(root: Path, name: str = "tiny") -> SearchFixture:
     from distill.jobs import DataSpec
+    from foundation.hashing import file_sha256
     from imagedata import MakeOptions, make_dataset
     from nas.registry import register_supernet
     from nas.store import Store
@@ -25,9 +30,11 @@ def build_registered_supernet(root: Path, name: str = "tiny") -> SearchFixture:
     data = DataSpec(root / "data" / "labelled", size=32, holdout=0.5)
     data.ensure_split(0)
     torch.manual_seed(0)
+    teacher = save_generator(create_generator("resnet", ngf=8, n_blocks=3), root / "teacher.pt", kind="teacher")
     supernet = create_generator("mobile_resnet", elastic=True, ngf=16, n_blocks=3)
     checkpoint = save_generator(supernet, root / "supernet.pt", kind="supernet", space="channels-16",
-                                dataset=data.describe("train1", 0), method="test")
+                                dataset=data.describe("train1", 0), method="test",
+                                teacher={"path": str(teacher), "sha256": file_sha256(teacher), "arch": None})
     workspace = Workspace(root / "ws").ensure()
     with Store(workspace.database_url) as store:
         register_supernet(store, checkpoint, name)

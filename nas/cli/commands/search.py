@@ -48,10 +48,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         q.add_argument("--json", action="store_true")
         q.set_defaults(func=_status if name == "status" else _front)
     commands.add_parser("list", help="all searches").set_defaults(func=_list)
+    _finalize_parser(commands)
     for name in ("pause", "cancel"):
         q = commands.add_parser(name, help=f"{name} a search (its orchestrator stops after the running evaluations)")
         q.add_argument("search_id", type=int)
         q.set_defaults(func=_set_state, state="paused" if name == "pause" else "cancelled")
+
+
+def _finalize_parser(commands) -> None:
+    f = commands.add_parser(
+        "finalize", help="fine-tune the chosen subnets, measure them against the teacher on val, export them",
+        description="For each chosen config (default: the best under each of the search's budgets): fine-tune the "
+                    "extracted subnet with GAN Compression's losses and distillation from the teacher, evaluate it "
+                    "before and after on the held-out split (val, else test) next to the teacher, time both, export "
+                    "it to pt2 and ONNX (checked against PyTorch) and register it in MLflow. Jobs run on the "
+                    "search's workers; run the command again to resume after a kill.")
+    f.add_argument("search_id", type=int)
+    f.add_argument("--budget", action="append", default=[], help="finalize the best subnet under this MACs budget "
+                   "(repeatable; default: every budget of the search)")
+    f.add_argument("--front", action="store_true", help="finalize every member of the Pareto front")
+    f.add_argument("--config", action="append", default=[], help="finalize this done candidate (repeatable)")
+    f.add_argument("--steps", type=int, default=1000, help="fine-tuning steps per subnet (default 1000)")
+    f.add_argument("--model-name", default=None, help="MLflow registered model name (default ganas-SUPERNET)")
+    f.add_argument("--latency-runs", type=int, default=10, help="timed runs of subnet and teacher (default 10)")
+    f.add_argument("--json", action="store_true", help="print the final models as JSON")
+    _run_flags(f, lease=3600.0)
+    f.set_defaults(func=_finalize)
 
 
 class _Registered:
@@ -80,14 +102,14 @@ def _strategies() -> list[str]:
     return list_strategies()
 
 
-def _run_flags(p: argparse.ArgumentParser) -> None:
+def _run_flags(p: argparse.ArgumentParser, lease: float = 900.0) -> None:
     p.add_argument("--workers", type=int, default=2, help="evaluation workers (default 2)")
     p.add_argument("--ray-address", default=None, help="join an existing Ray cluster (default: start one locally)")
     p.add_argument("--executor", default="ray", choices=["ray", "local"],
                    help="ray (default) or local (in this process, one worker, for debugging)")
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: SQLite in the workspace)")
-    p.add_argument("--lease-seconds", type=float, default=900.0,
-                   help="seconds a worker may spend on one candidate before it is presumed hung (default 900)")
+    p.add_argument("--lease-seconds", type=float, default=lease,
+                   help=f"seconds a worker may spend on one task before it is presumed hung (default {lease:.0f})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -211,6 +233,47 @@ def _front(args) -> int:
         else:
             _print_summary(store, summary)
     return 0
+
+
+def _finalize(args) -> int:
+    from nas.budget import parse_macs
+    from nas.finalize import FinalizeSettings, Finalizer, choose
+    from nas.store import Store
+
+    settings = FinalizeSettings(steps=args.steps, workers=1 if args.executor == "local" else args.workers,
+                                executor=args.executor, ray_address=args.ray_address, lease_seconds=args.lease_seconds,
+                                mlflow_uri=args.mlflow_uri, model_name=args.model_name,
+                                latency_runs=args.latency_runs, progress=not args.quiet)
+    workspace = _workspace(args)
+    with Store(workspace.database_url) as store:
+        choices = choose(store, args.search_id, [parse_macs(b) for b in args.budget], args.front, args.config)
+        finals = Finalizer(store, workspace, args.search_id, settings).run(choices)
+        teacher = store.get_supernet(store.get_search(args.search_id).supernet_id).teacher
+    if args.json:
+        print(json.dumps([f.to_dict() for f in finals], default=str))
+    else:
+        print_finals(finals, teacher)
+    return 0 if all(f.status.value == "done" for f in finals) else 1
+
+
+def print_finals(finals, teacher) -> None:
+    """The final table: budget, config, MACs (x fewer than the teacher), metric before/after and the teacher's on
+    the held-out split, CPU latency (x faster than the teacher), and where the model is."""
+    from nas.budget import format_macs
+
+    rows = []
+    for f in finals:
+        if f.status.value != "done":
+            rows.append((format_macs(f.budget) if f.budget else "-", f.config, format_macs(f.macs), f.status.value,
+                         "", "", "", "", (f.error or "")[:60]))
+            continue
+        fewer = f" ({teacher['macs'] / f.macs:.1f}x fewer)" if teacher else ""
+        for metric in f.after:
+            rows.append((format_macs(f.budget) if f.budget else "-", f.config, format_macs(f.macs) + fewer,
+                         f"{metric} {f.before[metric]:.4f}", f"{f.after[metric]:.4f}", f"{f.teacher[metric]:.4f}",
+                         f"{f.latency_ms:.1f} ms ({f.teacher_latency_ms / f.latency_ms:.1f}x faster)",
+                         f.split, f.model_uri or f.files.get("onnx", "")))
+    print_table(rows, ["BUDGET", "CONFIG", "MACS", "BEFORE", "AFTER", "TEACHER", "CPU LATENCY", "SPLIT", "MODEL"])
 
 
 def _list(args) -> int:

@@ -16,6 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reg = commands.add_parser("register", help="record a supernet checkpoint written by `ganas train supernet`")
     reg.add_argument("checkpoint", type=Path)
     reg.add_argument("--name", default=None, help="registry name (default: from the checkpoint's folder)")
+    reg.add_argument("--teacher", type=Path, default=None,
+                     help="the teacher to compare against (default: the one the supernet was distilled from)")
+    reg.add_argument("--teacher-arch", default=None, help="architecture of a plain state-dict teacher (resnet_9blocks)")
+    reg.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state-dict teacher (default 64)")
     reg.set_defaults(func=_register)
     commands.add_parser("list", help="registered supernets").set_defaults(func=_list)
     show = commands.add_parser("show", help="one supernet")
@@ -34,10 +38,12 @@ def _store(args):
 def _register(args) -> int:
     from nas.registry import register_supernet
 
+    hparams = {"ngf": args.teacher_ngf} if args.teacher_ngf else None
     with _store(args) as store:
-        record = register_supernet(store, args.checkpoint, args.name)
+        record = register_supernet(store, args.checkpoint, args.name, args.teacher, args.teacher_arch, hparams)
     print(f"registered supernet {record.name!r} ({record.architecture}, space {record.space}, "
           f"metrics {', '.join(record.metrics)})")
+    print(_teacher_line(record))
     return 0
 
 
@@ -62,3 +68,13 @@ def _show(args) -> int:
         print_table([(k, json.dumps(v, default=str) if isinstance(v, (dict, list, tuple)) else v)
                      for k, v in data.items()])
     return 0
+
+
+def _teacher_line(record) -> str:
+    from nas.budget import format_macs
+
+    if record.teacher is None:
+        return "no teacher recorded: figures will not be compared with one (register again with --teacher FILE)"
+    t = record.teacher
+    return (f"teacher: {t['path']} ({t['architecture']}, {format_macs(t['macs'])} MACs, {t['params']:,} params at "
+            f"{t['size'][0]}x{t['size'][1]})")

@@ -1,0 +1,253 @@
+"""Finalize a search: fine-tune the chosen configs on the search's workers, measure them against the teacher on
+the held-out split, export them, and record one final model per config (in the store and MLflow's registry).
+
+Jobs are rows of the store leased to workers exactly as candidates are (retried, re-queued when a
+worker hangs or dies), so a finalize killed at any moment is resumed by running it again: done jobs
+are kept, unfinished ones run again (from their last fine-tuning checkpoint on the same machine).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from foundation.errors import GanasError
+from foundation.files import atomic_write_bytes
+from foundation.hashing import bytes_sha256
+
+from ..budget import format_macs
+from ..executors import EXECUTORS, Executor
+from ..orchestrator.claim import SearchClaim
+from ..orchestrator.dispatcher import Dispatcher, WorkQueue
+from ..search_setup import SearchPlan
+from ..store import (CandidateStatus, FinalRecord, FinalStatus, NewFinal, SearchRecord, SearchState, Store,
+                     SupernetRecord)
+from ..summary import summarize
+from ..teacher import TeacherInfo
+from ..worker import WorkerPayload
+from ..workspace import Workspace
+from .job import FinalizeTask, FinalOutcome
+
+FILE_NAMES = {"checkpoint": "subnet.pt", "pt2": "subnet.pt2", "onnx": "subnet.onnx"}
+
+
+class FinalizeError(GanasError):
+    """A finalize that cannot run as asked: nothing was changed in the store."""
+
+
+@dataclass(frozen=True)
+class FinalizeSettings:
+    steps: int = 1000  # fine-tuning steps per config
+    workers: int = 2
+    executor: str = "ray"
+    ray_address: str | None = None
+    lease_seconds: float = 3600.0  # a worker silent this long on one job is presumed hung
+    claim_seconds: float = 60.0
+    mlflow_uri: str | None = None
+    model_name: str | None = None  # MLflow registered model name (default ganas-<supernet>)
+    threads_per_worker: int | None = None
+    latency_runs: int = 10
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A config to finalize and the budget it is the best under (None: chosen by hand or from the front)."""
+
+    config: str
+    budget: int | None = None
+
+
+def choose(store: Store, search_id: int, budgets: Sequence[int] = (), front: bool = False,
+           configs: Sequence[str] = ()) -> list[Choice]:
+    """The configs to finalize: the best under each budget (the search's own by default), the front, or given.
+
+    Every check happens before anything is written: the search must exist and not be running, and
+    every config must be a done candidate of it.
+    """
+    search = store.get_search(search_id)
+    if search.state in (SearchState.CREATED, SearchState.RUNNING):
+        raise FinalizeError(f"search {search_id} is {search.state.value}; finalize it once it is done or paused "
+                            f"(ganas search status {search_id})")
+    done = {c.config: c for c in store.candidates(search_id, CandidateStatus.DONE)}
+    chosen: dict[str, Choice] = {}
+    for config in configs:
+        if config not in done:
+            raise FinalizeError(f"{config} is not a done candidate of search {search_id}; finalize one of its "
+                                f"evaluated configs (ganas search front {search_id})")
+        chosen.setdefault(config, Choice(config))
+    if front:
+        for point in summarize(store, search_id).front.front:
+            chosen.setdefault(point.config, Choice(point.config))
+    if budgets or not (configs or front):
+        summary = summarize(store, search_id)
+        metric = summary.objective
+        for budget in budgets or search.budgets:
+            fits = [c for c in done.values() if c.macs <= budget and metric.metric in c.metrics]
+            if not fits:
+                raise FinalizeError(f"no done candidate of search {search_id} fits {format_macs(budget)} MACs")
+            best = min(fits, key=lambda c: (metric.oriented(c.metrics[metric.metric]), c.macs, c.order))
+            chosen.setdefault(best.config, Choice(best.config, int(budget)))
+    return list(chosen.values())
+
+
+class FinalQueue(WorkQueue):
+    """A search's finalize jobs: results written under the workspace, then recorded in the store."""
+
+    def __init__(self, store: Store, search: SearchRecord, workspace: Workspace, split: str, latency_runs: int):
+        super().__init__(store, search.id)
+        self.search, self.workspace, self.split, self.latency_runs = search, workspace, split, latency_runs
+
+    def lease(self, owner, ttl):
+        leased = self.store.lease_finals(self.search_id, owner, 1, ttl)
+        return leased[0] if leased else None
+
+    def get(self, item_id):
+        return self.store.get_final(item_id)
+
+    def task(self, record: FinalRecord) -> FinalizeTask:
+        work_dir = self.workspace.final_dir(self.search_id, record.config) / "training"
+        return FinalizeTask(record.id, record.config, record.steps, self.search.seed, str(work_dir),
+                            dict(record.settings), latency_runs=self.latency_runs)
+
+    def complete(self, outcome: FinalOutcome, record_config: str) -> None:
+        folder = self.workspace.final_dir(self.search_id, record_config)
+        files = {"checkpoint": outcome.checkpoint, **outcome.exports}
+        written = {}
+        for kind, data in files.items():
+            path = atomic_write_bytes(folder / FILE_NAMES[kind], data)
+            written[kind] = str(path.relative_to(self.workspace.root))
+        self.store.complete_final(outcome.final_id, outcome.worker, before=outcome.before, after=outcome.after,
+                                  teacher=outcome.teacher, evaluator=outcome.evaluator, split=self.split,
+                                  latency_ms=outcome.latency_ms, teacher_latency_ms=outcome.teacher_latency_ms,
+                                  files=written, export_errors=outcome.export_errors, seconds=outcome.seconds)
+
+    def fail(self, item_id, owner, error):
+        return self.store.fail_final(item_id, owner, error)
+
+    def requeue_owner(self, owner):
+        return self.store.requeue_finals(self.search_id, owner=owner)
+
+    def requeue_leased(self):
+        return self.store.requeue_finals(self.search_id)
+
+    def requeue_expired(self, now):
+        return self.store.requeue_finals(self.search_id, expired_before=now)
+
+
+class Finalizer:
+    """Runs the finalize jobs of one search to their end and registers each final model."""
+
+    def __init__(self, store: Store, workspace: Workspace, search_id: int, settings: FinalizeSettings,
+                 executor: Executor | None = None, log: Callable[[str], None] = print):
+        if isinstance(settings.steps, bool) or not isinstance(settings.steps, int) or settings.steps < 1:
+            raise FinalizeError(f"--steps must be a positive number of fine-tuning steps, got {settings.steps!r}")
+        if settings.workers < 1:
+            raise FinalizeError(f"--workers must be at least 1, got {settings.workers}")
+        self.store, self.workspace, self.search_id, self.settings, self.log = store, workspace, search_id, settings, log
+        self.search = store.get_search(search_id)
+        self.supernet: SupernetRecord = store.get_supernet(self.search.supernet_id)
+        self.plan = SearchPlan.from_search(self.search)
+        self.executor = executor or (EXECUTORS["ray"](settings.ray_address, None) if settings.executor == "ray"
+                                     else EXECUTORS[settings.executor]())
+
+    def run(self, choices: Sequence[Choice]) -> list[FinalRecord]:
+        """Fine-tune, measure and export ``choices``; returns their final records (done, or failed for good)."""
+        teacher = TeacherInfo.from_dict(self.supernet.teacher)
+        if teacher is None:
+            raise FinalizeError(f"supernet {self.supernet.name!r} records no teacher to fine-tune from and compare "
+                                "with; register it with --teacher FILE (ganas supernet register CHECKPOINT --teacher "
+                                "FILE)")
+        teacher_bytes = teacher.read_bytes()  # moved or changed since registration: refused before any write
+        checkpoint = self._supernet_bytes()
+        split = self._held_out_split()
+        items = [self._new_final(c, checkpoint) for c in choices]
+        claim = SearchClaim(self.store, self.search_id, self.settings.claim_seconds, self.log)
+        claim.acquire(self.search)
+        dispatcher = Dispatcher(self.executor, self.settings.lease_seconds, self.log)
+        queue = FinalQueue(self.store, self.search, self.workspace, split, self.settings.latency_runs)
+        try:
+            finals = self.store.add_finals(self.search_id, items)
+            for f in finals:
+                if f.status == FinalStatus.DONE and f.steps != self.settings.steps:
+                    self.log(f"{f.config} was finalized before with {f.steps} steps; kept as it is")
+            open_ids = {f.id for f in finals if f.status in (FinalStatus.QUEUED, FinalStatus.LEASED)}
+            if open_ids:
+                names = [f"final{self.search_id}-w{i}" for i in range(min(self.settings.workers, len(open_ids)))]
+                payload = WorkerPayload(checkpoint, self.supernet.checkpoint_sha256, asdict(self.plan.evaluation)
+                                        | {"cache_dir": self.plan.evaluation.cache_dir or str(self.workspace.cache)},
+                                        self.settings.threads_per_worker, teacher_bytes, teacher.to_dict())
+                self.log(f"finalizing {len(open_ids)} config(s) of search {self.search_id} on {len(names)} worker(s), "
+                         f"{self.settings.steps} fine-tuning steps each; figures on the {split} split")
+                dispatcher.start(names, payload, queue)
+                dispatcher.run(queue, open_ids, claim.stop_request)
+        except (KeyboardInterrupt, SystemExit):
+            dispatcher.release_all(queue)
+            raise
+        finally:
+            dispatcher.shutdown()
+            claim.release()
+        records = [self.store.get_final(f.id) for f in finals]
+        return [self._register(r) for r in records]
+
+    def _supernet_bytes(self) -> bytes:
+        path = Path(self.supernet.checkpoint)
+        data = path.read_bytes() if path.is_file() else None
+        if data is None or bytes_sha256(data) != self.supernet.checkpoint_sha256:
+            raise FinalizeError(f"supernet {self.supernet.name!r}: {path} is missing or no longer the registered file")
+        return data
+
+    def _held_out_split(self) -> str:
+        from imagedata import detect_layout, get_layout
+
+        from ..worker import held_out_split
+
+        spec = self.plan.evaluation
+        root = Path(spec.data_root)
+        layout = get_layout(spec.layout or detect_layout(root).layout)
+        try:
+            return held_out_split(layout.available_splits(root))
+        except GanasError as exc:
+            raise FinalizeError(f"{root}: {exc}") from None
+
+    def _new_final(self, choice: Choice, checkpoint: bytes) -> NewFinal:
+        candidate = self.store.find_candidate(self.search_id, choice.config)
+        return NewFinal(choice.config, candidate.macs, candidate.params, self.settings.steps, choice.budget,
+                        settings=finetune_settings(checkpoint, self.supernet))
+
+    def _register(self, record: FinalRecord) -> FinalRecord:
+        """Log a done final model to MLflow and its Model Registry (once); the store keeps the model URI."""
+        if record.status != FinalStatus.DONE or record.model_uri:
+            return record
+        from ..tracking import log_final_model
+
+        teacher = TeacherInfo.from_dict(self.supernet.teacher)
+        name = self.settings.model_name or f"ganas-{self.supernet.name}"
+        try:
+            uri = log_final_model(self.settings.mlflow_uri or self.workspace.mlflow_uri,
+                                  self.workspace.mlflow_artifacts, self.search_id, record,
+                                  self.workspace.root / record.files["onnx"], name, teacher.macs if teacher else None)
+        except Exception as exc:  # the store keeps the model; MLflow is the audit log
+            self.log(f"MLflow could not log the final model {record.config} ({type(exc).__name__}: {exc}); it is "
+                     f"kept in {self.workspace.final_dir(self.search_id, record.config)}")
+            return record
+        return self.store.set_final_model(record.id, uri)
+
+
+def finetune_settings(checkpoint: bytes, supernet: SupernetRecord) -> dict:
+    """GAN Compression's fine-tuning settings for a supernet: its own losses when it was trained by GAN
+    Compression, the defaults for its task otherwise (an OMGD supernet)."""
+    import io
+    import json
+
+    import torch
+
+    from distill.gan_compression import GANCompressionSettings
+
+    meta = torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True).get("meta") or {}
+    losses = dict(meta.get("losses") or {}) if meta.get("method") == "gan-compression" else {}
+    task = "paired" if dict(supernet.dataset).get("paired") else "unpaired"
+    known = set(GANCompressionSettings.__dataclass_fields__)
+    values = {k: v for k, v in losses.items() if k in known} or {"task": task}
+    values.update(space=supernet.space, sampling="uniform", fixed_config=None)
+    return json.loads(json.dumps(asdict(GANCompressionSettings(**values))))

@@ -1,0 +1,109 @@
+"""Finalize: fine-tune the chosen subnets on workers, measure them next to the teacher on val, export, register."""
+import shutil
+
+import pytest
+
+from nas.cli import main
+from nas.finalize import FinalizeError, FinalizeSettings, Finalizer, choose
+from nas.orchestrator import Orchestrator, OrchestratorSettings
+from nas.search_setup import create_search
+from nas.store import FinalStatus, SearchState, Store
+from nas.workspace import Workspace
+from tests.nas.conftest import build_registered_supernet
+
+LOCAL = OrchestratorSettings(workers=1, executor="local", progress=False, lease_seconds=120)
+FINAL = FinalizeSettings(steps=2, workers=1, executor="local", latency_runs=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A done search of the tiny supernet, with its teacher's figures."""
+    fixture = build_registered_supernet(tmp_path_factory.mktemp("finalize"))
+    ws = Workspace(fixture.workspace)
+    with Store(ws.database_url) as store:
+        search = create_search(store, fixture.name, budgets=[60_000_000, 80_000_000], metric="ssim",
+                               strategy="random", trials=4, seed=3, batch_size=4)
+        Orchestrator(store, ws, search.id, LOCAL, log=lambda m: None).run()
+    return fixture, ws, search.id
+
+
+def test_a_search_measures_its_teacher_once_on_the_search_split(searched):
+    fixture, ws, search_id = searched
+    with Store(ws.database_url) as store:
+        search, supernet = store.get_search(search_id), store.get_supernet(fixture.name)
+    assert search.teacher["split"] == "train2" and 0 < search.teacher["metrics"]["ssim"] <= 1
+    assert supernet.teacher["architecture"] == "resnet" and supernet.teacher["macs"] > 0
+
+
+def test_finalize_fine_tunes_measures_against_the_teacher_exports_and_registers(searched):
+    fixture, ws, search_id = searched
+    with Store(ws.database_url) as store:
+        choices = choose(store, search_id)
+        assert {c.budget for c in choices} <= {60_000_000, 80_000_000} and choices
+        finals = Finalizer(store, ws, search_id, FINAL, log=lambda m: None).run(choices)
+        assert all(f.status == FinalStatus.DONE for f in finals)
+        for f in finals:
+            assert f.split == "val" and set(f.before) == set(f.after) == set(f.teacher) == {"ssim"}
+            assert f.latency_ms > 0 and f.teacher_latency_ms > 0 and f.model_uri.startswith("models:/ganas-")
+            assert {"checkpoint", "onnx", "pt2"} <= set(f.files) and max(f.export_errors.values()) < 1e-3
+            assert all((ws.root / path).is_file() for path in f.files.values())
+        again = Finalizer(store, ws, search_id, FINAL, log=lambda m: None).run(choices)
+        assert [(f.id, f.model_uri, f.finished_at) for f in again] == [(f.id, f.model_uri, f.finished_at)
+                                                                        for f in finals]  # nothing redone
+    from supernet.checkpoint import load_generator
+
+    subnet = load_generator(ws.root / finals[0].files["checkpoint"])
+    assert "_".join(map(str, subnet.config)) == finals[0].config and not subnet.elastic
+
+
+def test_a_killed_finalize_resumes_its_leased_job(searched):
+    fixture, ws, search_id = searched
+    with Store(ws.database_url) as store:
+        (choice,) = [c for c in choose(store, search_id, front=True) if c.config not in
+                     {f.config for f in store.finals(search_id)}][:1] or pytest.skip("front already finalized")
+        from nas.finalize.runner import finetune_settings
+        from nas.store import NewFinal
+
+        candidate = store.find_candidate(search_id, choice.config)
+        store.add_finals(search_id, [NewFinal(choice.config, candidate.macs, candidate.params, 2,
+                                              settings=finetune_settings(fixture.checkpoint.read_bytes(),
+                                                                         store.get_supernet(fixture.name)))])
+        (leased,) = store.lease_finals(search_id, f"final{search_id}-w0", 1, 3600)  # then the process was killed
+        (done,) = Finalizer(store, ws, search_id, FINAL, log=lambda m: None).run([choice])
+        assert done.id == leased.id and done.status == FinalStatus.DONE and done.attempts == 2
+
+
+def _finals(ws, search_id):
+    with Store(ws.database_url) as store:
+        return store.finals(search_id)
+
+
+def test_bad_finalize_requests_are_refused_with_one_message_and_change_nothing(searched, tmp_path, capsys):
+    fixture, ws, search_id = searched
+    before = _finals(ws, search_id)
+    base = ["search", "--workspace", str(ws.root), "finalize"]
+    local = ["--executor", "local", "--steps", "2", "--quiet"]
+    cases = [(["999999"], "no search"), ([str(search_id), "--config", "4_4_4_4_4_4_4_4"], "not a done candidate"),
+             ([str(search_id), "--steps", "0", "--executor", "local"], "--steps must be a positive"),
+             ([str(search_id), "--budget", "1K"], "no done candidate")]
+    for args, message in cases:
+        assert main(base + args + (local if "--steps" not in args else [])) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    with Store(ws.database_url) as store:
+        running = create_search(store, fixture.name, budgets=[80_000_000], metric="ssim", strategy="random", trials=1)
+        store.set_search_state(running.id, SearchState.RUNNING)
+    assert main(base + [str(running.id)] + local) == 2 and "is running" in capsys.readouterr().err
+    teacher = fixture.teacher
+    saved = tmp_path / "teacher.pt"
+    shutil.copy(teacher, saved)
+    try:
+        teacher.write_bytes(saved.read_bytes() + b"changed")
+        assert main(base + [str(search_id), "--front"] + local) == 2
+        assert "changed since the supernet was registered" in capsys.readouterr().err
+        teacher.unlink()
+        assert main(base + [str(search_id), "--front"] + local) == 2
+        assert "is missing" in capsys.readouterr().err
+    finally:
+        shutil.copy(saved, teacher)
+    assert _finals(ws, search_id) == before
