@@ -89,3 +89,48 @@ def describe_teacher(path: str | Path, size: Sequence[int], reference_arch: str 
     count = closed_form_count(generator.arch, tuple(generator.config), (height, width), **generator.hparams())
     return TeacherInfo(str(path), sha, generator.arch, dict(generator.hparams()), reference_arch, count.macs,
                        count.params, (height, width))
+
+
+@dataclass(frozen=True)
+class TeacherComparison:
+    """A search's figures next to its teacher's: x fewer MACs and the metric relative to the teacher's."""
+
+    metric: str
+    macs: int | None  # the teacher's, at the supernet's resolution
+    value: float | None  # the teacher's metric on the search split
+    split: str | None
+
+    @classmethod
+    def of(cls, search: Any, supernet: Any, metric: str) -> "TeacherComparison":
+        teacher = TeacherInfo.from_dict(supernet.teacher)
+        figures = dict(search.teacher or {})
+        value = dict(figures.get("metrics") or {}).get(metric)
+        return cls(metric, teacher.macs if teacher else None, value, figures.get("split"))
+
+    def fewer_macs(self, macs: int) -> float | None:
+        return self.macs / macs if self.macs and macs else None
+
+    def relative(self, value: float) -> float | None:
+        """The metric as a fraction of the teacher's (1.0: the teacher's quality)."""
+        return value / self.value if self.value else None
+
+    def fewer_macs_text(self, macs: int) -> str:
+        ratio = self.fewer_macs(macs)
+        return f"{ratio:.1f}x" if ratio is not None else "-"
+
+    def metric_text(self, value: float) -> str:
+        ratio = self.relative(value)
+        return f"{100 * ratio:.1f}% ({value - self.value:+.4f})" if ratio is not None else "-"
+
+    def describe(self) -> str:
+        from .budget import format_macs
+
+        if self.macs is None:
+            return "teacher: none recorded (register the supernet with --teacher FILE to compare)"
+        figure = f", {self.metric} {self.value:.4f} on {self.split}" if self.value is not None else \
+            f", {self.metric} not measured yet"
+        return f"teacher: {format_macs(self.macs)} MACs{figure}"
+
+    def to_dict(self) -> dict[str, Any] | None:
+        return None if self.macs is None else {"macs": self.macs, "metric": self.metric, "value": self.value,
+                                               "split": self.split}

@@ -71,6 +71,17 @@ class SearchReporter:
         self.queue = _BackgroundQueue(log)
         self._logged_front: tuple[str, ...] = ()
         self._front_logged_at = 0.0
+        self.versus = None  # nas.teacher.TeacherComparison, once the teacher is known
+
+    def teacher(self, versus) -> None:
+        """The teacher's figures on the search run; from now on front members carry their ratios to them."""
+        self.versus = versus
+        values = {"teacher_macs": float(versus.macs)} if versus.macs else {}
+        if versus.value is not None:
+            values[f"teacher_{versus.metric}"] = float(versus.value)
+        if values:
+            tracker, run_id = self.tracker, self.run_id
+            self.queue.submit(lambda: tracker.log_progress(run_id, 0, values))
 
     def batch(self, records: list[CandidateRecord], batch_index: int, running: RunningFront,
               final: bool = False) -> None:
@@ -97,13 +108,23 @@ class SearchReporter:
         due = time.monotonic() - self._front_logged_at >= FRONT_LOG_SECONDS
         if front and (final or (front != self._logged_front and due)):
             self._logged_front, self._front_logged_at = front, time.monotonic()
-            members = [FrontMember(c.config, c.macs, c.params, dict(c.metrics), self._sample(c.config))
+            members = [FrontMember(c.config, c.macs, c.params, self._with_ratios(c, metric), self._sample(c.config))
                        for c in running.members]
             points = list(running.points)
             front_points = [(c.macs, c.metrics[metric]) for c in running.members]
             budgets = list(running.budgets)
             self.queue.submit(lambda: tracker.log_front(run_id, members, metric,
                                                         front_plot_png(points, front_points, metric, budgets)))
+
+    def _with_ratios(self, candidate: CandidateRecord, metric: str) -> dict:
+        values = dict(candidate.metrics)
+        if self.versus is not None:
+            fewer, relative = self.versus.fewer_macs(candidate.macs), self.versus.relative(values[metric])
+            if fewer is not None:
+                values["x_fewer_macs"] = fewer
+            if relative is not None:
+                values[f"{metric}_vs_teacher"] = relative
+        return values
 
     def finish(self) -> None:
         tracker, run_id = self.tracker, self.run_id

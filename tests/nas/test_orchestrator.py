@@ -53,6 +53,10 @@ def test_search_runs_to_a_front_and_logs_mlflow(registered_supernet):
     run = client.search_runs([client.get_experiment_by_name("ganas-search").experiment_id],
                              filter_string=f"tags.`ganas.search_id` = '{search.id}'")[0]
     assert run.data.metrics["candidates_done"] == 8 and run.data.params["strategy"] == "evolution"
+    with Store(ws.database_url) as store:  # the teacher, measured once with the same evaluator, is on the run
+        assert run.data.metrics["teacher_ssim"] == pytest.approx(store.get_search(search.id).teacher["metrics"]["ssim"])
+    members = client.search_runs([run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert members and all("x_fewer_macs" in m.data.metrics and "ssim_vs_teacher" in m.data.metrics for m in members)
 
 
 def test_budget_below_smallest_subnet_is_refused_with_the_numbers(registered_supernet):

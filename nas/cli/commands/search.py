@@ -187,20 +187,32 @@ def _summary(store, search_id: int):
 
 def _print_summary(store, summary) -> None:
     from nas.budget import format_macs
+    from nas.teacher import TeacherComparison
 
     metric = summary.objective.metric
     counts = summary.counts
+    vs = TeacherComparison.of(summary.search, store.get_supernet(summary.search.supernet_id), metric)
     print(f"search {summary.search_id}: {summary.state}, {counts.done} done, {counts.failed} failed")
+    print(vs.describe())
+    header = ["MACS", "X FEWER MACS", metric.upper(), f"VS TEACHER"]
     if summary.best:
-        print_table([(f"<= {format_macs(b.budget)}", c.config if c else "-", format_macs(c.macs) if c else "-",
-                      f"{c.metrics[metric]:.4f}" if c else "-") for b in summary.best for c in [b.candidate]],
-                    ["BUDGET", "BEST CONFIG", "MACS", metric.upper()])
+        print_table([(f"<= {format_macs(b.budget)}", c.config if c else "-", *_versus(vs, c.macs if c else None,
+                                                                                   c.metrics[metric] if c else None))
+                     for b in summary.best for c in [b.candidate]], ["BUDGET", "BEST CONFIG"] + header)
     if summary.front.front:
         print("Pareto front (MACs vs " + metric + "):")
-        print_table([(p.config, format_macs(p.macs), f"{p.params:,}", f"{p.value:.4f}")
-                     for p in summary.front.front], ["CONFIG", "MACS", "PARAMS", metric.upper()])
+        print_table([(p.config, f"{p.params:,}", *_versus(vs, p.macs, p.value)) for p in summary.front.front],
+                    ["CONFIG", "PARAMS"] + header)
         if summary.hypervolume is not None:
             print(f"hypervolume: {summary.hypervolume:.6g}")
+
+
+def _versus(vs, macs, value) -> tuple[str, str, str, str]:
+    from nas.budget import format_macs
+
+    if macs is None:
+        return ("-", "-", "-", "-")
+    return (format_macs(macs), vs.fewer_macs_text(macs), f"{value:.4f}", vs.metric_text(value))
 
 
 def _status(args) -> int:
@@ -211,6 +223,7 @@ def _status(args) -> int:
         counts = store.count_candidates(args.search_id)
         if args.json:
             print(json.dumps({"search": store.get_search(args.search_id).to_dict(), "counts": counts.to_dict(),
+                              "teacher": _teacher_json(store, summary),
                               "best": {str(b.budget): (b.candidate.to_dict() if b.candidate else None)
                                        for b in summary.best},
                               "hypervolume": summary.hypervolume}, default=str))
@@ -229,10 +242,18 @@ def _front(args) -> int:
             front = {p.config for p in summary.front.front}
             members = [c.to_dict() for c in store.candidates(args.search_id, "done") if c.config in front]
             print(json.dumps({"front": sorted(members, key=lambda c: (c["macs"], c["config"])),
+                              "teacher": _teacher_json(store, summary),
                               "hypervolume": summary.hypervolume}, default=str))
         else:
             _print_summary(store, summary)
     return 0
+
+
+def _teacher_json(store, summary) -> dict | None:
+    from nas.teacher import TeacherComparison
+
+    vs = TeacherComparison.of(summary.search, store.get_supernet(summary.search.supernet_id), summary.objective.metric)
+    return vs.to_dict()
 
 
 def _finalize(args) -> int:
