@@ -2,7 +2,9 @@
 
 make data -> train a pix2pix teacher -> distil it into a GAN Compression supernet and register it
 -> train a small segmenter for mIoU -> search under several MACs budgets with Ray workers ->
-print the Pareto front, write its plot, and say how to open MLflow and the dashboard.
+finalize the best subnet per budget (fine-tune, measure next to the teacher on val, export,
+register in MLflow) -> print the final table and the Pareto front, write its plot, and say how to
+open MLflow and the dashboard.
 
 Every stage keeps its output in the workspace and is skipped (or resumed) when run again, so an
 interrupted demo continues where it stopped.
@@ -29,6 +31,7 @@ class DemoSettings:
     teacher_steps: int = 1200
     supernet_steps: int = 1500
     segmenter_steps: int = 400
+    finetune_steps: int = 1500  # per finalized subnet (GAN Compression's last stage)
     space: str = "channels-16"
     budgets: tuple[int, ...] = (35_000_000, 50_000_000, 70_000_000)
     metric: str = "miou"
@@ -44,8 +47,8 @@ class DemoSettings:
     def quick(cls, **overrides) -> "DemoSettings":
         """A minute-long run of every stage (for tests and a first look)."""
         values = dict(size=32, count=16, val_count=4, teacher_ngf=16, blocks=3, teacher_steps=20,
-                      supernet_steps=20, segmenter_steps=20, budgets=(7_000_000, 9_000_000), trials=8,
-                      batch_size=4, workers=2)
+                      supernet_steps=20, segmenter_steps=20, finetune_steps=10, budgets=(7_000_000, 9_000_000),
+                      trials=8, batch_size=4, workers=2)
         values.update(overrides)
         return cls(**values)
 
@@ -70,7 +73,7 @@ def run_demo(workspace: Workspace, settings: DemoSettings, say: Callable[[str], 
     data_root = _make_data(root / "data", s)
     data = DataSpec(data_root, "labelled", "AtoB", s.size)
     data.ensure_split(s.seed)
-    stage("1/5 data (labels2scene, label map -> photo)", t0)
+    stage("1/6 data (labels2scene, label map -> photo)", t0)
 
     t0 = time.time()
     teacher_dir = root / "teacher"
@@ -80,7 +83,7 @@ def run_demo(workspace: Workspace, settings: DemoSettings, say: Callable[[str], 
                                            gan_mode="lsgan", ndf=32)
         train_teacher("pix2pix", data, teacher_settings, LoopSettings(s.teacher_steps, 4, s.seed, 200), teacher_dir,
                       resume=(teacher_dir / "last.pt").exists(), progress=s.progress)
-    stage(f"2/5 pix2pix teacher (ResNet ngf {s.teacher_ngf}, {s.blocks} blocks, {s.teacher_steps} steps)", t0)
+    stage(f"2/6 pix2pix teacher (ResNet ngf {s.teacher_ngf}, {s.blocks} blocks, {s.teacher_steps} steps)", t0)
 
     t0 = time.time()
     supernet_dir = root / "supernet"
@@ -90,22 +93,27 @@ def run_demo(workspace: Workspace, settings: DemoSettings, say: Callable[[str], 
         train_gan_compression(data, TeacherSource(teacher_ckpt), gc, LoopSettings(s.supernet_steps, 4, s.seed, 200),
                               supernet_dir, resume=(supernet_dir / "last.pt").exists(), progress=s.progress)
     record = _register(workspace, supernet_ckpt)
-    stage(f"3/5 GAN Compression supernet ({s.space}, {s.supernet_steps} steps), registered as {record.name!r}", t0)
+    stage(f"3/6 GAN Compression supernet ({s.space}, {s.supernet_steps} steps), registered as {record.name!r}", t0)
 
     t0 = time.time()
     segmenter = root / "segmenter.pt"
     ceiling = _segmenter(data, segmenter, s)
-    stage(f"4/5 segmenter for mIoU (mIoU on real validation photos: {ceiling:.3f}, the ceiling)", t0)
+    stage(f"4/6 segmenter for mIoU (mIoU on real validation photos: {ceiling:.3f}, the ceiling)", t0)
 
     t0 = time.time()
     summary, search_id = _search(workspace, record.name, segmenter, s)
-    stage(f"5/5 search {search_id} ({s.strategy}, {s.trials} candidates, {s.workers} workers)", t0)
+    stage(f"5/6 search {search_id} ({s.strategy}, {s.trials} candidates, {s.workers} workers)", t0)
 
-    plot = _report(workspace, summary, search_id, teacher_ckpt, s, say)
+    t0 = time.time()
+    finals = _finalize(workspace, search_id, s)
+    stage(f"6/6 finalize {len(finals)} subnet(s) ({s.finetune_steps} fine-tuning steps each, measured on val)", t0)
+
+    plot = _report(workspace, summary, search_id, finals, s, say)
     say(f"done in {time.time() - started:.0f}s. Front plot: {plot}")
     say(f"MLflow:    mlflow ui --backend-store-uri {workspace.mlflow_uri}   (then open http://127.0.0.1:5000)")
     say(f"dashboard: ganas serve --workspace {workspace.root}   (then open http://127.0.0.1:8765)")
-    return {"search_id": search_id, "summary": summary, "timings": timings, "plot": plot, "segmenter_miou": ceiling}
+    return {"search_id": search_id, "summary": summary, "timings": timings, "plot": plot, "segmenter_miou": ceiling,
+            "finals": finals}
 
 
 def _make_data(folder: Path, s: DemoSettings) -> Path:
@@ -170,29 +178,37 @@ def _search(workspace: Workspace, supernet: str, segmenter: Path, s: DemoSetting
     return summary, search.id
 
 
-def _report(workspace: Workspace, summary, search_id: int, teacher_ckpt: Path, s: DemoSettings, say) -> Path:
-    from evaluators.closed_form import generator_count
-    from supernet.checkpoint import load_generator
+def _finalize(workspace: Workspace, search_id: int, s: DemoSettings):
+    from .finalize import FinalizeSettings, Finalizer, choose
+    from .store import Store
 
+    settings = FinalizeSettings(steps=s.finetune_steps, batch_size=4, workers=s.workers if s.executor == "ray" else 1,
+                                executor=s.executor, progress=s.progress, lease_seconds=1800)
+    with Store(workspace.database_url) as store:
+        return Finalizer(store, workspace, search_id, settings).run(choose(store, search_id))
+
+
+def _report(workspace: Workspace, summary, search_id: int, finals, s: DemoSettings, say) -> Path:
     from .budget import format_macs
     from .cli.output import print_table
+    from .finalize.report import HEADER, final_rows
     from .store import CandidateStatus, Store
+    from .teacher import TeacherComparison
     from .tracking import front_plot_png
 
-    teacher = load_generator(teacher_ckpt)
-    teacher_macs = generator_count(teacher, (s.size, s.size)).macs
     metric = s.metric
-    say(f"\nteacher: {format_macs(teacher_macs)} MACs at {s.size}x{s.size}")
-    say("best subnet per budget:")
-    print_table([(f"<= {format_macs(b)}", c.config if c else "-", format_macs(c.macs) if c else "-",
-                  f"{teacher_macs / c.macs:.1f}x" if c else "-", f"{c.metrics[metric]:.4f}" if c else "-")
-                 for b, c in summary.best_by_budget().items()], ["BUDGET", "CONFIG", "MACS", "VS TEACHER", metric.upper()])
-    front = summary.front.front
-    say(f"Pareto front (MACs vs {metric}), {len(front)} subnets:")
-    print_table([(p.config, format_macs(p.macs), f"{p.params:,}", f"{p.value:.4f}") for p in front],
-                ["CONFIG", "MACS", "PARAMS", metric.upper()])
     with Store(workspace.database_url) as store:
+        supernet = store.get_supernet(summary.search.supernet_id)
+        vs = TeacherComparison.of(store.get_search(search_id), supernet, metric)
         done = store.candidates(search_id, CandidateStatus.DONE)
+    front = summary.front.front
+    say(f"\nPareto front of search {search_id} (MACs vs {metric} on train2, the split that chose them), "
+        f"{len(front)} subnets; {vs.describe()}:")
+    print_table([(p.config, format_macs(p.macs), vs.fewer_macs_text(p.macs), f"{p.value:.4f}", vs.metric_text(p.value))
+                 for p in front], ["CONFIG", "MACS", "X FEWER MACS", metric.upper(), "VS TEACHER"])
+    say(f"\nfinal models: the best subnet per budget, fine-tuned, next to the teacher on the held-out split "
+        f"(teacher {format_macs(supernet.teacher['macs'])} MACs):")
+    print_table(final_rows(finals, dict(supernet.teacher)), HEADER)
     path = workspace.search_dir(search_id) / "pareto_front.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(front_plot_png([(c.macs, c.metrics[metric]) for c in done],

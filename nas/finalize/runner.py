@@ -38,6 +38,7 @@ class FinalizeError(GanasError):
 @dataclass(frozen=True)
 class FinalizeSettings:
     steps: int = 1000  # fine-tuning steps per config
+    batch_size: int = 1
     workers: int = 2
     executor: str = "ray"
     ray_address: str | None = None
@@ -94,9 +95,10 @@ def choose(store: Store, search_id: int, budgets: Sequence[int] = (), front: boo
 class FinalQueue(WorkQueue):
     """A search's finalize jobs: results written under the workspace, then recorded in the store."""
 
-    def __init__(self, store: Store, search: SearchRecord, workspace: Workspace, split: str, latency_runs: int):
+    def __init__(self, store: Store, search: SearchRecord, workspace: Workspace, split: str,
+                 settings: FinalizeSettings):
         super().__init__(store, search.id)
-        self.search, self.workspace, self.split, self.latency_runs = search, workspace, split, latency_runs
+        self.search, self.workspace, self.split, self.settings = search, workspace, split, settings
 
     def lease(self, owner, ttl):
         leased = self.store.lease_finals(self.search_id, owner, 1, ttl)
@@ -108,7 +110,7 @@ class FinalQueue(WorkQueue):
     def task(self, record: FinalRecord) -> FinalizeTask:
         work_dir = self.workspace.final_dir(self.search_id, record.config) / "training"
         return FinalizeTask(record.id, record.config, record.steps, self.search.seed, str(work_dir),
-                            dict(record.settings), latency_runs=self.latency_runs)
+                            dict(record.settings), self.settings.batch_size, self.settings.latency_runs)
 
     def complete(self, outcome: FinalOutcome, record_config: str) -> None:
         folder = self.workspace.final_dir(self.search_id, record_config)
@@ -142,6 +144,8 @@ class Finalizer:
                  executor: Executor | None = None, log: Callable[[str], None] = print):
         if isinstance(settings.steps, bool) or not isinstance(settings.steps, int) or settings.steps < 1:
             raise FinalizeError(f"--steps must be a positive number of fine-tuning steps, got {settings.steps!r}")
+        if isinstance(settings.batch_size, bool) or not isinstance(settings.batch_size, int) or settings.batch_size < 1:
+            raise FinalizeError(f"--batch-size must be at least 1, got {settings.batch_size!r}")
         if settings.workers < 1:
             raise FinalizeError(f"--workers must be at least 1, got {settings.workers}")
         self.store, self.workspace, self.search_id, self.settings, self.log = store, workspace, search_id, settings, log
@@ -165,7 +169,7 @@ class Finalizer:
         claim = SearchClaim(self.store, self.search_id, self.settings.claim_seconds, self.log)
         claim.acquire(self.search)
         dispatcher = Dispatcher(self.executor, self.settings.lease_seconds, self.log)
-        queue = FinalQueue(self.store, self.search, self.workspace, split, self.settings.latency_runs)
+        queue = FinalQueue(self.store, self.search, self.workspace, split, self.settings)
         try:
             finals = self.store.add_finals(self.search_id, items)
             for f in finals:

@@ -14,6 +14,9 @@ def test_quick_demo_end_to_end_and_rerun(tmp_path):
     assert summary.front.front and all(0 <= p.value <= 1 for p in summary.front.front)
     assert result["plot"].read_bytes()[:4] == b"\x89PNG"
     assert 0 <= result["segmenter_miou"] <= 1
+    finals = result["finals"]
+    assert finals and all(f.status.value == "done" and f.split == "val" and "miou" in f.teacher for f in finals)
+    assert any("final models" in line for line in lines)
     assert any("mlflow ui" in line for line in lines) and any("ganas serve" in line for line in lines)
     with Store(workspace.database_url) as store:
         assert [s.name for s in store.list_supernets()] == ["demo-labels2scene"]
@@ -21,6 +24,7 @@ def test_quick_demo_end_to_end_and_rerun(tmp_path):
 
     again = run_demo(workspace, settings, say=lambda line: None)  # everything is reused: nothing retrains
     assert again["search_id"] == result["search_id"]
+    assert [(f.id, f.finished_at) for f in again["finals"]] == [(f.id, f.finished_at) for f in finals]
     assert max(again["timings"].values()) < 10
     with Store(workspace.database_url) as store:
         assert {c.config: c.finished_at for c in store.candidates(result["search_id"], CandidateStatus.DONE)} == \

@@ -69,6 +69,7 @@ def _finalize_parser(commands) -> None:
     f.add_argument("--front", action="store_true", help="finalize every member of the Pareto front")
     f.add_argument("--config", action="append", default=[], help="finalize this done candidate (repeatable)")
     f.add_argument("--steps", type=int, default=1000, help="fine-tuning steps per subnet (default 1000)")
+    f.add_argument("--batch-size", type=int, default=1, help="fine-tuning batch size (default 1, as pix2pix)")
     f.add_argument("--model-name", default=None, help="MLflow registered model name (default ganas-SUPERNET)")
     f.add_argument("--latency-runs", type=int, default=10, help="timed runs of subnet and teacher (default 10)")
     f.add_argument("--json", action="store_true", help="print the final models as JSON")
@@ -261,7 +262,7 @@ def _finalize(args) -> int:
     from nas.finalize import FinalizeSettings, Finalizer, choose
     from nas.store import Store
 
-    settings = FinalizeSettings(steps=args.steps, workers=1 if args.executor == "local" else args.workers,
+    settings = FinalizeSettings(steps=args.steps, batch_size=args.batch_size, workers=1 if args.executor == "local" else args.workers,
                                 executor=args.executor, ray_address=args.ray_address, lease_seconds=args.lease_seconds,
                                 mlflow_uri=args.mlflow_uri, model_name=args.model_name,
                                 latency_runs=args.latency_runs, progress=not args.quiet)
@@ -278,23 +279,12 @@ def _finalize(args) -> int:
 
 
 def print_finals(finals, teacher) -> None:
-    """The final table: budget, config, MACs (x fewer than the teacher), metric before/after and the teacher's on
-    the held-out split, CPU latency (x faster than the teacher), and where the model is."""
-    from nas.budget import format_macs
+    from nas.finalize.report import HEADER, final_rows
 
-    rows = []
+    print_table(final_rows(finals, teacher), HEADER)
     for f in finals:
-        if f.status.value != "done":
-            rows.append((format_macs(f.budget) if f.budget else "-", f.config, format_macs(f.macs), f.status.value,
-                         "", "", "", "", (f.error or "")[:60]))
-            continue
-        fewer = f" ({teacher['macs'] / f.macs:.1f}x fewer)" if teacher else ""
-        for metric in f.after:
-            rows.append((format_macs(f.budget) if f.budget else "-", f.config, format_macs(f.macs) + fewer,
-                         f"{metric} {f.before[metric]:.4f}", f"{f.after[metric]:.4f}", f"{f.teacher[metric]:.4f}",
-                         f"{f.latency_ms:.1f} ms ({f.teacher_latency_ms / f.latency_ms:.1f}x faster)",
-                         f.split, f.model_uri or f.files.get("onnx", "")))
-    print_table(rows, ["BUDGET", "CONFIG", "MACS", "BEFORE", "AFTER", "TEACHER", "CPU LATENCY", "SPLIT", "MODEL"])
+        if f.status.value == "done":
+            print(f"{f.config}: {f.model_uri or 'not registered in MLflow'}; files: {', '.join(f.files.values())}")
 
 
 def _list(args) -> int:
