@@ -54,7 +54,6 @@ class LocalExecutor(Executor):
         self.queue: list[tuple[str, Any]] = []
 
     def _build(self, name):
-        p = self.payload
         return SearchWorker(name, self.payload)
 
     def submit(self, name, task):

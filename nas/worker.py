@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from foundation.hashing import bytes_sha256
-from foundation.hashing import bytes_sha256
 from supernet.errors import CheckpointError
 
 TEACHER_TASK_ID = -1  # the id a teacher evaluation's outcome carries (it is no candidate)

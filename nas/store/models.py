@@ -164,6 +164,13 @@ finals = FinalRow.__table__
 meta = MetaRow.__table__
 
 
+def max_attempts(table: Any):
+    """The attempts a search allows, as a correlated subquery for rows of ``table`` (candidates, finals)."""
+    from sqlalchemy import select
+
+    return select(searches.c.max_attempts).where(searches.c.id == table.c.search_id).scalar_subquery()
+
+
 # -- rows to immutable records (a search row is joined with its supernet's name) -----------------
 def supernet_record(row: Row) -> SupernetRecord:
     m = row._mapping

@@ -147,6 +147,16 @@ def check_seconds(value: Any, what: str, positive: bool = False) -> float:
     return float(value)
 
 
+def check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Metric values as a plain dict; NaN, inf and non-numbers are refused (report a failure instead)."""
+    values = {str(k): v for k, v in dict(metrics).items()}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidValueError(f"metric {name!r} = {value!r} is not a finite number; report a failed "
+                                    "evaluation instead")
+    return values
+
+
 def check_json(value: Any, what: str) -> Any:
     """A plain JSON copy of ``value`` (the caller's object is not kept); NaN and inf are refused."""
     try:

@@ -9,7 +9,6 @@ search is driven by at most one live orchestrator. Times come from ``clock`` (Un
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -21,11 +20,12 @@ from sqlalchemy.engine import Connection, Row
 from .engine import Database
 from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SearchBusyError,
                      StateTransitionError)
-from .models import (SCHEMA_VERSION, candidate_record, candidates, final_record, finals, search_record, searches,
+from .final_jobs import FinalJobs
+from .models import (SCHEMA_VERSION, candidate_record, candidates, finals, max_attempts, search_record, searches,
                      supernet_record, supernets)
-from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus,
-                      FinalRecord, FinalStatus, NewCandidate, NewFinal, Objective, SearchRecord, SearchState, SupernetRecord, candidate_status,
-                      check_count, check_json, check_name, check_plan, check_seconds, check_sha256, search_state)
+from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, NewCandidate,
+                      Objective, SearchRecord, SearchState, SupernetRecord, candidate_status, check_count, check_json,
+                      check_metrics, check_name, check_plan, check_seconds, check_sha256, search_state)
 from .schema import ensure_schema
 
 Q, LEASED = CandidateStatus.QUEUED.value, CandidateStatus.LEASED.value
@@ -38,7 +38,7 @@ def _ago(seconds: float) -> str:
     return f"{abs(seconds):.0f} s {'from now' if seconds >= 0 else 'ago'}"
 
 
-class Store:
+class Store(FinalJobs):
     """Supernets, searches, candidates and final models in one SQL database (SQLite or any SQLAlchemy URL).
 
     An orchestrator's loop (``nas.orchestrator``): ``claim_search`` (then ``heartbeat``
@@ -216,7 +216,7 @@ class Store:
     def set_search_teacher(self, search_id: int, metrics: Mapping[str, float], evaluator: str,
                            split: str) -> SearchRecord:
         """Record the teacher's figures on the search split, measured once with the search's own evaluator."""
-        values = _finite_metrics(metrics)
+        values = check_metrics(metrics)
         teacher = {"metrics": values, "evaluator": check_name(evaluator, "evaluator identity"),
                    "split": check_name(split, "split")}
         with self.db.write() as conn:
@@ -330,7 +330,7 @@ class Store:
         Only the current lease holder may complete (its lease may have lapsed as long as no one
         re-queued it); a late result from a lease that was re-queued is refused with LeaseError.
         """
-        values = _finite_metrics(metrics)
+        values = check_metrics(metrics)
         return self._end_lease(candidates, candidate_record, candidate_id, owner, dict(
             status=CandidateStatus.DONE.value, metrics=values, evaluator=check_name(evaluator, "evaluator identity"),
             eval_seconds=check_seconds(seconds, "seconds"), error=None))
@@ -338,7 +338,7 @@ class Store:
     def fail_candidate(self, candidate_id: int, owner: str, error: str) -> CandidateRecord:
         """``owner``'s evaluation failed: re-queue while attempts remain, else mark failed with ``error``."""
         now = self.clock()
-        out_of_attempts = candidates.c.attempts >= _max_attempts(candidates)
+        out_of_attempts = candidates.c.attempts >= max_attempts(candidates)
         return self._end_lease(candidates, candidate_record, candidate_id, owner, dict(
             status=case((out_of_attempts, CandidateStatus.FAILED.value), else_=Q), error=str(error),
             finished_at=case((out_of_attempts, now), else_=None)), now)
@@ -426,103 +426,6 @@ class Store:
                                 .group_by(candidates.c.status)).all()
         return CandidateCounts(**{status: count for status, count in rows})
 
-    # -- finalize jobs and final models -----------------------------------------------------------
-    def add_finals(self, search_id: int, items: Iterable[NewFinal]) -> tuple[FinalRecord, ...]:
-        """Queue configs of a search for finalizing; a config already there is returned as it is (done or not)."""
-        items = list(items)
-        now = self.clock()
-        with self.db.write() as conn:
-            self._search_row(conn, search_id)
-            known = {r.config for r in conn.execute(select(finals.c.config).where(finals.c.search_id == search_id))}
-            rows = [dict(search_id=search_id, config=i.config, budget=i.budget, steps=i.steps,
-                         settings=check_json(dict(i.settings or {}), "fine-tune settings"), macs=i.macs,
-                         params=i.params, status=FinalStatus.QUEUED.value, before={}, after={}, teacher={},
-                         files={}, export_errors={}, attempts=0, created_at=now)
-                    for i in {i.config: i for i in items}.values() if i.config not in known]
-            if rows:
-                conn.execute(insert(finals), rows)
-            query = select(finals).where(finals.c.search_id == search_id,
-                                         finals.c.config.in_([i.config for i in items]))
-            by_config = {r.config: final_record(r) for r in conn.execute(query)}
-        return tuple(by_config[i.config] for i in items)
-
-    def lease_finals(self, search_id: int, owner: str, n: int, ttl_seconds: float) -> tuple[FinalRecord, ...]:
-        """Lease up to ``n`` queued finalize jobs to ``owner`` (its own re-queued ones first), as candidates are."""
-        return self._lease(finals, final_record, finals.c.id, search_id, owner, n, ttl_seconds)
-
-    def complete_final(self, final_id: int, owner: str, *, before: Mapping[str, float], after: Mapping[str, float],
-                       teacher: Mapping[str, float], evaluator: str, split: str, latency_ms: float | None,
-                       teacher_latency_ms: float | None, files: Mapping[str, str],
-                       export_errors: Mapping[str, float], seconds: float) -> FinalRecord:
-        """Record ``owner``'s finished job: figures on the held-out split, latencies, the written files."""
-        values = dict(status=FinalStatus.DONE.value, before=_finite_metrics(before), after=_finite_metrics(after),
-                      teacher=_finite_metrics(teacher), evaluator=check_name(evaluator, "evaluator identity"),
-                      split=check_name(split, "split"), files=check_json(dict(files), "files"),
-                      export_errors=_finite_metrics(export_errors), seconds=check_seconds(seconds, "seconds"),
-                      latency_ms=None if latency_ms is None else check_seconds(latency_ms, "latency_ms"),
-                      teacher_latency_ms=None if teacher_latency_ms is None else
-                      check_seconds(teacher_latency_ms, "teacher_latency_ms"), error=None)
-        return self._end_lease(finals, final_record, final_id, owner, values)
-
-    def fail_final(self, final_id: int, owner: str, error: str) -> FinalRecord:
-        """``owner``'s job failed: re-queue while attempts remain, else mark it failed with ``error``."""
-        now = self.clock()
-        out_of_attempts = finals.c.attempts >= _max_attempts(finals)
-        return self._end_lease(finals, final_record, final_id, owner, dict(
-            status=case((out_of_attempts, FinalStatus.FAILED.value), else_=Q), error=str(error),
-            finished_at=case((out_of_attempts, now), else_=None)), now)
-
-    def requeue_finals(self, search_id: int, owner: str | None = None, expired_before: float | None = None) -> int:
-        """Re-queue finalize jobs: those of ``owner``, those whose lease expired before a time, or all leased."""
-        now = self.clock()
-        if owner is not None:
-            condition, why = finals.c.lease_owner == owner, lambda r: f"worker {owner!r} restarted while running it"
-        elif expired_before is not None:
-            condition = finals.c.lease_expires_at <= expired_before
-            why = lambda r: f"lease of {r.lease_owner!r} expired"  # noqa: E731
-        else:
-            condition = finals.c.lease_owner.is_not(None)
-            why = lambda r: f"the finalizer restarted while {r.lease_owner!r} held it"  # noqa: E731
-        return self._requeue(finals, search_id, condition, now, why)
-
-    def set_final_model(self, final_id: int, model_uri: str) -> FinalRecord:
-        """Record where the final model was registered (an MLflow model URI), after it is done."""
-        with self.db.write() as conn:
-            conn.execute(finals.update().where(finals.c.id == final_id).values(model_uri=check_name(model_uri,
-                                                                                                   "model uri")))
-            row = conn.execute(select(finals).where(finals.c.id == final_id)).one_or_none()
-        if row is None:
-            raise NotFoundError(f"no final model with id {final_id!r}")
-        return final_record(row)
-
-    def get_final(self, final_id: int) -> FinalRecord:
-        with self.db.read() as conn:
-            row = conn.execute(select(finals).where(finals.c.id == final_id)).one_or_none()
-        if row is None:
-            raise NotFoundError(f"no final model with id {final_id!r}")
-        return final_record(row)
-
-    def finals(self, search_id: int, status: FinalStatus | str | None = None) -> tuple[FinalRecord, ...]:
-        """The search's finalize jobs and final models, in the order they were queued."""
-        query = select(finals).where(finals.c.search_id == search_id)
-        if status is not None:
-            query = query.where(finals.c.status == FinalStatus(status).value)
-        with self.db.read() as conn:
-            self._search_row(conn, search_id)
-            return tuple(final_record(r) for r in conn.execute(query.order_by(finals.c.id)))
-
-
-def _max_attempts(table: Any):
-    return select(searches.c.max_attempts).where(searches.c.id == table.c.search_id).scalar_subquery()
-
-
-def _finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
-    values = {str(k): v for k, v in dict(metrics).items()}
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InvalidValueError(f"metric {name!r} = {value!r} is not a finite number; report a failed "
-                                    "evaluation instead")
-    return values
 
 
 def _search_query():

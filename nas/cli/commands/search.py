@@ -195,7 +195,7 @@ def _print_summary(store, summary) -> None:
     vs = TeacherComparison.of(summary.search, store.get_supernet(summary.search.supernet_id), metric)
     print(f"search {summary.search_id}: {summary.state}, {counts.done} done, {counts.failed} failed")
     print(vs.describe())
-    header = ["MACS", "X FEWER MACS", metric.upper(), f"VS TEACHER"]
+    header = ["MACS", "X FEWER MACS", metric.upper(), "VS TEACHER"]
     if summary.best:
         print_table([(f"<= {format_macs(b.budget)}", c.config if c else "-", *_versus(vs, c.macs if c else None,
                                                                                    c.metrics[metric] if c else None))
