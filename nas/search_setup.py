@@ -37,12 +37,27 @@ class EvaluationSpec:
     segmenter: str | None = None  # mIoU segmenter checkpoint or TorchScript file
     cache_dir: str | None = None
     samples: int = 4  # images in each candidate's sample grid (0: none)
+    metric_options: Mapping[str, Any] = field(default_factory=dict)  # evaluators.metrics.MetricOptions fields
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "EvaluationSpec":
         values = dict(data)
         values["metrics"] = tuple(values["metrics"])
+        values["metric_options"] = dict(values.get("metric_options") or {})
         return cls(**values)
+
+    def options(self):
+        """The metric options (KID subsets, latency timing, ...) every worker evaluates with."""
+        from evaluators.metrics import MetricOptions
+
+        try:
+            return MetricOptions(**dict(self.metric_options))
+        except TypeError:
+            from dataclasses import fields
+
+            allowed = ", ".join(f.name for f in fields(MetricOptions))
+            unknown = ", ".join(sorted(set(self.metric_options) - {f.name for f in fields(MetricOptions)}))
+            raise SearchSetupError(f"unknown metric option(s) {unknown}; allowed: {allowed}") from None
 
 
 PLAN_VERSION = 1  # the layout of SearchPlan.to_dict(); a new layout bumps it and still reads the old ones
@@ -97,7 +112,8 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
                   strategy_settings: Mapping[str, Any] | None = None, batch_size: int = 8,
                   macs_size: Sequence[int] | None = None, extractor: str | None = None,
                   inception_weights: str | None = None, segmenter: str | None = None,
-                  cache_dir: str | None = None, max_attempts: int = 3) -> SearchRecord:
+                  cache_dir: str | None = None, max_attempts: int = 3,
+                  metric_options: Mapping[str, Any] | None = None) -> SearchRecord:
     """Validate and create a search (state ``created``); nothing is written when a check fails."""
     from evaluators.metric_catalog import get_metric
 
@@ -136,7 +152,9 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
     evaluation = EvaluationSpec(
         data_root=dataset["root"], layout=dataset.get("layout"), direction=dataset.get("direction", "AtoB"),
         split=dataset["search_split"], size=size, metrics=(metric,), extractor=extractor,
-        inception_weights=inception_weights, segmenter=segmenter, cache_dir=cache_dir)
+        inception_weights=inception_weights, segmenter=segmenter, cache_dir=cache_dir,
+        metric_options=dict(metric_options or {}))
+    evaluation.options()  # unknown option names are refused before anything is stored
     plan = SearchPlan(evaluation, batch_size, macs_size, dict(strategy_settings or {}))
     return store.create_search(record.name, budgets=budgets, objectives=objectives, strategy=strategy, trials=trials,
                                seed=seed, strategy_settings=plan.strategy, plan=plan.to_dict(),

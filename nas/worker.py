@@ -204,5 +204,5 @@ def build_evaluator(spec):
                              direction=spec.direction, train=False)
     settings = EvaluationSettings(batch_size=spec.batch_size, extractor=spec.extractor or "inception",
                                   inception_weights=spec.inception_weights, segmenter=spec.segmenter,
-                                  cache_dir=spec.cache_dir)
+                                  cache_dir=spec.cache_dir, options=spec.options())
     return Evaluator(dataset, spec.metrics, settings)

@@ -42,3 +42,17 @@ def test_a_plan_of_an_unknown_version_or_no_plan_is_refused_clearly(store):
     bare = store.create_search("tiny", budgets=[10**9], objectives=["fid"], strategy="random", trials=1)
     with pytest.raises(SearchPlanError, match="has no plan"):
         SearchPlan.from_search(bare)
+
+
+def test_metric_options_reach_the_plan_and_unknown_ones_are_refused_before_writing(store):
+    from nas.search_setup import SearchSetupError
+    from nas.worker import build_evaluator  # noqa: F401  (the workers build their evaluator from these options)
+
+    search = create_search(store, "tiny", budgets=[10**9], metric="kid", strategy="random", trials=2,
+                           metric_options={"kid_subset_size": 5, "kid_subsets": 3})
+    options = SearchPlan.from_search(store.get_search(search.id)).evaluation.options()
+    assert (options.kid_subset_size, options.kid_subsets) == (5, 3)
+    with pytest.raises(SearchSetupError, match="unknown metric option.*kid_size.*allowed: .*kid_subsets"):
+        create_search(store, "tiny", budgets=[10**9], metric="kid", strategy="random", trials=2,
+                      metric_options={"kid_size": 5})
+    assert len(store.list_searches()) == 1

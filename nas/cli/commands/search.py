@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--extractor", default=None, help="FID/KID features: inception (default) or a TorchScript file")
     start.add_argument("--inception-weights", default=None, help="path of the FID Inception weights file")
     start.add_argument("--segmenter", default=None, help="mIoU segmenter (ganas train segmenter, or TorchScript)")
+    start.add_argument("--metric-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="metric option for every worker, e.g. kid_subset_size=100 (repeatable; see docs/evaluation.md)")
     _run_flags(start)
     start.set_defaults(func=_start)
 
@@ -129,14 +131,14 @@ def _settings(args):
                                 progress=not args.quiet)
 
 
-def _strategy_settings(pairs: list[str]) -> dict:
+def _key_values(pairs: list[str], flag: str = "--setting") -> dict:
     from nas.cli import CliUsageError
 
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise CliUsageError(f"--setting {pair!r} must be KEY=VALUE")
+            raise CliUsageError(f"{flag} {pair!r} must be KEY=VALUE")
         try:
             out[key] = json.loads(value)
         except ValueError:
@@ -157,9 +159,10 @@ def _start(args) -> int:
             store, args.supernet, budgets=[parse_macs(b) for b in args.budget], metric=args.metric,
             strategy=args.strategy, trials=args.trials, seed=args.seed,
             multi_objective=True if args.multi_objective else None,
-            strategy_settings=_strategy_settings(args.setting), batch_size=args.batch_size,
+            strategy_settings=_key_values(args.setting), batch_size=args.batch_size,
             macs_size=image_size(args.macs_size) if args.macs_size else None, extractor=args.extractor,
-            inception_weights=args.inception_weights, segmenter=args.segmenter)
+            inception_weights=args.inception_weights, segmenter=args.segmenter,
+            metric_options=_key_values(args.metric_option, "--metric-option"))
         print(f"search {search.id} created (resume it any time with: ganas search resume {search.id})", flush=True)
         return _run(store, workspace, search.id, args)
 
