@@ -82,6 +82,7 @@ RECIPES: dict[str, Recipe] = {
     "ganas search resume": Recipe(("--executor", "local"), search="paused"),
     "ganas search pause": Recipe(search="running"),
     "ganas search cancel": Recipe(search="unfinished"),
+    "ganas search finalize": Recipe(("--steps", "2", "--executor", "local", "--latency-runs", "2"), search="done"),
     "ganas evaluate": Recipe(("--size", "32", "--kid-subset-size", "2", "--latency-runs", "2")),
     "ganas export": Recipe(("--size", "32")),
     "ganas macs": Recipe(),
@@ -196,22 +197,27 @@ class Session:
 
         path = self.root / "tiny-supernet.pt"
         if not path.exists():
+            from foundation.hashing import file_sha256
+
             data = DataSpec(Path(PLACEHOLDERS["DATA"](self, None)), size=32)
             data.ensure_split(0)
             torch.manual_seed(0)
+            teacher = save_generator(create_generator("resnet", ngf=8, n_blocks=3), self.root / "tiny-teacher.pt",
+                                     kind="teacher")
             supernet = create_generator("mobile_resnet", elastic=True, ngf=16, n_blocks=3)
             save_generator(supernet, path, kind="supernet", space="channels-16", dataset=data.describe("train1", 0),
-                           method="test")
+                           method="test", teacher={"path": str(teacher), "sha256": file_sha256(teacher), "arch": None})
         return path
 
     def search_for(self, page: str, which: str) -> str:
         """The id of the page's latest search (``latest``), or of its latest one in the state a command needs:
-        ``running`` (an orchestrator elsewhere runs it), ``paused``, ``unfinished`` (created, running or paused).
+        ``running`` (an orchestrator elsewhere runs it), ``paused``, ``done`` (finished by a command before it),
+        ``unfinished`` (created, running or paused).
         When there is none, one is made (1 trial, SSIM) and brought to that state."""
         from nas.search_setup import create_search
         from nas.store import SearchState as S
 
-        states = {"latest": set(S), "running": {S.RUNNING}, "paused": {S.PAUSED},
+        states = {"latest": set(S), "running": {S.RUNNING}, "paused": {S.PAUSED}, "done": {S.DONE},
                   "unfinished": {S.CREATED, S.RUNNING, S.PAUSED}}[which]
         name = self.supernet_name(page)
         with self.store(page) as store:
