@@ -114,19 +114,9 @@ class DiscriminatorEntry:
     description: str
 
 
-_DISCRIMINATORS: Registry[DiscriminatorEntry] = Registry("discriminator", ArchitectureError)
-
-
-def register_discriminator(entry: DiscriminatorEntry) -> DiscriminatorEntry:
-    return _DISCRIMINATORS.register(entry.name, entry)
-
-
-def list_discriminators() -> list[str]:
-    return _DISCRIMINATORS.names()
-
-
-def get_discriminator(name: str) -> DiscriminatorEntry:
-    return _DISCRIMINATORS.get(name)
+_DISCRIMINATORS: Registry[DiscriminatorEntry] = Registry("discriminator", ArchitectureError, key="name")
+register_discriminator, list_discriminators, get_discriminator = (_DISCRIMINATORS.add, _DISCRIMINATORS.names,
+                                                                  _DISCRIMINATORS.get)  # register, list, look up
 
 
 def init_normal_(module: nn.Module, gain: float = 0.02) -> nn.Module:

@@ -68,19 +68,8 @@ class LatencyBackend:
     prepare: Callable[[nn.Module, Tensor, int, contextlib.ExitStack], Runner]
 
 
-_BACKENDS: Registry[LatencyBackend] = Registry("latency backend", LatencyError, sort=False)
-
-
-def register_backend(backend: LatencyBackend) -> LatencyBackend:
-    return _BACKENDS.register(backend.name, backend)
-
-
-def list_backends() -> list[str]:
-    return _BACKENDS.names()
-
-
-def get_backend(name: str) -> LatencyBackend:
-    return _BACKENDS.get(name)
+_BACKENDS: Registry[LatencyBackend] = Registry("latency backend", LatencyError, sort=False, key="name")
+register_backend, list_backends, get_backend = _BACKENDS.add, _BACKENDS.names, _BACKENDS.get  # register, list, look up
 
 
 # ----------------------------------------------------------------------------- backends

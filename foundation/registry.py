@@ -16,14 +16,16 @@ class Registry(Generic[T]):
     error raised for an unknown name, whose message lists the registered names followed by
     ``hint`` as is (e.g. ", or the path of a TorchScript file"). ``sort``: list names sorted,
     else in registration order (when the order means something: layouts are detected in it).
+    ``key``: the attribute that names an item, for :meth:`add` (items that carry their own name).
     """
 
     def __init__(self, noun: str, error: type[Exception] = GanasError, *, hint: str = "",
-                 sort: bool = True) -> None:
+                 sort: bool = True, key: str | None = None) -> None:
         self.noun = noun
         self.error = error
         self.hint = hint
         self.sort = sort
+        self.key = key
         self._items: dict[str, T] = {}
 
     @overload
@@ -43,6 +45,12 @@ class Registry(Generic[T]):
             raise AlreadyRegisteredError(f"{self.noun} {name!r} is already registered")
         self._items[name] = item
         return item
+
+    def add(self, item: T) -> T:
+        """Register ``item`` under its own name (the ``key`` attribute); usable as a class decorator."""
+        if self.key is None:
+            raise TypeError(f"the {self.noun} registry names no key attribute; use register(name, item)")
+        return self.register(getattr(item, self.key), item)
 
     def unregister(self, name: str) -> T:
         """Remove and return the item under ``name`` (for tests and plug-ins that clean up)."""

@@ -13,19 +13,8 @@ from .layouts import AlignedDataset, FolderDataset, LabelledDataset, LayoutMatch
 from .splits import SPLIT_FILE, SplitRecord, make_split_record, write_split_record
 
 # Detection tries layouts in this order: the most specific first.
-_LAYOUTS: Registry[type[FolderDataset]] = Registry("layout", DatasetError, sort=False)
-
-
-def register_layout(dataset_class: type[FolderDataset]) -> type[FolderDataset]:
-    return _LAYOUTS.register(dataset_class.layout, dataset_class)
-
-
-def list_layouts() -> list[str]:
-    return _LAYOUTS.names()
-
-
-def get_layout(name: str) -> type[FolderDataset]:
-    return _LAYOUTS.get(name)
+_LAYOUTS: Registry[type[FolderDataset]] = Registry("layout", DatasetError, sort=False, key="layout")
+register_layout, list_layouts, get_layout = _LAYOUTS.add, _LAYOUTS.names, _LAYOUTS.get  # register, list, look up
 
 
 for _class in (LabelledDataset, UnalignedDataset, AlignedDataset):

@@ -108,19 +108,8 @@ class ExportFormat:
     note: str = ""  # shown to the user after an export
 
 
-_FORMATS: Registry[ExportFormat] = Registry("export format", ExportError)
-
-
-def register_format(fmt: ExportFormat) -> ExportFormat:
-    return _FORMATS.register(fmt.name, fmt)
-
-
-def list_formats() -> list[str]:
-    return _FORMATS.names()
-
-
-def get_format(name: str) -> ExportFormat:
-    return _FORMATS.get(name)
+_FORMATS: Registry[ExportFormat] = Registry("export format", ExportError, key="name")
+register_format, list_formats, get_format = _FORMATS.add, _FORMATS.names, _FORMATS.get  # register, list, look up
 
 
 @contextlib.contextmanager

@@ -30,19 +30,9 @@ class ArchitectureEntry:
         return [n for n in names if n not in ("self", "config", "elastic")]
 
 
-_ARCHITECTURES: Registry[ArchitectureEntry] = Registry("architecture", ArchitectureError)
-
-
-def register_architecture(entry: ArchitectureEntry) -> ArchitectureEntry:
-    return _ARCHITECTURES.register(entry.name, entry)
-
-
-def list_architectures() -> list[str]:
-    return _ARCHITECTURES.names()
-
-
-def get_architecture(name: str) -> ArchitectureEntry:
-    return _ARCHITECTURES.get(name)
+_ARCHITECTURES: Registry[ArchitectureEntry] = Registry("architecture", ArchitectureError, key="name")
+register_architecture, list_architectures, get_architecture = (_ARCHITECTURES.add, _ARCHITECTURES.names,
+                                                              _ARCHITECTURES.get)  # register, list, look up
 
 
 def create_generator(name: str, config: Sequence[int] | None = None, elastic: bool = False,

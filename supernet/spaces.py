@@ -8,19 +8,8 @@ from .space import ChannelSearchSpace
 
 RESNET_POSITIONS = ("stem", "down1", "trunk", "blocks1", "blocks2", "blocks3", "up1", "up2")
 
-_SPACES: Registry[ChannelSearchSpace] = Registry("search space", SearchSpaceError)
-
-
-def register_space(space: ChannelSearchSpace) -> ChannelSearchSpace:
-    return _SPACES.register(space.name, space)
-
-
-def list_spaces() -> list[str]:
-    return _SPACES.names()
-
-
-def get_space(name: str) -> ChannelSearchSpace:
-    return _SPACES.get(name)
+_SPACES: Registry[ChannelSearchSpace] = Registry("search space", SearchSpaceError, key="name")
+register_space, list_spaces, get_space = _SPACES.add, _SPACES.names, _SPACES.get  # register, list, look up
 
 
 def _resnet(name: str, choices: list[tuple[int, ...]], description: str) -> None:

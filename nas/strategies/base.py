@@ -244,20 +244,9 @@ def make_settings(cls: type[StrategySettings], given: StrategySettings | Mapping
         raise StrategyError(f"bad settings {dict(given)!r}: {exc}") from None
 
 
-_STRATEGIES: Registry[type[Strategy]] = Registry("search strategy", StrategyError)
-
-
-def register_strategy(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator: make a strategy available by its ``name``."""
-    return _STRATEGIES.register(cls.name, cls)
-
-
-def list_strategies() -> list[str]:
-    return _STRATEGIES.names()
-
-
-def get_strategy_class(name: str) -> type[Strategy]:
-    return _STRATEGIES.get(name)
+_STRATEGIES: Registry[type[Strategy]] = Registry("search strategy", StrategyError, key="name")
+# register_strategy is a class decorator: a strategy is available by its ``name``
+register_strategy, list_strategies, get_strategy_class = _STRATEGIES.add, _STRATEGIES.names, _STRATEGIES.get
 
 
 def create_strategy(name: str, space: ChannelSearchSpace, objectives: Sequence[Objective],

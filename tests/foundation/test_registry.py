@@ -62,3 +62,18 @@ def test_unregister_removes_a_name():
     assert widgets.unregister("a") == 1 and "a" not in widgets
     widgets.register("a", 2)
     assert widgets.get("a") == 2
+
+
+def test_items_that_carry_their_name_register_under_it():
+    from dataclasses import dataclass
+
+    from foundation.registry import Registry
+
+    @dataclass(frozen=True)
+    class Entry:
+        name: str
+
+    keyed = Registry("thing", key="name")
+    assert keyed.add(Entry("b")) == Entry("b") and keyed.get("b") == Entry("b") and keyed.names() == ["b"]
+    with pytest.raises(TypeError, match="names no key attribute"):
+        Registry("thing").add(Entry("c"))
