@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from .store import SearchRecord, Store, SupernetRecord
+from .store import FinalRecord, SearchRecord, Store, SupernetRecord
 from .teacher import TeacherInfo
 
 
@@ -106,3 +106,12 @@ def search_reference(store: Store, search_id: int) -> SearchReference:
     """:func:`reference_of` the search, read from ``store``."""
     search = store.get_search(search_id)
     return reference_of(store.get_supernet(search.supernet_id), search)
+
+
+def compare_final(teacher: TeacherInfo | None, final: FinalRecord) -> Comparison | None:
+    """A final model against its supernet's teacher: x fewer MACs and parameters, and its figures after fine-tuning
+    against the teacher's (both on the held-out split); None without a teacher."""
+    if teacher is None:
+        return None
+    return Comparison(times_fewer(teacher.macs, final.macs), times_fewer(teacher.params, final.params),
+                      compare_metrics(final.after, final.teacher))

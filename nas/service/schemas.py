@@ -11,7 +11,7 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nas.budget import format_macs, parse_budgets
-from nas.reference import Comparison, SearchReference, TeacherReference, compare_metrics, times_fewer
+from nas.reference import Comparison, SearchReference, TeacherReference, compare_final, times_fewer
 from nas.store import CandidateRecord, FinalRecord, SearchRecord, SupernetRecord
 from nas.teacher import TeacherInfo
 
@@ -435,14 +435,8 @@ class FinalOut(BaseModel):
 
     @classmethod
     def of(cls, record: FinalRecord, teacher: TeacherInfo | None) -> "FinalOut":
-        data = record.to_dict()
-        vs = None
-        if teacher is not None:
-            vs = VsTeacherOut.of(Comparison(times_fewer(teacher.macs, record.macs),
-                                            times_fewer(teacher.params, record.params),
-                                            compare_metrics(record.after, record.teacher)))
-        return cls(**data, budget_text=None if record.budget is None else format_macs(record.budget),
-                   macs_text=format_macs(record.macs), vs_teacher=vs,
+        return cls(**record.to_dict(), budget_text=None if record.budget is None else format_macs(record.budget),
+                   macs_text=format_macs(record.macs), vs_teacher=VsTeacherOut.of(compare_final(teacher, record)),
                    speedup=times_fewer(record.teacher_latency_ms, record.latency_ms))
 
 
