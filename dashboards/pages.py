@@ -51,8 +51,10 @@ def _number(value: float | None) -> str:
 
 
 def _times(value: float | None) -> str:
-    """A ratio as ``33.3×`` (empty when unknown)."""
-    return "" if value is None else f"{value:.3g}×"
+    """A ratio as ``1.5×``, ``33.3×`` or ``2,840×`` (empty when unknown)."""
+    if value is None:
+        return ""
+    return f"{value:,.0f}×" if value >= 100 else f"{value:.3g}×"
 
 
 def _signed(value: float | None) -> str:

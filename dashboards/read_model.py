@@ -27,9 +27,9 @@ from nas.store.records import thaw
 from nas.teacher import TeacherInfo
 from foundation.errors import GanasError
 
-__all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateStatus", "CandidateView", "Comparison", "DashboardActions", "DashboardReader", "FinalRow",
-           "Position", "SearchFront", "SearchRow", "SearchView", "SearchState", "format_macs", "get_actions",
-           "get_reader"]
+__all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateStatus", "CandidateView", "Comparison",
+           "DashboardActions", "DashboardReader", "FinalRow", "Position", "SearchFront", "SearchRow", "SearchView",
+           "SearchState", "format_macs", "get_actions", "get_reader"]
 
 FINALIZE_DEFAULT_STEPS = 1000  # as ganas search finalize
 

@@ -11,13 +11,14 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nas.budget import format_macs, parse_budgets
-from nas.reference import Comparison, SearchReference, TeacherReference, compare_final, times_fewer
+from nas.reference import SearchReference, compare_final, times_fewer
 from nas.store import CandidateRecord, FinalRecord, SearchRecord, SupernetRecord
 from nas.teacher import TeacherInfo
 
 from .control import ActionResult
 from .finalizing import FinalizeStarted
 from .launcher import FinalizeOptions, LaunchInfo, LaunchOptions
+from .teacher_schemas import TEACHER_NOTE, SearchTeacherOut, TeacherOut, VsTeacherOut, compare_with_teacher
 from nas.summary import FrontPoint, SearchFront, SearchSummary
 
 
@@ -140,71 +141,6 @@ class ValidationErrorOut(ErrorOut):
     errors: list[ProblemOut] = Field(description="each problem of the request, where it is")
 
 
-class TeacherOut(BaseModel):
-    """A supernet's teacher: the file it was distilled from, and its cost at the supernet's resolution."""
-
-    path: str
-    sha256: str
-    architecture: str
-    hparams: dict[str, Any]
-    reference_arch: Optional[str]
-    macs: int
-    macs_text: str
-    params: int
-    size: list[int]
-
-    @classmethod
-    def of(cls, info: TeacherInfo | None) -> Optional["TeacherOut"]:
-        return None if info is None else cls(**info.to_dict(), macs_text=format_macs(info.macs))
-
-
-class SearchTeacherOut(TeacherOut):
-    """The teacher of a search: its cost and its figures on the search split, measured once with the search's
-    evaluator (``metrics`` empty until then)."""
-
-    metrics: dict[str, float] = Field(description="the teacher's figures on the search split")
-    evaluator: Optional[str]
-    split: Optional[str]
-
-    @classmethod
-    def of_reference(cls, reference: TeacherReference | None) -> Optional["SearchTeacherOut"]:
-        if reference is None:
-            return None
-        return cls(**TeacherOut.of(reference.info).model_dump(), metrics=dict(reference.metrics),
-                   evaluator=reference.evaluator, split=reference.split)
-
-
-class MetricVsTeacherOut(BaseModel):
-    value: float
-    teacher: float
-    ratio: Optional[float] = Field(description="value / the teacher's value (null when the teacher's is 0)")
-    difference: float = Field(description="value - the teacher's value")
-
-
-class VsTeacherOut(BaseModel):
-    """A subnet against its teacher."""
-
-    macs_ratio: Optional[float] = Field(description="teacher MACs / subnet MACs: x fewer MACs")
-    params_ratio: Optional[float] = Field(description="teacher parameters / subnet parameters")
-    metrics: dict[str, MetricVsTeacherOut] = Field(description="each metric both report (empty until the teacher "
-                                                               "is measured on the split)")
-
-    @classmethod
-    def of(cls, comparison: Comparison | None) -> Optional["VsTeacherOut"]:
-        if comparison is None:
-            return None
-        return cls(macs_ratio=comparison.macs_ratio, params_ratio=comparison.params_ratio,
-                   metrics={k: MetricVsTeacherOut(**vars(v)) for k, v in comparison.metrics.items()})
-
-
-def _vs(reference: SearchReference | None, macs: int, params: int, metrics) -> Optional[VsTeacherOut]:
-    teacher = None if reference is None else reference.teacher
-    return None if teacher is None else VsTeacherOut.of(teacher.compare(macs, params, metrics))
-
-
-TEACHER_NOTE = Field(None, description="why `teacher` is null, or why its figures are missing (not measured yet)")
-
-
 class SupernetOut(BaseModel):
     id: int
     name: str
@@ -282,7 +218,7 @@ class CandidateOut(BaseModel):
     @classmethod
     def of(cls, record: CandidateRecord, reference: SearchReference | None = None) -> "CandidateOut":
         return cls(**record.to_dict(), macs_text=format_macs(record.macs),
-                   vs_teacher=_vs(reference, record.macs, record.params, record.metrics))
+                   vs_teacher=compare_with_teacher(reference, record.macs, record.params, record.metrics))
 
 
 class CandidatePage(BaseModel):
@@ -321,8 +257,8 @@ class LaunchOut(BaseModel):
     def of(cls, info: LaunchInfo | None) -> Optional["LaunchOut"]:
         if info is None:
             return None
-        return cls(job=info.job, pid=info.pid, command=list(info.command), log_path=info.log_path, started_at=info.started_at,
-                   running=info.running, returncode=info.returncode)
+        return cls(job=info.job, pid=info.pid, command=list(info.command), log_path=info.log_path,
+                   started_at=info.started_at, running=info.running, returncode=info.returncode)
 
 
 class SearchDetail(BaseModel):
@@ -371,7 +307,8 @@ class FrontPointOut(BaseModel):
     @classmethod
     def of(cls, point: FrontPoint, metric: str = "", reference: SearchReference | None = None) -> "FrontPointOut":
         return cls(config=point.config, macs=point.macs, params=point.params, value=point.value,
-                   on_front=point.on_front, vs_teacher=_vs(reference, point.macs, point.params, {metric: point.value}))
+                   on_front=point.on_front,
+                   vs_teacher=compare_with_teacher(reference, point.macs, point.params, {metric: point.value}))
 
 
 class FrontOut(BaseModel):

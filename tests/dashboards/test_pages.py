@@ -277,3 +277,9 @@ def test_finalize_form_refuses_forged_and_bad_posts(finalizable):
                                                               "sec-fetch-site": "same-origin"},
                             follow_redirects=False)
     assert same_site.status_code == 303
+
+
+@pytest.mark.parametrize("ratio, text", [(None, ""), (1.5, "1.5×"), (100 / 3, "33.3×"), (56.8e9 / 20e6, "2,840×"),
+                                         (0.8, "0.8×")])
+def test_ratios_are_written_for_people(ratio, text):
+    assert pages._times(ratio) == text

@@ -69,3 +69,4 @@ def test_front_plot_draws_the_teacher_as_a_reference_line():
     near = front_plot(_front([a, b]), [300 * M], href=str, teacher_value=45.0, teacher_macs=250 * M)
     assert near.teacher.x == 72 + 250 / 400 * 664 and "off the chart" not in near.teacher.label
     assert front_plot(_front([a, b]), [300 * M], href=str).teacher is None
+

@@ -382,6 +382,17 @@ def test_front_and_candidates_compare_with_the_teacher(client, filled):
     assert page["macs_ratio"] == pytest.approx(5000 / 120) and page["metrics"] == {}  # a failed one has no metric
 
 
+def test_comparisons_with_the_teacher_by_hand():
+    from nas.reference import compare_metrics, times_fewer
+
+    assert times_fewer(56_800 * M, 2_670 * M) == pytest.approx(21.27, abs=0.01)  # GAN Compression's CycleGAN
+    assert times_fewer(5000 * M, 0) is None and times_fewer(None, 100) is None
+    compared = compare_metrics({"psnr": 20.0, "ssim": 0.0, "fid": 30.0}, {"psnr": 25.0, "ssim": 0.0})
+    assert set(compared) == {"psnr", "ssim"}  # the teacher has no fid: nothing to compare
+    assert (compared["psnr"].ratio, compared["psnr"].difference) == (pytest.approx(0.8), -5.0)
+    assert compared["ssim"].ratio is None and compared["ssim"].difference == 0.0  # no ratio to a zero
+
+
 # -- final models ------------------------------------------------------------------------------------------------
 def test_finals_list_with_ratios_against_the_teacher(client, with_teacher):
     workspace, search_id = with_teacher
@@ -518,7 +529,8 @@ def test_finalize_refuses_a_running_search_and_a_changed_teacher(finalizable):
 def test_finalize_needs_a_teacher_and_a_finished_search(client, filled):
     workspace, search_id = filled
     created = client.post(f"/api/searches/{search_id}/finalize", json={"steps": 10})
-    assert created.status_code == 400 and "is created; finalize it once it is done or paused" in created.json()["detail"]
+    assert created.status_code == 400
+    assert "is created; finalize it once it is done or paused" in created.json()["detail"]
     with Store(workspace.database_url) as store:
         store.set_search_state(search_id, "running")  # no orchestrator holds it (it died): still refused
     running = client.post(f"/api/searches/{search_id}/finalize", json={"steps": 10})
