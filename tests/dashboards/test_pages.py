@@ -249,6 +249,7 @@ def test_finalize_form_starts_the_finalizer(finalizable):
     assert launch.job == "finalizer" and launch.command[-1] == "workers=3"
     page = client.get(f"/searches/{search_id}").text
     assert "A finalizer is running" in page and 'http-equiv="refresh"' in page
+    assert f"finalizer started here: pid {launch.pid}, running" in page
     again = client.post(form["action"], data=body, follow_redirects=False)
     assert again.status_code == 409 and "already has a finalizer running" in again.text
 
