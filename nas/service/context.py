@@ -6,6 +6,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 
+from nas.finalize.runner import FILE_NAMES
 from nas.store import NotFoundError, Store
 from nas.workspace import Workspace
 
@@ -14,7 +15,7 @@ from .errors import FinalFileNotFoundError, SampleNotFoundError
 from .launcher import OrchestratorLauncher
 
 SAMPLE_SUFFIX = ".png"
-FINAL_FILE_KINDS = ("checkpoint", "onnx", "pt2")
+FINAL_FILE_KINDS = tuple(sorted(FILE_NAMES))  # the files a finalizer writes: checkpoint, onnx, pt2
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,6 @@ class ServiceContext:
             raise SampleNotFoundError(f"candidate {config} of search {search_id} has no sample image ({where} does "
                                       "not exist: the worker writes it when it evaluates the candidate)")
         return path
-
 
     def final_file(self, search_id: int, config: str, kind: str) -> Path:
         """A final model's file of ``kind`` as the store records it, inside the workspace; else a typed 404.
