@@ -3,8 +3,10 @@
 Pages are Jinja2 templates (package data in ``templates/``, autoescaped) with one stylesheet in
 ``static/``; the Pareto front is an inline SVG laid out by :mod:`dashboards.plot`. Nothing is
 loaded from outside the server and no JavaScript is needed: a running search's page refreshes
-itself with a meta refresh. Pages only read, through :mod:`dashboards.read_model`; actions go
-through the REST API. :class:`Dashboard` is what :mod:`webapp` hands the service as its pages.
+itself with a meta refresh. Pages read through :mod:`dashboards.read_model`; the one form, a
+search's finalize, posts to this server's page route, which checks its form token and origin and
+calls the function ``POST /api/searches/{id}/finalize`` calls (the API itself never accepts the
+dashboard's cookie). :class:`Dashboard` is what :mod:`webapp` hands the service as its pages.
 """
 from __future__ import annotations
 
@@ -12,14 +14,16 @@ import math
 import time
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from .plot import front_plot
-from .read_model import CandidateStatus, DashboardReader, SearchState, format_macs, get_reader
+from .read_model import (FINAL_FILE_KINDS, FINALIZE_DEFAULT_STEPS, CandidateStatus, DashboardActions, DashboardReader,
+                         SearchState, format_macs, get_actions, get_reader)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
@@ -46,10 +50,21 @@ def _number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def _times(value: float | None) -> str:
+    """A ratio as ``1.5×``, ``33.3×`` or ``2,840×`` (empty when unknown)."""
+    if value is None:
+        return ""
+    return f"{value:,.0f}×" if value >= 100 else f"{value:.3g}×"
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.4g}"
+
+
 ENVIRONMENT = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(default=True),
                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-ENVIRONMENT.filters.update(macs=format_macs, when=_when, seconds=_seconds, number=_number,
-                           url=lambda text: quote(str(text), safe=""))
+ENVIRONMENT.filters.update(macs=format_macs, when=_when, seconds=_seconds, number=_number, times=_times,
+                           signed=_signed, url=lambda text: quote(str(text), safe=""))
 
 
 def render(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
@@ -98,8 +113,11 @@ def dashboard_router() -> APIRouter:
         view = reader.search(search_id, status, metric)
         summary, listed = view.summary, view.candidates
         root = request.scope.get("root_path", "")
+        teacher = view.reference.teacher
         plot = front_plot(summary.front, summary.search.budgets,
-                          lambda config: f"{root}/searches/{search_id}/candidates/{quote(config, safe='')}")
+                          lambda config: f"{root}/searches/{search_id}/candidates/{quote(config, safe='')}",
+                          teacher_value=None if teacher is None else teacher.value(summary.objective.metric),
+                          teacher_macs=None if teacher is None else teacher.macs)
         pages = max(1, math.ceil(len(listed) / PAGE_SIZE))
         page = min(page, pages)
         shown = listed[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
@@ -110,14 +128,31 @@ def dashboard_router() -> APIRouter:
         return render(request, "search.html", title=f"Search {search_id}", summary=summary, plot=plot,
                       candidates=shown, metric_names=metric_names, status=status_value, page=page, pages=pages,
                       total=len(listed), links=links, statuses=[s.value for s in CandidateStatus],
-                      launch=view.launch, plan=view.plan, refresh=REFRESH_SECONDS if view.running else None)
+                      launch=view.launch, plan=view.plan, view=view, teacher=teacher, file_kinds=FINAL_FILE_KINDS,
+                      default_steps=FINALIZE_DEFAULT_STEPS,
+                      refresh=REFRESH_SECONDS if view.running or view.finalizing else None)
+
+    @router.post("/searches/{search_id}/finalize")
+    async def finalize_form(request: Request, search_id: int, actions: DashboardActions = Depends(get_actions)):
+        """The search page's finalize form (urlencoded): start it, then back to the page's final models."""
+        form = parse_qs((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
+        await run_in_threadpool(actions.finalize, search_id, form, request.headers)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/searches/{search_id}#finals", status_code=303)
 
     @router.get("/searches/{search_id}/candidates/{config}", response_class=HTMLResponse)
     def candidate_page(request: Request, search_id: int, config: str, reader: DashboardReader = Depends(get_reader)):
         view = reader.candidate(search_id, config)
         return render(request, "candidate.html", title=f"{config} (search {search_id})", search=view.search,
                       candidate=view.candidate, supernet=view.supernet, positions=view.positions,
-                      has_sample=view.has_sample, sample_file=view.sample_file)
+                      has_sample=view.has_sample, sample_file=view.sample_file, reference=view.reference,
+                      vs=view.vs_teacher, directions={o.metric: o.direction for o in view.search.objectives})
+
+    @router.get("/searches/{search_id}/finals/{config}/files/{kind}")
+    def final_file(search_id: int, config: str, kind: str, reader: DashboardReader = Depends(get_reader)):
+        """A final model's file, as ``GET /api/searches/{id}/finals/{config}/files/{kind}`` serves it."""
+        path = reader.final_file(search_id, config, kind)
+        return FileResponse(path, media_type="application/octet-stream",
+                            filename=f"search{search_id}-{config}{path.suffix}")
 
     @router.get("/searches/{search_id}/candidates/{config}/sample.png")
     def sample_image(search_id: int, config: str, reader: DashboardReader = Depends(get_reader)):

@@ -3,7 +3,9 @@
 MACs run along x from zero, the metric along y (larger values up, whatever the direction). The
 front is drawn as a step line that stays flat to the right edge: for any MACs budget on the x
 axis, the line's height is the best value found within that budget. Budgets are dashed
-vertical lines; every candidate is a point that links to its page.
+vertical lines; every candidate is a point that links to its page. The teacher, when measured, is
+a horizontal reference line at its metric, labelled with its value and MACs (usually far right of
+the budgets, so it is a marker only when it falls inside the chart).
 """
 from __future__ import annotations
 
@@ -37,6 +39,15 @@ class BudgetLine:
 
 
 @dataclass(frozen=True)
+class TeacherLine:
+    """The teacher's metric as a horizontal line; ``x`` places a marker at its MACs when they are on the chart."""
+
+    y: float
+    label: str
+    x: float | None
+
+
+@dataclass(frozen=True)
 class FrontPlot:
     """Everything the SVG template draws, in pixels (origin top-left)."""
 
@@ -53,6 +64,7 @@ class FrontPlot:
     budget_lines: tuple[BudgetLine, ...]
     x_label: str
     y_label: str
+    teacher: TeacherLine | None = None
 
 
 def nice_step(span: float, count: int) -> float:
@@ -89,14 +101,15 @@ def _number(value: float, step: float) -> str:
 
 
 def front_plot(front: SearchFront, budgets: Sequence[int], href: Callable[[str], str],
-               width: int = 760, height: int = 420) -> FrontPlot | None:
-    """Lay out ``front`` (None when there is nothing to plot)."""
+               width: int = 760, height: int = 420, teacher_value: float | None = None,
+               teacher_macs: int | None = None) -> FrontPlot | None:
+    """Lay out ``front`` (None when there is nothing to plot), with the teacher's line at ``teacher_value``."""
     if not front.points:
         return None
     left, right, top, bottom = 72.0, width - 24.0, 40.0, height - 52.0
     macs_high = max([p.macs for p in front.points] + list(budgets))
     x_start, x_stop, x_step = nice_range(0.0, macs_high * 1.02)
-    values = [p.value for p in front.points]
+    values = [p.value for p in front.points] + ([] if teacher_value is None else [teacher_value])
     pad = (max(values) - min(values)) * 0.04  # keep points off the frame
     y_start, y_stop, y_step = nice_range(min(values) - pad, max(values) + pad)
 
@@ -122,5 +135,12 @@ def front_plot(front: SearchFront, budgets: Sequence[int], href: Callable[[str],
         path = "".join(parts)
     lines = tuple(BudgetLine(sx(b), f"budget {format_macs(b)}") for b in budgets)
     better = "lower is better" if front.direction == "minimize" else "higher is better"
+    teacher = None
+    if teacher_value is not None:
+        inside = teacher_macs is not None and teacher_macs <= x_stop
+        where = "" if teacher_macs is None else (f" at {format_macs(teacher_macs)} MACs"
+                                                 + ("" if inside else " (off the chart, to the right)"))
+        teacher = TeacherLine(sy(teacher_value), f"teacher: {front.metric} {teacher_value:.4g}{where}",
+                              sx(teacher_macs) if inside else None)
     return FrontPlot(width, height, left, right, top, bottom, x_ticks, y_ticks, points, path, lines,
-                     "MACs per image", f"{front.metric} ({better})")
+                     "MACs per image", f"{front.metric} ({better})", teacher)

@@ -2,27 +2,41 @@
 
 Pages ask a :class:`DashboardReader` (one per request, over the service's context) for rows and
 views, frozen records ready to render; they never hold the store, the launcher or the search
-space. The figures come from :mod:`nas.summary`, the same code as the REST API's, so the
-API and the pages always agree. Everything here only reads.
+space. The figures come from :mod:`nas.summary` and :mod:`nas.reference` (the teacher's
+ratios), the same code as the REST API's, so the API and the pages always agree. Everything the
+reader does only reads; the one change a page can ask for, a finalize, goes through
+:class:`DashboardActions` to the same function as ``POST /api/searches/{id}/finalize``.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from fastapi import Request
 
 from nas.budget import format_macs
-from nas.service.context import ServiceContext, get_context
-from nas.service.launcher import LaunchInfo
+from nas.reference import Comparison, SearchReference, compare_final, search_reference, times_fewer
+from nas.service.context import FINAL_FILE_KINDS, ServiceContext, get_context
+from nas.service.launcher import FinalizeOptions, LaunchInfo
 from nas.summary import SearchFront, SearchSummary, finished_count, progress_fraction, summarize
-from nas.store import CandidateRecord, CandidateStatus, NotFoundError, SearchRecord, SearchState, SupernetRecord
+from nas.store import (CandidateRecord, CandidateStatus, FinalRecord, InvalidValueError, NotFoundError, SearchRecord,
+                       SearchState, SupernetRecord)
 from nas.store.records import thaw
+from nas.teacher import TeacherInfo
 from foundation.errors import GanasError
 
-__all__ = ["CandidateStatus", "CandidateView", "DashboardReader", "Position", "SearchFront", "SearchRow",
-           "SearchView", "SearchState", "format_macs", "get_reader"]
+__all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateStatus", "CandidateView", "Comparison",
+           "DashboardActions", "DashboardReader", "FinalRow", "Position", "SearchFront", "SearchRow", "SearchView",
+           "SearchState", "format_macs", "get_actions", "get_reader"]
+
+FINALIZE_DEFAULT_STEPS = 1000  # as ganas search finalize
+
+
+def finalize_purpose(search_id: int) -> str:
+    """What a search page's finalize form token is for."""
+    return f"finalize:{search_id}"
 
 
 @dataclass(frozen=True)
@@ -47,17 +61,43 @@ class Position:
 
 
 @dataclass(frozen=True)
+class FinalRow:
+    """A line of the final models table: the record, and how it compares with the supernet's teacher."""
+
+    record: FinalRecord
+    vs_teacher: Comparison | None  # x fewer MACs; after fine-tuning against the teacher (same split)
+    speedup: float | None  # teacher latency / its latency: x faster on the CPU
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        r = self.record
+        return tuple(dict.fromkeys([*r.after, *r.before, *r.teacher]))
+
+
+@dataclass(frozen=True)
 class SearchView:
-    """A search page: its summary (front, best per budget), its candidates of one status, how it was run."""
+    """A search page: its summary (front, best per budget), its candidates of one status, how it was run, its
+    teacher, its final models and what its finalize form needs."""
 
     summary: SearchSummary
     candidates: tuple[CandidateRecord, ...]  # proposal order
-    launch: LaunchInfo | None  # the orchestrator this server started, if any
+    launch: LaunchInfo | None  # the process (orchestrator or finalizer) this server started, if any
     plan: tuple[tuple[str, str], ...]  # (label, text) lines of the search's settings
+    reference: SearchReference
+    finals: tuple[FinalRow, ...] = ()
+    form_token: str = ""  # the finalize form's token
 
     @property
     def running(self) -> bool:
         return self.summary.search.state == SearchState.RUNNING
+
+    @property
+    def finalizing(self) -> bool:
+        return self.launch is not None and self.launch.running and self.launch.job == "finalizer"
+
+    def vs_teacher(self, macs: int, params: int, metrics: Mapping[str, float]) -> Comparison | None:
+        teacher = self.reference.teacher
+        return None if teacher is None else teacher.compare(macs, params, metrics)
 
 
 @dataclass(frozen=True)
@@ -70,6 +110,12 @@ class CandidateView:
     positions: tuple[Position, ...]  # empty when the space is unknown here or the config does not fit it
     has_sample: bool
     sample_file: Path  # where the worker writes the sample grid
+    reference: SearchReference
+
+    @property
+    def vs_teacher(self) -> Comparison | None:
+        teacher, c = self.reference.teacher, self.candidate
+        return None if teacher is None else teacher.compare(c.macs, c.params, c.metrics)
 
 
 class DashboardReader:
@@ -96,8 +142,13 @@ class DashboardReader:
 
     def search(self, search_id: int, status: CandidateStatus | None = None, metric: str | None = None) -> SearchView:
         summary = summarize(self._store, search_id, metric)
+        supernet = self._store.get_supernet(summary.search.supernet_id)
+        teacher = TeacherInfo.from_dict(supernet.teacher)
+        finals = tuple(_final_row(f, teacher) for f in self._store.finals(search_id))
         return SearchView(summary, tuple(self._store.candidates(search_id, status)),
-                          self._context.launcher.info(search_id), _plan_facts(summary.search))
+                          self._context.launcher.info(search_id), _plan_facts(summary.search),
+                          search_reference(self._store, search_id), finals,
+                          self._context.auth.form_token(finalize_purpose(search_id)))
 
     def candidate(self, search_id: int, config: str) -> CandidateView:
         search = self._store.get_search(search_id)
@@ -107,7 +158,12 @@ class DashboardReader:
         supernet = self._store.get_supernet(search.supernet_id)
         return CandidateView(search, candidate, supernet, _positions(supernet.space, config),
                              self._context.sample_path(search_id, config) is not None,
-                             self._context.workspace.samples_dir(search_id) / f"{config}.png")
+                             self._context.workspace.samples_dir(search_id) / f"{config}.png",
+                             search_reference(self._store, search_id))
+
+    def final_file(self, search_id: int, config: str, kind: str) -> Path:
+        """A final model's file (checkpoint, onnx, pt2) as the store records it, inside the workspace."""
+        return self._context.final_file(search_id, config, kind)
 
     def sample(self, search_id: int, config: str) -> Path:
         """The candidate's sample image file (a typed error when the worker has not written it)."""
@@ -117,6 +173,56 @@ class DashboardReader:
 def get_reader(request: Request) -> DashboardReader:
     """FastAPI dependency: a reader over the context the service put on the app."""
     return DashboardReader(get_context(request))
+
+
+class DashboardActions:
+    """The one change the dashboard asks for: finalize a search, from its page's form.
+
+    The form is checked (this server's form token, not posted from another site) and then handed to
+    :func:`nas.service.finalizing.start_finalize`, the function ``POST /api/searches/{id}/finalize``
+    calls: the same checks, the same launcher, the same answers.
+    """
+
+    def __init__(self, context: ServiceContext) -> None:
+        self._context = context
+
+    def finalize(self, search_id: int, form: Mapping[str, Sequence[str]], headers: Mapping[str, str]) -> None:
+        """Start a finalize from the form's fields: ``steps``, ``workers``, ``budget`` (repeated), ``front``."""
+        from nas.service.finalizing import start_finalize
+
+        def first(name: str, default: str) -> str:
+            return (form.get(name) or [default])[0].strip()
+
+        self._context.auth.check_form(finalize_purpose(search_id), first("form_token", ""), headers)
+        options = FinalizeOptions(steps=_whole(first("steps", str(FINALIZE_DEFAULT_STEPS)), "steps"),
+                                  budgets=tuple(sorted({_whole(b, "budget") for b in form.get("budget", [])})),
+                                  front=bool(form.get("front")), workers=_whole(first("workers", "2"), "workers"),
+                                  executor=_executor(first("executor", "ray")))
+        start_finalize(self._context.store, self._context.launcher, search_id, options)
+
+
+def get_actions(request: Request) -> DashboardActions:
+    """FastAPI dependency: the dashboard's actions over the service's context."""
+    return DashboardActions(get_context(request))
+
+
+def _whole(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidValueError(f"{what} must be a whole number, got {text!r}") from None
+
+
+def _final_row(record: FinalRecord, teacher: TeacherInfo | None) -> FinalRow:
+    return FinalRow(record, compare_final(teacher, record), times_fewer(record.teacher_latency_ms, record.latency_ms))
+
+
+def _executor(name: str) -> str:
+    from nas.executors import EXECUTORS
+
+    if name not in EXECUTORS:
+        raise InvalidValueError(f"unknown executor {name!r}; use one of: {', '.join(EXECUTORS)}")
+    return name
 
 
 def _positions(space_name: str, config: str) -> tuple[Position, ...]:

@@ -1,4 +1,4 @@
-"""The REST API under ``/api``: supernets, searches, their actions, candidates, fronts and samples.
+"""The REST API under ``/api``: supernets, searches, their actions, candidates, fronts, samples and final models.
 
 Handlers are plain functions (FastAPI runs them in its thread pool, the store is thread-safe);
 every bad input raises a typed :class:`GanasError` that the app answers with a JSON error and
@@ -17,7 +17,10 @@ from . import schemas
 from .context import ServiceContext, get_context
 from .control import ACTIONS, apply_action
 from .creation import create_search, register_supernet
+from .finalizing import start_finalize
+from nas.reference import search_reference
 from nas.summary import chart_objective, search_front, summarize
+from nas.teacher import TeacherInfo
 
 MAX_PAGE = 1000
 ERRORS = {**{status: {"model": schemas.ErrorOut} for status in (400, 401, 404, 409)},
@@ -54,8 +57,9 @@ def api_router() -> APIRouter:
 
     @router.get("/searches/{search_id}", response_model=schemas.SearchDetail, tags=["searches"])
     def get_search(search_id: int, metric: Optional[str] = None, ctx: ServiceContext = Depends(get_context)):
-        """State, candidate counts, progress, best candidate per budget and hypervolume."""
-        return schemas.SearchDetail.of(summarize(ctx.store, search_id, metric), ctx.launcher.info(search_id))
+        """State, candidate counts, progress, best candidate per budget and hypervolume, next to the teacher."""
+        summary = summarize(ctx.store, search_id, metric)
+        return schemas.SearchDetail.of(summary, ctx.launcher.info(search_id), search_reference(ctx.store, search_id))
 
     for name, action in ACTIONS.items():
         router.add_api_route(f"/searches/{{search_id}}/{name}", _action_endpoint(name), methods=["POST"],
@@ -67,9 +71,11 @@ def api_router() -> APIRouter:
                         limit: int = Query(100, ge=1, le=MAX_PAGE), ctx: ServiceContext = Depends(get_context)):
         """The search's candidates in proposal order, a page at a time, optionally of one status."""
         records = ctx.store.candidates(search_id, status)
+        reference = search_reference(ctx.store, search_id)
         return schemas.CandidatePage(total=len(records), offset=offset, limit=limit,
                                      status=None if status is None else status.value,
-                                     items=[schemas.CandidateOut.of(c) for c in records[offset:offset + limit]])
+                                     items=[schemas.CandidateOut.of(c, reference)
+                                            for c in records[offset:offset + limit]])
 
     @router.get("/searches/{search_id}/candidates/{config}", response_model=schemas.CandidateOut,
                 tags=["candidates"])
@@ -78,7 +84,7 @@ def api_router() -> APIRouter:
         record = ctx.store.find_candidate(search_id, config)
         if record is None:
             raise NotFoundError(f"search {search_id} has no candidate {config!r}")
-        return schemas.CandidateOut.of(record)
+        return schemas.CandidateOut.of(record, search_reference(ctx.store, search_id))
 
     @router.get("/searches/{search_id}/candidates/{config}/sample.png", response_class=FileResponse,
                 tags=["candidates"], responses={200: {"content": {"image/png": {}}}})
@@ -91,7 +97,31 @@ def api_router() -> APIRouter:
         """The Pareto front of the done candidates: MACs (minimised) against the metric."""
         search = ctx.store.get_search(search_id)
         front = search_front(search, ctx.store.candidates(search_id), chart_objective(search, metric))
-        return schemas.FrontOut.of(search, front)
+        return schemas.FrontOut.of(search, front, search_reference(ctx.store, search_id))
+
+    @router.get("/searches/{search_id}/finals", response_model=list[schemas.FinalOut], tags=["finals"])
+    def list_finals(search_id: int, ctx: ServiceContext = Depends(get_context)):
+        """The search's finalize jobs and final models, in the order they were queued."""
+        search = ctx.store.get_search(search_id)
+        teacher = TeacherInfo.from_dict(ctx.store.get_supernet(search.supernet_id).teacher)
+        return [schemas.FinalOut.of(f, teacher) for f in ctx.store.finals(search_id)]
+
+    @router.get("/searches/{search_id}/finals/{config}/files/{kind}", response_class=FileResponse, tags=["finals"],
+                responses={200: {"content": {"application/octet-stream": {}}}})
+    def get_final_file(search_id: int, config: str, kind: str, ctx: ServiceContext = Depends(get_context)):
+        """A final model's file: its checkpoint (``.pt``), or its ``onnx`` or ``pt2`` export."""
+        path = ctx.final_file(search_id, config, kind)
+        return FileResponse(path, media_type="application/octet-stream",
+                            filename=f"search{search_id}-{config}{path.suffix}")
+
+    @router.post("/searches/{search_id}/finalize", response_model=schemas.FinalizeOut, status_code=202,
+                 tags=["finals"])
+    def post_finalize(search_id: int, body: schemas.FinalizeRequest, ctx: ServiceContext = Depends(get_context)):
+        """Fine-tune, measure and export the chosen subnets: checked as ``ganas search finalize`` checks them, then
+        run by a ``ganas search finalize`` process (see ``GET .../finals`` for the results)."""
+        options = body.options()
+        started = start_finalize(ctx.store, ctx.launcher, search_id, options)
+        return schemas.FinalizeOut.of(search_id, options.steps, started)
 
     return router
 

@@ -4,8 +4,13 @@ The service binds to 127.0.0.1 by default, where only local users can reach it. 
 other address it requires a token: the REST API takes it as ``Authorization: Bearer <token>``,
 the dashboard as a cookie that a ``?token=`` login link sets (so a browser can follow links
 and load images). Tokens are compared in constant time (:func:`hmac.compare_digest`). The
-cookie is HttpOnly and SameSite=Strict, and the API never accepts it: a page on another site
+cookie is HttpOnly and SameSite=Lax, and the API never accepts it: a page on another site
 cannot make a browser call the API with the user's credentials.
+
+The dashboard's forms (finalize) post to page routes, not to the API: each form carries a form
+token (an HMAC of its purpose under a key made when the server starts, so only a page this
+server rendered has it), and a post that a browser marks as coming from another site
+(``Sec-Fetch-Site``, ``Origin``) is refused, token or not (:meth:`TokenAuth.check_form`).
 """
 from __future__ import annotations
 
@@ -14,9 +19,12 @@ import ipaddress
 import logging
 import os
 import re
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
+from typing import Mapping
+from urllib.parse import urlsplit
 
-from .errors import TokenRequiredError
+from .errors import FormRejectedError, TokenRequiredError
 
 ENV_TOKEN = "GANAS_TOKEN"
 COOKIE = "ganas_token"
@@ -60,6 +68,7 @@ class TokenAuth:
     """The service's access rule: ``token=None`` lets every request in."""
 
     token: str | None = None
+    form_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False, compare=False)
 
     @property
     def enabled(self) -> bool:
@@ -79,6 +88,24 @@ class TokenAuth:
             return True
         scheme, _, credentials = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and self.accepts(credentials.strip())
+
+
+    def form_token(self, purpose: str) -> str:
+        """What a dashboard form for ``purpose`` (e.g. ``finalize:3``) carries: only this server's pages know it."""
+        return hmac.new(self.form_key, purpose.encode("utf-8"), "sha256").hexdigest()
+
+    def check_form(self, purpose: str, submitted: str | None, headers: Mapping[str, str]) -> None:
+        """Refuse (:class:`FormRejectedError`) a form post from another site, or without this server's form token."""
+        site = headers.get("sec-fetch-site")
+        origin = headers.get("origin")
+        if site is not None and site not in ("same-origin", "none"):
+            raise FormRejectedError(f"refused: the form was posted from another site (Sec-Fetch-Site: {site})")
+        if origin is not None and urlsplit(origin).netloc != headers.get("host"):
+            raise FormRejectedError(f"refused: the form was posted from {origin}, not from this server's pages")
+        if not submitted or not hmac.compare_digest(submitted.encode("utf-8"),
+                                                    self.form_token(purpose).encode("utf-8")):
+            raise FormRejectedError("refused: the form does not carry this server's form token (a page from before "
+                                    "the server restarted?); reload the page and send the form again")
 
 
 class RedactLoginToken(logging.Filter):

@@ -6,14 +6,16 @@ from pathlib import Path
 
 from starlette.requests import Request
 
+from nas.finalize.runner import FILE_NAMES
 from nas.store import NotFoundError, Store
 from nas.workspace import Workspace
 
 from .auth import TokenAuth
-from .errors import SampleNotFoundError
+from .errors import FinalFileNotFoundError, SampleNotFoundError
 from .launcher import OrchestratorLauncher
 
 SAMPLE_SUFFIX = ".png"
+FINAL_FILE_KINDS = tuple(sorted(FILE_NAMES))  # the files a finalizer writes: checkpoint, onnx, pt2
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,29 @@ class ServiceContext:
             where = self.workspace.samples_dir(search_id) / f"{config}{SAMPLE_SUFFIX}"
             raise SampleNotFoundError(f"candidate {config} of search {search_id} has no sample image ({where} does "
                                       "not exist: the worker writes it when it evaluates the candidate)")
+        return path
+
+    def final_file(self, search_id: int, config: str, kind: str) -> Path:
+        """A final model's file of ``kind`` as the store records it, inside the workspace; else a typed 404.
+
+        Only paths the store recorded are served, and only when they resolve (links followed) inside
+        the workspace: a URL cannot name any other file.
+        """
+        self.store.get_search(search_id)
+        if kind not in FINAL_FILE_KINDS:
+            raise FinalFileNotFoundError(f"no file kind {kind!r}; kinds: {', '.join(FINAL_FILE_KINDS)}")
+        record = next((f for f in self.store.finals(search_id) if f.config == config), None)
+        if record is None:
+            raise NotFoundError(f"search {search_id} has no final model {config!r}")
+        relative = record.files.get(kind)
+        if not relative:
+            raise FinalFileNotFoundError(f"final model {config} of search {search_id} has no {kind} file "
+                                         f"(status {record.status.value})")
+        root = self.workspace.root.resolve()
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise FinalFileNotFoundError(f"the {kind} file of final model {config} of search {search_id} is not in "
+                                         f"the workspace ({relative} was moved or deleted)")
         return path
 
 

@@ -36,6 +36,14 @@ class SampleNotFoundError(ServiceError):
     """A candidate has no sample image (the worker did not write one)."""
 
 
+class FinalFileNotFoundError(ServiceError):
+    """A final model has no file of that kind in the workspace (not recorded, not written yet, or moved)."""
+
+
+class FormRejectedError(ServiceError):
+    """A dashboard form posted without this server's form token or from another site."""
+
+
 # The most specific class wins (see :func:`http_status`); add an entry when adding an error type.
 HTTP_STATUS: dict[type[BaseException], int] = {
     GanasError: 400,
@@ -44,6 +52,8 @@ HTTP_STATUS: dict[type[BaseException], int] = {
     BudgetInfeasibleError: 400,
     NotFoundError: 404,
     SampleNotFoundError: 404,
+    FinalFileNotFoundError: 404,
+    FormRejectedError: 403,
     DuplicateNameError: 409,
     StateTransitionError: 409,
     SearchBusyError: 409,

@@ -1,12 +1,14 @@
-"""Starting orchestrator processes for searches, one at a time per search.
+"""Starting a search's processes, one at a time per search: its orchestrator, or its finalizer.
 
 An orchestrator is a separate process (``python -m nas.cli search --workspace W resume N``): it
 claims the search in the store, heartbeats, and stops by itself when it sees the search
-paused or cancelled. The launcher only spawns it, keeps its :class:`subprocess.Popen` handle
-and appends its output to ``<workspace>/searches/<N>/orchestrator.log``. It refuses a second
-orchestrator for a search while one is alive: either a process this launcher started that has
-not exited, or a live claim in the store (which also covers orchestrators started elsewhere).
-Orchestrators run in their own session, so stopping the server does not stop a search.
+paused or cancelled. A finalizer (``... search --workspace W finalize N --steps S ...``) claims
+the search the same way while it fine-tunes and exports the chosen subnets. The launcher only
+spawns them, keeps the :class:`subprocess.Popen` handle and appends the output to
+``<workspace>/searches/<N>/orchestrator.log`` (``finalize.log`` for a finalizer). It refuses a
+second process for a search while one is alive: either a process this launcher started that has
+not exited, or a live claim in the store (which also covers processes started elsewhere). They run
+in their own session, so stopping the server does not stop them.
 """
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Union
 
 from nas.store import SearchRecord, Store
 from nas.workspace import Workspace
@@ -25,6 +27,7 @@ from nas.workspace import Workspace
 from .errors import LaunchError, OrchestratorRunningError
 
 LOG_NAME = "orchestrator.log"
+FINALIZE_LOG_NAME = "finalize.log"
 
 
 @dataclass(frozen=True)
@@ -35,20 +38,56 @@ class LaunchOptions:
     executor: str = "ray"  # ray, or local (one worker in the orchestrator's process)
     ray_address: str | None = None  # join an existing Ray cluster instead of starting one
     lease_seconds: float | None = None  # how long one evaluation may take before it is presumed hung
+    job = "orchestrator"
+    log_name = LOG_NAME
+
+    def arguments(self, search_id: int) -> list[str]:
+        """The ``ganas search`` subcommand and flags: ``resume ID ...`` without a progress bar."""
+        arguments = ["resume", str(search_id), "--workers", str(self.workers), "--executor", self.executor, "--quiet"]
+        if self.ray_address is not None:
+            arguments += ["--ray-address", self.ray_address]
+        if self.lease_seconds is not None:
+            arguments += ["--lease-seconds", repr(float(self.lease_seconds))]
+        return arguments
 
 
-CommandFactory = Callable[[int, Workspace, LaunchOptions], Sequence[str]]
+@dataclass(frozen=True)
+class FinalizeOptions:
+    """What a finalizer fine-tunes and how it runs its workers: the flags of ``ganas search finalize``.
+
+    No budget, front or config: the best subnet under each of the search's budgets (as the CLI).
+    """
+
+    steps: int = 1000
+    budgets: tuple[int, ...] = ()
+    front: bool = False
+    configs: tuple[str, ...] = ()
+    workers: int = 2
+    executor: str = "ray"
+    ray_address: str | None = None
+    job = "finalizer"
+    log_name = FINALIZE_LOG_NAME
+
+    def arguments(self, search_id: int) -> list[str]:
+        arguments = ["finalize", str(search_id), "--steps", str(self.steps)]
+        arguments += [part for budget in self.budgets for part in ("--budget", str(budget))]
+        arguments += ["--front"] if self.front else []
+        arguments += [part for config in self.configs for part in ("--config", config)]
+        arguments += ["--workers", str(self.workers), "--executor", self.executor, "--quiet"]
+        if self.ray_address is not None:
+            arguments += ["--ray-address", self.ray_address]
+        return arguments
 
 
-def orchestrator_command(search_id: int, workspace: Workspace, options: LaunchOptions) -> list[str]:
-    """The command that drives one search to completion: ``ganas search resume`` without a progress bar."""
-    command = [sys.executable, "-m", "nas.cli", "search", "--workspace", str(workspace.root), "resume", str(search_id),
-               "--workers", str(options.workers), "--executor", options.executor, "--quiet"]
-    if options.ray_address is not None:
-        command += ["--ray-address", options.ray_address]
-    if options.lease_seconds is not None:
-        command += ["--lease-seconds", repr(float(options.lease_seconds))]
-    return command
+JobOptions = Union[LaunchOptions, FinalizeOptions]
+CommandFactory = Callable[[int, Workspace, JobOptions], Sequence[str]]
+
+
+def orchestrator_command(search_id: int, workspace: Workspace, options: JobOptions) -> list[str]:
+    """The command of a search's process: ``ganas search resume`` (an orchestrator that drives the search to
+    completion) or ``ganas search finalize``, as ``options`` say."""
+    return [sys.executable, "-m", "nas.cli", "search", "--workspace", str(workspace.root),
+            *options.arguments(search_id)]
 
 
 @dataclass(frozen=True)
@@ -61,6 +100,7 @@ class LaunchInfo:
     log_path: str
     started_at: float
     returncode: int | None  # None while running
+    job: str = "orchestrator"  # or "finalizer"
 
     @property
     def running(self) -> bool:
@@ -82,38 +122,42 @@ class OrchestratorLauncher:
         self._processes: dict[int, tuple[subprocess.Popen, LaunchInfo]] = {}
         self._lock = threading.Lock()
 
-    def log_path(self, search_id: int) -> Path:
-        return self.workspace.search_dir(search_id) / LOG_NAME
+    def log_path(self, search_id: int, name: str = LOG_NAME) -> Path:
+        return self.workspace.search_dir(search_id) / name
 
     def check_free(self, search_id: int) -> SearchRecord:
-        """The search, if no orchestrator drives it; else :class:`OrchestratorRunningError`."""
+        """The search, if no orchestrator or finalizer drives it; else :class:`OrchestratorRunningError`."""
         search = self.store.get_search(search_id)
         info = self.info(search_id)
         if info is not None and info.running:
+            stop = ("pause or cancel it first, or wait until it exits" if info.job == "orchestrator"
+                    else "wait until it exits")
             raise OrchestratorRunningError(
-                f"search {search_id} already has an orchestrator running (pid {info.pid}, log {info.log_path}); "
-                "pause or cancel it first, or wait until it exits")
+                f"search {search_id} already has {'an' if info.job == 'orchestrator' else 'a'} {info.job} running "
+                f"(pid {info.pid}, log {info.log_path}); {stop}")
         now = self.store.clock()
         if claim_is_live(search, now):
             raise OrchestratorRunningError(
-                f"search {search_id} is held by orchestrator {search.owner!r} (claim expires in "
+                f"search {search_id} is held by {search.owner!r} (its claim expires in "
                 f"{search.owner_expires_at - now:.0f} s); a paused or cancelled search's orchestrator releases it "
                 "at its next loop, a dead one's claim expires: try again then")
         return search
 
-    def start(self, search_id: int, options: LaunchOptions = LaunchOptions(),
+    def start(self, search_id: int, options: JobOptions = LaunchOptions(),
               before_spawn: Callable[[SearchRecord], None] | None = None) -> LaunchInfo:
-        """Spawn the orchestrator of ``search_id`` unless one is alive.
+        """Spawn the orchestrator (or, with :class:`FinalizeOptions`, the finalizer) of ``search_id`` unless a
+        process of the search is alive.
 
         ``before_spawn`` runs under the launcher's lock once the search is known to be free (the
-        service moves the search to ``running`` there), so two concurrent starts cannot both pass.
+        service moves the search to ``running`` there, or checks a finalize), so two concurrent
+        starts cannot both pass; what it raises stops the start before anything is written.
         """
         with self._lock:
             search = self.check_free(search_id)
             if before_spawn is not None:
                 before_spawn(search)
             command = tuple(str(part) for part in self.command(search_id, self.workspace, options))
-            log_path = self.log_path(search_id)
+            log_path = self.log_path(search_id, options.log_name)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             started_at = time.time()
             with open(log_path, "ab") as log:
@@ -125,9 +169,9 @@ class OrchestratorLauncher:
                                                stdin=subprocess.DEVNULL, start_new_session=True,
                                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
                 except OSError as exc:
-                    raise LaunchError(f"cannot start the orchestrator of search {search_id} ({' '.join(command)}): "
+                    raise LaunchError(f"cannot start the {options.job} of search {search_id} ({' '.join(command)}): "
                                       f"{exc}") from None
-            info = LaunchInfo(search_id, process.pid, command, str(log_path), started_at, None)
+            info = LaunchInfo(search_id, process.pid, command, str(log_path), started_at, None, options.job)
             self._processes[search_id] = (process, info)
             return info
 
@@ -139,7 +183,7 @@ class OrchestratorLauncher:
         process, info = entry
         returncode = process.poll()
         if returncode != info.returncode:
-            info = LaunchInfo(info.search_id, info.pid, info.command, info.log_path, info.started_at, returncode)
+            info = replace(info, returncode=returncode)
             self._processes[search_id] = (process, info)
         return info
 
@@ -153,9 +197,9 @@ class OrchestratorLauncher:
         entry = self._processes.get(search_id)
         return None if entry is None else entry[0]
 
-    def log_tail(self, search_id: int, max_bytes: int = 8192) -> str:
-        """The end of the search's orchestrator log ('' when there is none)."""
-        path = self.log_path(search_id)
+    def log_tail(self, search_id: int, max_bytes: int = 8192, name: str = LOG_NAME) -> str:
+        """The end of the search's orchestrator log, or of another of its logs ('' when there is none)."""
+        path = self.log_path(search_id, name)
         if not path.is_file():
             return ""
         with open(path, "rb") as log:

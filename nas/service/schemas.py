@@ -10,11 +10,15 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nas.budget import format_macs
-from nas.store import CandidateRecord, SearchRecord, SupernetRecord
+from nas.budget import format_macs, parse_budgets
+from nas.reference import SearchReference, compare_final, times_fewer
+from nas.store import CandidateRecord, FinalRecord, SearchRecord, SupernetRecord
+from nas.teacher import TeacherInfo
 
 from .control import ActionResult
-from .launcher import LaunchInfo, LaunchOptions
+from .finalizing import FinalizeStarted
+from .launcher import FinalizeOptions, LaunchInfo, LaunchOptions
+from .teacher_schemas import TEACHER_NOTE, SearchTeacherOut, TeacherOut, VsTeacherOut, compare_with_teacher
 from nas.summary import FrontPoint, SearchFront, SearchSummary
 
 
@@ -78,6 +82,14 @@ class SearchCreate(_Input):
     max_attempts: int = Field(3, ge=1, description="evaluations of a candidate before it counts as failed")
 
 
+def _known_executor(value: str) -> str:
+    from nas.executors import EXECUTORS
+
+    if value not in EXECUTORS:
+        raise ValueError(f"unknown executor {value!r}; use one of: {', '.join(EXECUTORS)}")
+    return value
+
+
 class LaunchRequest(_Input):
     """How the orchestrator that start/resume spawns runs its workers (the flags of ``ganas search resume``)."""
 
@@ -87,17 +99,31 @@ class LaunchRequest(_Input):
     lease_seconds: Optional[float] = Field(None, gt=0, description="seconds one evaluation may take before it is "
                                                                    "presumed hung (default 900)")
 
-    @field_validator("executor")
-    @classmethod
-    def _known_executor(cls, value: str) -> str:
-        from nas.executors import EXECUTORS
-
-        if value not in EXECUTORS:
-            raise ValueError(f"unknown executor {value!r}; use one of: {', '.join(EXECUTORS)}")
-        return value
+    _executor = field_validator("executor")(_known_executor)
 
     def options(self) -> LaunchOptions:
         return LaunchOptions(**self.model_dump())
+
+
+class FinalizeRequest(_Input):
+    """What to finalize (the flags of ``ganas search finalize``): the best subnet under each budget given (none, no
+    front and no config: under each of the search's budgets), every front member, and/or configs by name."""
+
+    budgets: Union[str, list[Union[str, int]]] = Field(
+        default_factory=list, description="MACs budgets: '2G', '500M,1G' or a list such as ['500M', 2000000000]")
+    front: bool = Field(False, description="finalize every member of the Pareto front")
+    configs: list[str] = Field(default_factory=list, description="done candidates to finalize, by config string")
+    steps: int = Field(1000, description="fine-tuning steps per subnet (at least 1)")
+    workers: int = Field(2, description="fine-tuning workers (Ray actors)")
+    executor: str = Field("ray", description="ray, or local (one worker inside the finalizer, for debugging)")
+    ray_address: Optional[str] = Field(None, min_length=1, description="join this Ray cluster instead of starting one")
+
+    _executor = field_validator("executor")(_known_executor)
+
+    def options(self) -> FinalizeOptions:
+        budgets = () if self.budgets in ("", []) else parse_budgets(self.budgets)
+        return FinalizeOptions(self.steps, tuple(budgets), self.front, tuple(self.configs), self.workers,
+                               self.executor, self.ray_address)
 
 
 class ErrorOut(BaseModel):
@@ -126,10 +152,12 @@ class SupernetOut(BaseModel):
     dataset: dict[str, Any]
     metrics: list[str]
     created_at: float
+    teacher: Optional[TeacherOut] = Field(description="the teacher the supernet was distilled from, as recorded at "
+                                                      "registration (null: none recorded)")
 
     @classmethod
     def of(cls, record: SupernetRecord) -> "SupernetOut":
-        return cls(**record.to_dict())
+        return cls(**{**record.to_dict(), "teacher": TeacherOut.of(TeacherInfo.from_dict(record.teacher))})
 
 
 class ObjectiveOut(BaseModel):
@@ -184,10 +212,13 @@ class CandidateOut(BaseModel):
     leased_at: Optional[float]
     finished_at: Optional[float]
     eval_seconds: Optional[float]
+    vs_teacher: Optional[VsTeacherOut] = Field(None, description="against the search's teacher (null: no teacher "
+                                                                 "recorded)")
 
     @classmethod
-    def of(cls, record: CandidateRecord) -> "CandidateOut":
-        return cls(**record.to_dict(), macs_text=format_macs(record.macs))
+    def of(cls, record: CandidateRecord, reference: SearchReference | None = None) -> "CandidateOut":
+        return cls(**record.to_dict(), macs_text=format_macs(record.macs),
+                   vs_teacher=compare_with_teacher(reference, record.macs, record.params, record.metrics))
 
 
 class CandidatePage(BaseModel):
@@ -214,6 +245,7 @@ class BudgetBestOut(BaseModel):
 
 
 class LaunchOut(BaseModel):
+    job: str = Field(description="orchestrator or finalizer")
     pid: int
     command: list[str]
     log_path: str
@@ -225,8 +257,8 @@ class LaunchOut(BaseModel):
     def of(cls, info: LaunchInfo | None) -> Optional["LaunchOut"]:
         if info is None:
             return None
-        return cls(pid=info.pid, command=list(info.command), log_path=info.log_path, started_at=info.started_at,
-                   running=info.running, returncode=info.returncode)
+        return cls(job=info.job, pid=info.pid, command=list(info.command), log_path=info.log_path,
+                   started_at=info.started_at, running=info.running, returncode=info.returncode)
 
 
 class SearchDetail(BaseModel):
@@ -240,20 +272,28 @@ class SearchDetail(BaseModel):
     front_size: int
     hypervolume: Optional[float] = Field(description="area (MACs x metric) the front dominates, as `ganas search "
                                                      "status` reports it")
-    orchestrator: Optional[LaunchOut] = Field(description="the last orchestrator process this server started")
+    orchestrator: Optional[LaunchOut] = Field(description="the last process (orchestrator or finalizer) this server "
+                                                          "started for the search")
+    teacher: Optional[SearchTeacherOut] = Field(description="the reference every candidate is compared with")
+    teacher_value: Optional[float] = Field(description="the teacher's `metric` on the search split")
+    teacher_note: Optional[str] = TEACHER_NOTE
 
     @classmethod
-    def of(cls, summary: SearchSummary, launch: LaunchInfo | None) -> "SearchDetail":
+    def of(cls, summary: SearchSummary, launch: LaunchInfo | None, reference: SearchReference) -> "SearchDetail":
         counts = summary.counts
+        teacher = reference.teacher
         return cls(
             search=SearchOut.of(summary.search), counts=CountsOut(**counts.to_dict(), total=counts.total),
             finished=summary.finished, progress=summary.progress, metric=summary.objective.metric,
             direction=summary.objective.direction,
             best_per_budget=[BudgetBestOut(budget=b.budget, budget_text=format_macs(b.budget),
-                                           candidate=None if b.candidate is None else CandidateOut.of(b.candidate))
+                                           candidate=None if b.candidate is None
+                                           else CandidateOut.of(b.candidate, reference))
                              for b in summary.best],
             front_size=len(summary.front.front), hypervolume=summary.front.hypervolume,
-            orchestrator=LaunchOut.of(launch))
+            orchestrator=LaunchOut.of(launch), teacher=SearchTeacherOut.of_reference(teacher),
+            teacher_value=None if teacher is None else teacher.value(summary.objective.metric),
+            teacher_note=reference.note)
 
 
 class FrontPointOut(BaseModel):
@@ -262,11 +302,13 @@ class FrontPointOut(BaseModel):
     params: int
     value: float
     on_front: bool
+    vs_teacher: Optional[VsTeacherOut] = Field(None, description="against the teacher, on the front's metric")
 
     @classmethod
-    def of(cls, point: FrontPoint) -> "FrontPointOut":
+    def of(cls, point: FrontPoint, metric: str = "", reference: SearchReference | None = None) -> "FrontPointOut":
         return cls(config=point.config, macs=point.macs, params=point.params, value=point.value,
-                   on_front=point.on_front)
+                   on_front=point.on_front,
+                   vs_teacher=compare_with_teacher(reference, point.macs, point.params, {metric: point.value}))
 
 
 class FrontOut(BaseModel):
@@ -277,12 +319,84 @@ class FrontOut(BaseModel):
     points: list[FrontPointOut] = Field(description="every done candidate reporting the metric, proposal order")
     front: list[FrontPointOut] = Field(description="the non-dominated points, ascending MACs")
     hypervolume: Optional[float]
+    teacher: Optional[SearchTeacherOut] = Field(description="the reference the points are compared with")
+    teacher_value: Optional[float] = Field(description="the teacher's `metric` on the search split")
+    teacher_note: Optional[str] = TEACHER_NOTE
 
     @classmethod
-    def of(cls, search: SearchRecord, front: SearchFront) -> "FrontOut":
+    def of(cls, search: SearchRecord, front: SearchFront, reference: SearchReference) -> "FrontOut":
+        def points(items):
+            return [FrontPointOut.of(p, front.metric, reference) for p in items]
+
+        teacher = reference.teacher
         return cls(search_id=search.id, metric=front.metric, direction=front.direction, budgets=list(search.budgets),
-                   points=[FrontPointOut.of(p) for p in front.points], front=[FrontPointOut.of(p) for p in front.front],
-                   hypervolume=front.hypervolume)
+                   points=points(front.points), front=points(front.front), hypervolume=front.hypervolume,
+                   teacher=SearchTeacherOut.of_reference(teacher),
+                   teacher_value=None if teacher is None else teacher.value(front.metric), teacher_note=reference.note)
+
+
+class FinalOut(BaseModel):
+    """A finalize job and, once done, the final model: its figures before and after fine-tuning next to the
+    teacher's, all on the held-out ``split``, CPU latencies timed side by side, and its files."""
+
+    id: int
+    search_id: int
+    config: str
+    budget: Optional[int] = Field(description="the budget it is the best under (null: chosen from the front or by "
+                                              "name)")
+    budget_text: Optional[str]
+    steps: int
+    macs: int
+    macs_text: str
+    params: int
+    status: str = Field(description="queued, leased, done or failed")
+    before: dict[str, float] = Field(description="the subnet before fine-tuning")
+    after: dict[str, float] = Field(description="the final model")
+    teacher: dict[str, float] = Field(description="the teacher, same evaluator and split")
+    evaluator: Optional[str]
+    split: Optional[str] = Field(description="the held-out split of the figures (val, else test)")
+    latency_ms: Optional[float] = Field(description="median CPU latency of the final model")
+    teacher_latency_ms: Optional[float]
+    speedup: Optional[float] = Field(description="teacher latency / final model latency: x faster")
+    vs_teacher: Optional[VsTeacherOut] = Field(description="x fewer MACs and parameters than the supernet's teacher, "
+                                                           "and `after` against `teacher` (null: no teacher recorded)")
+    files: dict[str, str] = Field(description="kind (checkpoint, onnx, pt2) -> path relative to the workspace; "
+                                              "download with GET .../finals/{config}/files/{kind}")
+    export_errors: dict[str, float] = Field(description="max |export - PyTorch| per export format")
+    model_uri: Optional[str] = Field(description="where MLflow's Model Registry keeps it (models:/NAME/VERSION)")
+    error: Optional[str]
+    attempts: int
+    created_at: float
+    finished_at: Optional[float]
+    seconds: Optional[float]
+
+    @classmethod
+    def of(cls, record: FinalRecord, teacher: TeacherInfo | None) -> "FinalOut":
+        return cls(**record.to_dict(), budget_text=None if record.budget is None else format_macs(record.budget),
+                   macs_text=format_macs(record.macs), vs_teacher=VsTeacherOut.of(compare_final(teacher, record)),
+                   speedup=times_fewer(record.teacher_latency_ms, record.latency_ms))
+
+
+class ChoiceOut(BaseModel):
+    config: str
+    budget: Optional[int]
+    budget_text: Optional[str]
+
+
+class FinalizeOut(BaseModel):
+    """A finalize that was started: what it fine-tunes, and the process (``ganas search finalize``)."""
+
+    search_id: int
+    steps: int
+    choices: list[ChoiceOut]
+    finalizer: LaunchOut
+
+    @classmethod
+    def of(cls, search_id: int, steps: int, started: FinalizeStarted) -> "FinalizeOut":
+        return cls(search_id=search_id, steps=steps, finalizer=LaunchOut.of(started.launch),
+                   choices=[ChoiceOut(config=c.config, budget=c.budget,
+                                      budget_text=None if c.budget is None else format_macs(c.budget))
+                            for c in started.choices])
 
 
 class ActionOut(BaseModel):

@@ -55,3 +55,18 @@ def test_front_plot_of_a_maximised_metric_and_of_nothing():
     assert plot.y_label == "fid (higher is better)"
     assert plot.points[1].y < plot.points[0].y  # larger values are drawn higher
     assert front_plot(_front([]), [300 * M], href=str) is None
+
+
+def test_front_plot_draws_the_teacher_as_a_reference_line():
+    a = FrontPoint("a", 100 * M, 1, 80.0, True)
+    b = FrontPoint("b", 200 * M, 1, 60.0, True)
+    far = front_plot(_front([a, b]), [300 * M], href=str, teacher_value=45.0, teacher_macs=5000 * M)
+    # the y axis covers the teacher too: 45..80, padded by 4% of 35 -> 43.6..81.4 -> 40..90 (step 10);
+    # the teacher at 368 - 5/50 * 328
+    assert [t.label for t in far.y_ticks] == ["40", "50", "60", "70", "80", "90"]
+    assert far.teacher.y == pytest.approx(335.2)
+    assert far.teacher.x is None and far.teacher.label == "teacher: fid 45 at 5G MACs (off the chart, to the right)"
+    near = front_plot(_front([a, b]), [300 * M], href=str, teacher_value=45.0, teacher_macs=250 * M)
+    assert near.teacher.x == 72 + 250 / 400 * 664 and "off the chart" not in near.teacher.label
+    assert front_plot(_front([a, b]), [300 * M], href=str).teacher is None
+

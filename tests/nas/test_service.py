@@ -36,12 +36,22 @@ FAILED, INFEASIBLE, QUEUED = "8_8_16_8_8_8_8_8", "16_16_16_16_16_16_16_16", "8_8
 BUDGETS = [250 * M, 500 * M]
 
 
-def fill_workspace(root: Path) -> tuple[Workspace, int]:
-    """One supernet and one search: 6 done, 1 failed, 1 infeasible, 1 queued candidate."""
+def fill_workspace(root: Path, checkpoint: bytes | None = None) -> tuple[Workspace, int]:
+    """One supernet and one search: 6 done, 1 failed, 1 infeasible, 1 queued candidate.
+
+    The supernet's checkpoint is nowhere, unless its ``checkpoint`` bytes are given (written to ``root/sn.pt``).
+    """
+    from foundation.hashing import bytes_sha256
+
     workspace = Workspace.resolve(root)
+    location, sha = "/nowhere/sn.pt", SHA
+    if checkpoint is not None:
+        workspace.ensure()
+        (workspace.root / "sn.pt").write_bytes(checkpoint)
+        location, sha = str(workspace.root / "sn.pt"), bytes_sha256(checkpoint)
     with Store(workspace.database_url) as store:
-        store.register_supernet("tiny", architecture="mobile_resnet", space="channels-16", checkpoint="/nowhere/sn.pt",
-                                checkpoint_sha256=SHA, hparams={"ngf": 16, "n_blocks": 3},
+        store.register_supernet("tiny", architecture="mobile_resnet", space="channels-16", checkpoint=location,
+                                checkpoint_sha256=sha, hparams={"ngf": 16, "n_blocks": 3},
                                 dataset={"root": str(root), "size": 32, "paired": True, "search_split": "train2"},
                                 metrics=["fid", "kid", "psnr", "ssim"])
         search = store.create_search("tiny", budgets=BUDGETS, objectives=["fid"], strategy="random", trials=10,
@@ -57,9 +67,67 @@ def fill_workspace(root: Path) -> tuple[Workspace, int]:
     return workspace, search.id
 
 
+# The teacher of `with_teacher`: 5G MACs, 20,000 parameters; on the search split fid 40, kid 0.04
+TEACHER_MACS, TEACHER_PARAMS, TEACHER_FID = 5000 * M, 20_000, 40.0
+# Final models of `with_teacher`: (config, budget, status); the done one's figures on val are FINAL_FIGURES
+FINALS = [(FRONT[1], 250 * M, "done"), (FRONT[3], 500 * M, "failed"), (FRONT[0], None, "queued")]
+FINAL_FIGURES = {"before": {"fid": 70.0}, "after": {"fid": 50.0}, "teacher": {"fid": 45.0},
+                 "latency_ms": 4.0, "teacher_latency_ms": 30.0}
+FINAL_FILES = {"checkpoint": b"checkpoint-bytes", "onnx": b"onnx-bytes"}  # no pt2 recorded
+
+
+def add_teacher(workspace: Workspace, search_id: int, measured: bool = True) -> None:
+    """Give the supernet of `fill_workspace` a teacher (a real file, so its hash checks), the search its figures."""
+    from foundation.hashing import bytes_sha256
+
+    teacher = workspace.root / "teacher.pt"
+    teacher.write_bytes(b"teacher-weights")
+    info = {"path": str(teacher), "sha256": bytes_sha256(b"teacher-weights"), "architecture": "resnet",
+            "hparams": {"ngf": 64}, "reference_arch": None, "macs": TEACHER_MACS, "params": TEACHER_PARAMS,
+            "size": [32, 32]}
+    with Store(workspace.database_url) as store:
+        known = store.get_supernet("tiny")
+        store.register_supernet("tiny", architecture=known.architecture, space=known.space,
+                                checkpoint=known.checkpoint, checkpoint_sha256=known.checkpoint_sha256,
+                                hparams=dict(known.hparams), teacher=info)
+        if measured:
+            store.set_search_teacher(search_id, {"fid": TEACHER_FID, "kid": 0.04}, "fid/inception@sha256:0123",
+                                     "train2")
+
+
+def add_finals(workspace: Workspace, search_id: int) -> None:
+    """The FINALS of a search: one done (files written for FINAL_FILES), one failed, one queued."""
+    from nas.store import NewFinal
+
+    with Store(workspace.database_url) as store:
+        macs = {c.config: c for c in store.candidates(search_id)}
+        store.add_finals(search_id, [NewFinal(config, macs[config].macs, macs[config].params, 200, budget)
+                                     for config, budget, _ in FINALS])
+        leased = {f.config: f for f in store.lease_finals(search_id, "final-w0", 2, 60)}
+        done = FINALS[0][0]
+        files = {}
+        for kind, data in FINAL_FILES.items():
+            path = workspace.final_dir(search_id, done) / {"checkpoint": "subnet.pt", "onnx": "subnet.onnx"}[kind]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            files[kind] = str(path.relative_to(workspace.root))
+        store.complete_final(leased[done].id, "final-w0", evaluator="fid/inception@sha256:0123", split="val",
+                             files=files, export_errors={"onnx": 1e-6}, seconds=12.5, **FINAL_FIGURES)
+        store.set_final_model(leased[done].id, "models:/ganas-tiny/1")
+        store.fail_final(leased[FINALS[1][0]].id, "final-w0", "RuntimeError: export failed")
+
+
 @pytest.fixture
 def filled(tmp_path):
     return fill_workspace(tmp_path / "ws")
+
+
+@pytest.fixture
+def with_teacher(filled):
+    """`filled` with a teacher (measured on the search split) and FINALS."""
+    add_teacher(*filled)
+    add_finals(*filled)
+    return filled
 
 
 @pytest.fixture
@@ -259,6 +327,258 @@ def test_sample_image(client, filled):
         assert client.get(f"/api/searches/{search_id}/candidates/{config}/sample.png").status_code == 404
 
 
+# -- the teacher as the reference --------------------------------------------------------------------------------
+def test_supernet_shows_its_teacher(client, filled):
+    assert client.get("/api/supernets/tiny").json()["teacher"] is None
+    add_teacher(*filled)
+    teacher = client.get("/api/supernets/tiny").json()["teacher"]
+    assert teacher["macs"] == TEACHER_MACS and teacher["macs_text"] == "5G" and teacher["params"] == TEACHER_PARAMS
+    assert teacher["architecture"] == "resnet" and teacher["path"] == str(filled[0].root / "teacher.pt")
+    assert client.get("/api/supernets").json()[0]["teacher"] == teacher
+
+
+def test_search_detail_compares_every_best_candidate_with_the_teacher(client, filled):
+    workspace, search_id = filled
+    before = client.get(f"/api/searches/{search_id}").json()
+    assert before["teacher"] is None and before["teacher_value"] is None
+    assert "records no teacher" in before["teacher_note"]
+    assert all(row["candidate"]["vs_teacher"] is None for row in before["best_per_budget"])
+    add_teacher(workspace, search_id, measured=False)
+    unmeasured = client.get(f"/api/searches/{search_id}").json()
+    assert unmeasured["teacher"]["macs"] == TEACHER_MACS and unmeasured["teacher"]["metrics"] == {}
+    assert "not been measured" in unmeasured["teacher_note"] and unmeasured["teacher_value"] is None
+    vs = unmeasured["best_per_budget"][0]["candidate"]["vs_teacher"]
+    assert vs["macs_ratio"] == pytest.approx(5000 / 150) and vs["metrics"] == {}  # the cost is known already
+    with Store(workspace.database_url) as store:
+        store.set_search_teacher(search_id, {"fid": TEACHER_FID, "kid": 0.04}, "fid/inception@sha256:0123", "train2")
+    body = client.get(f"/api/searches/{search_id}").json()
+    assert body["teacher_note"] is None and body["teacher_value"] == TEACHER_FID
+    assert body["teacher"]["metrics"] == {"fid": 40.0, "kid": 0.04} and body["teacher"]["split"] == "train2"
+    best = {row["budget"]: row["candidate"] for row in body["best_per_budget"]}
+    # 250M: 12_8_8_8_8_8_8_8 (150M MACs, 1001 params, fid 60); 500M: 8_8_12_8_8_8_8_8 (450M, 1005, fid 45)
+    for budget, macs, params, fid in ((250 * M, 150, 1001, 60.0), (500 * M, 450, 1005, 45.0)):
+        vs = best[budget]["vs_teacher"]
+        assert vs["macs_ratio"] == pytest.approx(5000 / macs) and vs["params_ratio"] == pytest.approx(20_000 / params)
+        assert vs["metrics"]["fid"] == pytest.approx({"value": fid, "teacher": 40.0, "ratio": fid / 40,
+                                                      "difference": fid - 40})
+        assert vs["metrics"]["kid"]["ratio"] == pytest.approx((fid / 1000) / 0.04)
+
+
+def test_front_and_candidates_compare_with_the_teacher(client, filled):
+    workspace, search_id = filled
+    add_teacher(workspace, search_id)
+    front = client.get(f"/api/searches/{search_id}/front").json()
+    assert front["teacher_value"] == TEACHER_FID and front["teacher"]["macs_text"] == "5G"
+    by_config = {p["config"]: p["vs_teacher"] for p in front["front"]}
+    for config, macs, fid in DONE:
+        if config in by_config:
+            assert by_config[config]["macs_ratio"] == pytest.approx(5000 * M / macs)
+            assert set(by_config[config]["metrics"]) == {"fid"}  # the front's metric
+            assert by_config[config]["metrics"]["fid"]["difference"] == pytest.approx(fid - 40)
+    assert all(p["vs_teacher"] is not None for p in front["points"])
+    one = client.get(f"/api/searches/{search_id}/candidates/{FRONT[0]}").json()["vs_teacher"]
+    assert one["macs_ratio"] == pytest.approx(50.0) and one["metrics"]["fid"]["ratio"] == pytest.approx(2.0)
+    page = client.get(f"/api/searches/{search_id}/candidates?status=failed").json()["items"][0]["vs_teacher"]
+    assert page["macs_ratio"] == pytest.approx(5000 / 120) and page["metrics"] == {}  # a failed one has no metric
+
+
+def test_comparisons_with_the_teacher_by_hand():
+    from nas.reference import compare_metrics, times_fewer
+
+    assert times_fewer(56_800 * M, 2_670 * M) == pytest.approx(21.27, abs=0.01)  # GAN Compression's CycleGAN
+    assert times_fewer(5000 * M, 0) is None and times_fewer(None, 100) is None
+    compared = compare_metrics({"psnr": 20.0, "ssim": 0.0, "fid": 30.0}, {"psnr": 25.0, "ssim": 0.0})
+    assert set(compared) == {"psnr", "ssim"}  # the teacher has no fid: nothing to compare
+    assert (compared["psnr"].ratio, compared["psnr"].difference) == (pytest.approx(0.8), -5.0)
+    assert compared["ssim"].ratio is None and compared["ssim"].difference == 0.0  # no ratio to a zero
+
+
+# -- final models ------------------------------------------------------------------------------------------------
+def test_finals_list_with_ratios_against_the_teacher(client, with_teacher):
+    workspace, search_id = with_teacher
+    finals = client.get(f"/api/searches/{search_id}/finals").json()
+    assert [(f["config"], f["budget"], f["status"]) for f in finals] == FINALS
+    done, failed, queued = finals
+    assert done["budget_text"] == "250M" and done["macs_text"] == "150M" and done["split"] == "val"
+    assert (done["before"], done["after"], done["teacher"]) == ({"fid": 70.0}, {"fid": 50.0}, {"fid": 45.0})
+    assert done["vs_teacher"]["macs_ratio"] == pytest.approx(5000 / 150)
+    assert done["vs_teacher"]["metrics"]["fid"] == pytest.approx({"value": 50.0, "teacher": 45.0,
+                                                                  "ratio": 50 / 45, "difference": 5.0})
+    assert done["speedup"] == pytest.approx(30 / 4) and done["model_uri"] == "models:/ganas-tiny/1"
+    assert set(done["files"]) == {"checkpoint", "onnx"} and done["export_errors"] == {"onnx": 1e-6}
+    assert failed["error"] == "RuntimeError: export failed" and failed["speedup"] is None and failed["files"] == {}
+    assert queued["budget"] is None and queued["budget_text"] is None and queued["after"] == {}
+    assert client.get("/api/searches/99/finals").status_code == 404
+
+
+def test_final_files_download_only_what_the_store_records(client, with_teacher):
+    workspace, search_id = with_teacher
+    config = FINALS[0][0]
+    base = f"/api/searches/{search_id}/finals/{config}/files"
+    for kind, data in FINAL_FILES.items():
+        response = client.get(f"{base}/{kind}")
+        assert response.status_code == 200 and response.content == data
+        assert response.headers["content-type"] == "application/octet-stream"
+    assert f'filename="search{search_id}-{config}.onnx"' in client.get(f"{base}/onnx").headers["content-disposition"]
+    (workspace.final_dir(search_id, config) / "subnet.pt2").write_bytes(b"not recorded")
+    missing = client.get(f"{base}/pt2")
+    assert missing.status_code == 404 and "has no pt2 file" in missing.json()["detail"]
+    unknown = client.get(f"{base}/weights")
+    assert unknown.status_code == 404 and "kinds: checkpoint, onnx, pt2" in unknown.json()["detail"]
+    (workspace.root / "secret.txt").write_text("secret")
+    for url in (f"/api/searches/{search_id}/finals/{FINALS[1][0]}/files/onnx",  # failed: no file
+                f"/api/searches/{search_id}/finals/1_2_3/files/onnx",  # not a final model
+                f"/api/searches/{search_id}/finals/..%2F..%2Fsecret.txt/files/onnx",
+                f"/api/searches/{search_id}/finals/{config}/files/..%2F..%2Fsecret.txt",
+                f"/api/searches/99/finals/{config}/files/onnx"):
+        response = client.get(url)
+        assert response.status_code == 404 and "secret" not in response.text, url
+    (workspace.final_dir(search_id, config) / "subnet.onnx").unlink()
+    gone = client.get(f"{base}/onnx")
+    assert gone.status_code == 404 and "moved or deleted" in gone.json()["detail"]
+
+
+def test_final_files_outside_the_workspace_are_never_served(client, with_teacher, tmp_path):
+    workspace, search_id = with_teacher
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes(b"outside")
+    with Store(workspace.database_url) as store:  # a store edited by hand: paths that leave the workspace
+        from nas.store import NewFinal
+
+        store.add_finals(search_id, [NewFinal(FRONT[2], 300 * M, 1003, 10)])
+        final = store.lease_finals(search_id, "w", 1, 60)[0]
+        store.complete_final(final.id, "w", before={}, after={}, teacher={}, evaluator="e", split="val",
+                             latency_ms=None, teacher_latency_ms=None, seconds=1.0, export_errors={},
+                             files={"onnx": "../outside.onnx", "pt2": str(outside), "checkpoint": "link.pt"})
+    (workspace.root / "link.pt").symlink_to(outside)
+    for kind in ("onnx", "pt2", "checkpoint"):
+        assert client.get(f"/api/searches/{search_id}/finals/{FRONT[2]}/files/{kind}").status_code == 404
+
+
+def _done(workspace: Workspace, search_id: int) -> None:
+    with Store(workspace.database_url) as store:
+        store.set_search_state(search_id, "running")
+        store.set_search_state(search_id, "done")
+
+
+@pytest.fixture
+def finalizable(tmp_path):
+    """A done search whose supernet checkpoint and teacher are real files, with a fake-process client."""
+    workspace, search_id = fill_workspace(tmp_path / "ws", checkpoint=b"supernet-weights")
+    add_teacher(workspace, search_id)
+    _done(workspace, search_id)
+    app = create_app(workspace, command=sleeper)
+    with TestClient(app) as client:
+        yield workspace, search_id, client
+    for info in app.state.ganas.launcher.launches().values():
+        process = app.state.ganas.launcher.process(info.search_id)
+        process.kill()
+        process.wait()
+
+
+def _store_state(workspace: Workspace, search_id: int):
+    with Store(workspace.database_url) as store:
+        search = store.get_search(search_id)
+        return search.state, search.owner, store.finals(search_id), sorted(p.name for p in workspace.root.rglob("*"))
+
+
+def test_finalize_refuses_bad_requests_and_writes_nothing(finalizable):
+    workspace, search_id, client = finalizable
+    url = f"/api/searches/{search_id}/finalize"
+    cases = [(url, {"steps": 0}, 400, "steps must be a positive number of fine-tuning steps, got 0"),
+             (url, {"steps": 10, "workers": 0}, 400, "workers must be a positive number"),
+             (url, {"steps": 10, "configs": [FAILED]}, 400, f"{FAILED} is not a done candidate"),
+             (url, {"steps": 10, "configs": ["1_2_3"]}, 400, "1_2_3 is not a done candidate"),
+             (url, {"steps": 10, "budgets": ["50M"]}, 400, "no done candidate of search 1 fits 50M MACs"),
+             (url, {"steps": 10, "budgets": "2Q"}, 400, "is not a number"),
+             (url, {"steps": 10, "executor": "slurm"}, 422, "unknown executor 'slurm'"),
+             (url, {"steps": 10, "epochs": 3}, 422, "epochs"),
+             ("/api/searches/99/finalize", {"steps": 10}, 404, "99")]
+    before = _store_state(workspace, search_id)
+    for path, body, status, message in cases:
+        response = client.post(path, json=body)
+        assert response.status_code == status, (body, response.text)
+        assert message in response.json()["detail"], (body, response.json())
+    assert _store_state(workspace, search_id) == before
+
+
+def test_finalize_refuses_a_running_search_and_a_changed_teacher(finalizable):
+    workspace, search_id, client = finalizable
+    url = f"/api/searches/{search_id}/finalize"
+    with Store(workspace.database_url) as store:
+        store.claim_search(search_id, "orchestrator-elsewhere", ttl_seconds=60)
+    held = client.post(url, json={"steps": 10})
+    assert held.status_code == 409 and "orchestrator-elsewhere" in held.json()["detail"]
+    with Store(workspace.database_url) as store:
+        store.release_search(search_id, "orchestrator-elsewhere")
+    (workspace.root / "teacher.pt").write_bytes(b"another teacher")
+    before = _store_state(workspace, search_id)
+    changed = client.post(url, json={"steps": 10})
+    assert changed.status_code == 400 and "changed since the supernet was registered" in changed.json()["detail"]
+    (workspace.root / "teacher.pt").unlink()
+    missing = client.post(url, json={"steps": 10})
+    assert missing.status_code == 400 and "is missing" in missing.json()["detail"]
+    (workspace.root / "sn.pt").write_bytes(b"retrained")
+    add_teacher(workspace, search_id)
+    moved = client.post(url, json={"steps": 10})
+    assert moved.status_code == 400 and "no longer the registered file" in moved.json()["detail"]
+    assert _store_state(workspace, search_id)[:3] == before[:3]
+    assert not (workspace.search_dir(search_id) / "finalize.log").exists()
+
+
+def test_finalize_needs_a_teacher_and_a_finished_search(client, filled):
+    workspace, search_id = filled
+    created = client.post(f"/api/searches/{search_id}/finalize", json={"steps": 10})
+    assert created.status_code == 400
+    assert "is created; finalize it once it is done or paused" in created.json()["detail"]
+    with Store(workspace.database_url) as store:
+        store.set_search_state(search_id, "running")  # no orchestrator holds it (it died): still refused
+    running = client.post(f"/api/searches/{search_id}/finalize", json={"steps": 10})
+    assert running.status_code == 400 and "is running" in running.json()["detail"]
+    with Store(workspace.database_url) as store:
+        store.set_search_state(search_id, "done")
+    none = client.post(f"/api/searches/{search_id}/finalize", json={"steps": 10})
+    assert none.status_code == 400 and "records no teacher" in none.json()["detail"]
+
+
+def test_finalize_launches_ganas_search_finalize_once(finalizable):
+    workspace, search_id, client = finalizable
+    started = client.post(f"/api/searches/{search_id}/finalize", json={"steps": 20, "budgets": ["250M"],
+                                                                        "configs": [FRONT[0]], "workers": 3})
+    assert started.status_code == 202, started.text
+    body = started.json()
+    assert body["steps"] == 20 and [(c["config"], c["budget"]) for c in body["choices"]] == [(FRONT[0], None),
+                                                                                             (FRONT[1], 250 * M)]
+    finalizer = body["finalizer"]
+    assert finalizer["job"] == "finalizer" and finalizer["running"] and finalizer["command"][-1] == "workers=3"
+    log = workspace.search_dir(search_id) / "finalize.log"
+    assert finalizer["log_path"] == str(log)
+    _wait_for(lambda: f"orchestrator for search {search_id} workers=3" in log.read_text())
+    again = client.post(f"/api/searches/{search_id}/finalize", json={"steps": 20})
+    assert again.status_code == 409 and "already has a finalizer running" in again.json()["detail"]
+    resume = client.post(f"/api/searches/{search_id}/resume")
+    assert resume.status_code == 409  # done: and a finalizer runs anyway
+    assert client.get(f"/api/searches/{search_id}").json()["orchestrator"]["job"] == "finalizer"
+
+
+def test_finalize_command_is_ganas_search_finalize(tmp_path):
+    from nas.cli import build_parser
+    from nas.service.launcher import FinalizeOptions
+
+    workspace = Workspace.resolve(tmp_path)
+    options = FinalizeOptions(steps=30, budgets=(250 * M, 500 * M), front=True, configs=(FRONT[0],), workers=4,
+                              executor="local", ray_address="10.0.0.1:6379")
+    command = orchestrator_command(7, workspace, options)
+    assert command[:3] == [sys.executable, "-m", "nas.cli"]
+    args = build_parser().parse_args(command[3:])
+    assert (args.command, args.search_command, args.search_id) == ("search", "finalize", 7)
+    assert Workspace.resolve(args.workspace) == workspace and args.quiet
+    assert (args.steps, args.budget, args.front, args.config) == (30, [str(250 * M), str(500 * M)], True, [FRONT[0]])
+    assert (args.workers, args.executor, args.ray_address) == (4, "local", "10.0.0.1:6379")
+    plain = build_parser().parse_args(orchestrator_command(7, workspace, FinalizeOptions(steps=5))[3:])
+    assert (plain.budget, plain.front, plain.config, plain.workers, plain.executor) == ([], False, [], 2, "ray")
+
+
 # -- actions and the launcher ----------------------------------------------------------------------------------
 def _wait_for(predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
@@ -437,6 +757,8 @@ def test_openapi_schema_lists_every_endpoint_and_no_cdn_pages(client):
                 "/api/searches/{search_id}/candidates/{config}",
                 "/api/searches/{search_id}/candidates/{config}/sample.png"}
     expected |= {f"/api/searches/{{search_id}}/{a}" for a in ("start", "pause", "resume", "cancel")}
+    expected |= {"/api/searches/{search_id}/finals", "/api/searches/{search_id}/finals/{config}/files/{kind}",
+                 "/api/searches/{search_id}/finalize"}
     assert set(paths) == expected
     post = paths["/api/searches"]["post"]
     assert post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ValidationErrorOut")

@@ -113,3 +113,22 @@ def test_serve_runs_uvicorn_and_keeps_the_token_out_of_its_log(filled):
         output = server.communicate(timeout=10)[0].decode()
     assert f"dashboard {base}/?token=<token>" in output and "GET /searches?token=*** HTTP/1.1\" 303" in output
     assert TOKEN not in output
+
+
+def test_behind_a_token_final_files_and_the_finalize_form_need_the_login(filled):
+    from tests.nas.test_service import FINAL_FILES, FINALS, add_finals, add_teacher
+
+    workspace, search_id = filled
+    add_teacher(workspace, search_id)
+    add_finals(workspace, search_id)
+    page_file = f"/searches/{search_id}/finals/{FINALS[0][0]}/files/onnx"
+    with TestClient(create_web_app(workspace, token=TOKEN)) as client:
+        assert client.get(page_file).status_code == 401
+        assert client.post(f"/searches/{search_id}/finalize", data={"steps": "5"}).status_code == 401
+        client.get(f"/searches/{search_id}?token={TOKEN}")  # the login link sets the cookie
+        assert client.get(page_file).content == FINAL_FILES["onnx"]
+        assert client.get(f"/api{page_file}").status_code == 401  # the cookie never opens the API
+        api = client.get(f"/api{page_file}", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert api.status_code == 200 and api.content == FINAL_FILES["onnx"]
+        forged = client.post(f"/searches/{search_id}/finalize", data={"steps": "5"}, follow_redirects=False)
+        assert forged.status_code == 403 and "form token" in forged.text  # logged in, but not from our page
