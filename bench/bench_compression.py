@@ -8,7 +8,9 @@ Per seed, in one resumable work folder (every stage is skipped when its output e
 4. ``nas.finalize``: the best config per budget fine-tuned, measured and exported;
 5. baselines at the same total steps (supernet + fine-tune), at widths ngf 8 and 12 of the supernet's
    student (mobile ResNet, its depth): OMGD static students (wide + deep teachers, ``--perceptual none``)
-   and the same networks trained alone as pix2pix generators;
+   and the same networks trained alone as pix2pix generators. Equal steps, not equal images: the
+   baselines train at batch 4 throughout, while finalize fine-tunes at batch 1, and the pix2pix ones
+   train on all of train (as the teacher does), not train1 only; both favour the baselines;
 6. every model scored on ``val`` by one evaluator (mIoU with the shared segmenter, PSNR vs the ground
    truth), MACs by the closed form, batch-1 CPU latency measured side by side in this process.
 
@@ -128,7 +130,8 @@ def train_stages(s: DemoSettings, args, data: DataSpec, ws: Workspace, segmenter
             raise SystemExit(f"seed {seed}: finalize failed for {'; '.join(bad)}")
         finals = [{"budget": b, "config": c, "macs": records[c].macs, "search_id": search_id,
                    "checkpoint": str(ws.root / records[c].files["checkpoint"]),
-                   "finalize_after": dict(records[c].after), "finalize_latency_ms": records[c].latency_ms}
+                   "finalize_before": dict(records[c].before), "finalize_after": dict(records[c].after),
+                   "finalize_teacher": dict(records[c].teacher), "finalize_latency_ms": records[c].latency_ms}
                   for b, c in best.items()]
         finals_file.write_text(json.dumps(finals, indent=1))
 
@@ -201,6 +204,10 @@ def measure_seed(s: DemoSettings, args, evaluator: Evaluator, ckpt: dict[str, Pa
     clock.run(f"seed {s.seed}/latency", f"batch-1 CPU latency, {args.threads} thread(s), side by side",
               latency_file.exists(), time_them)
     scores, ms = json.loads(scores_file.read_text()), json.loads(latency_file.read_text())["ms"]
+    for (name, _, _, _), final in zip(models[1:], sorted(finals, key=lambda f: f["budget"])):  # the finalize job measured them on val too
+        own = final["finalize_after"].get("miou")
+        if own is not None and abs(own - scores[name]["miou"]) > 1e-6:
+            print(f"  warning: {name}: finalize measured mIoU {own:.4f} on val, this evaluator {scores[name]['miou']:.4f}")
     return [Measured(name, kind, scores[name]["macs"], scores[name]["params"], scores[name]["miou"],
                      scores[name]["psnr"], ms[name], config) for name, kind, _, config in models]
 
@@ -278,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print()
     print(describe(v))
-    print(f"\nresults: {out / 'results.json'}; total {clock.elapsed().strip()}")
+    print("\nstage wall times (s, this run or an earlier one): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in clock.timings.items()))
+    print(f"results: {out / 'results.json'}; total {clock.elapsed().strip()}")
     return 0
 
 

@@ -89,6 +89,8 @@ class Verdict:
     winner_checks: dict[str, list[tuple[str, bool]]]
     # baseline -> the winners that dominate it (<= its MACs and higher mIoU)
     dominated_by: dict[str, list[str]]
+    # baselines with fewer MACs than every winner (no budget that low): they cannot be dominated
+    below_every_winner: dict[str, float]  # name -> its MACs
 
     @property
     def front_dominates(self) -> bool:
@@ -108,8 +110,9 @@ def verdict(rows: Sequence[Row]) -> Verdict:
     at_ratio = [r for r in winners if r.macs_ratio >= TARGET_MACS_RATIO]
     checks = {w.name: [(b.name, w.miou > b.miou) for b in baselines if b.macs >= w.macs] for w in winners}
     dominated = {b.name: [w.name for w in winners if w.macs <= b.macs and w.miou > b.miou] for b in baselines}
+    below = {b.name: b.macs for b in baselines if all(w.macs > b.macs for w in winners)}
     return Verdict(bool(meeting), meeting, max(at_ratio, key=lambda r: r.miou, default=None),
-                   max(within, key=lambda r: r.macs_ratio, default=None), checks, dominated)
+                   max(within, key=lambda r: r.macs_ratio, default=None), checks, dominated, below)
 
 
 def _pm(mean: float, std: float, digits: int) -> str:
@@ -157,7 +160,12 @@ def describe(v: Verdict) -> str:
             out.append(f"- {winner}: " + "; ".join(f"{'beats' if ok else 'does NOT beat'} {b}" for b, ok in checks)
                        + " (baselines with >= its MACs).")
     for baseline, by in v.dominated_by.items():
-        out.append(f"- {baseline}: " + (f"dominated by {', '.join(by)}" if by else "dominated by NO winner") + ".")
+        if baseline in v.below_every_winner:
+            macs = v.below_every_winner[baseline]
+            out.append(f"- {baseline}: dominated by NO winner: every winner has more MACs than its "
+                       f"{macs / 1e6:.2f}M (add a budget of {macs:.0f} MACs: --budgets {macs:.0f} ...).")
+        else:
+            out.append(f"- {baseline}: " + (f"dominated by {', '.join(by)}" if by else "dominated by NO winner") + ".")
     out.append(f"Front dominates every fixed-width baseline: {'yes' if v.front_dominates else 'no'}; every winner "
                f"beats every baseline of equal-or-more MACs: {'yes' if v.winners_beat_wider_baselines else 'no'}.")
     return "\n".join(out)

@@ -57,6 +57,8 @@ def test_dominance_per_winner_and_per_baseline():
     # b8 (25.5M) has fewer MACs than any winner, so nothing dominates it
     assert v.dominated_by == {"b8": [], "b12": ["w35"]}
     assert not v.front_dominates and not v.winners_beat_wider_baselines
+    assert v.below_every_winner == {"b8": 25_500_000}
+    assert "every winner has more MACs than its 25.50M (add a budget of 25500000 MACs" in ct.describe(v)
 
 
 def test_table_row_and_one_seed_without_std():
