@@ -90,77 +90,86 @@ def _finished(path: Path, trained: Path) -> None:
         raise SystemExit(f"{path.parent}: training stopped before its last step ({trained}); run again to resume")
 
 
-def train_stages(s: DemoSettings, args, data: DataSpec, ws: Workspace, segmenter: Path, seed_dir: Path,
-                 clock: Clock) -> tuple[dict[str, Path], list[dict]]:
-    """Teacher, supernet, search, finalize and baselines of one seed; returns the checkpoints and the finals."""
-    seed, key, progress = s.seed, f"seed {s.seed}", not args.quiet
-    loop = lambda steps: LoopSettings(steps, s.batch_size, seed, LOG_EVERY)  # noqa: E731
+def _resumed(path: Path) -> bool:
+    return (path.parent / "last.pt").exists()
+
+
+def _loop(s: DemoSettings, steps: int) -> LoopSettings:
+    return LoopSettings(steps, s.batch_size, s.seed, LOG_EVERY)
+
+
+def teacher_and_supernet(s: DemoSettings, data: DataSpec, seed_dir: Path, clock: Clock,
+                         progress: bool) -> dict[str, Path]:
+    """The demo's teacher and GAN Compression supernet (its stage 2 and 3 settings), for one seed."""
     ckpt = {"teacher": seed_dir / "teacher" / "teacher.pt", "supernet": seed_dir / "supernet" / "supernet.pt"}
-
-    def resumed(path: Path) -> bool:
-        return (path.parent / "last.pt").exists()
-
     teacher = TeacherSettings(arch="resnet", hparams={"ngf": s.teacher_ngf, "n_blocks": s.blocks}, gan_mode="lsgan",
-                              ndf=32)  # the demo's teacher
-    clock.run(f"{key}/teacher", f"pix2pix teacher ResNet ngf {s.teacher_ngf}, {s.teacher_steps} steps",
+                              ndf=32)
+    clock.run(f"seed {s.seed}/teacher", f"pix2pix teacher ResNet ngf {s.teacher_ngf}, {s.teacher_steps} steps",
               ckpt["teacher"].exists(), lambda: _finished(ckpt["teacher"], train_teacher(
-                  "pix2pix", data, teacher, loop(s.teacher_steps), ckpt["teacher"].parent, resumed(ckpt["teacher"]),
-                  progress)))
-    gc = GANCompressionSettings(space=s.space, task="paired", ndf=32, sampling="sandwich")  # the demo's supernet
-    clock.run(f"{key}/supernet", f"GAN Compression supernet {s.space}, {s.supernet_steps} steps",
+                  "pix2pix", data, teacher, _loop(s, s.teacher_steps), ckpt["teacher"].parent,
+                  _resumed(ckpt["teacher"]), progress)))
+    gc = GANCompressionSettings(space=s.space, task="paired", ndf=32, sampling="sandwich")
+    clock.run(f"seed {s.seed}/supernet", f"GAN Compression supernet {s.space}, {s.supernet_steps} steps",
               ckpt["supernet"].exists(), lambda: _finished(ckpt["supernet"], train_gan_compression(
-                  data, TeacherSource(ckpt["teacher"]), gc, loop(s.supernet_steps), ckpt["supernet"].parent,
-                  resumed(ckpt["supernet"]), progress)))
-    with Store(ws.database_url) as store:
-        name = register_supernet(store, ckpt["supernet"], f"bench-compression-seed{seed}").name
+                  data, TeacherSource(ckpt["teacher"]), gc, _loop(s, s.supernet_steps), ckpt["supernet"].parent,
+                  _resumed(ckpt["supernet"]), progress)))
+    return ckpt
 
+
+def search_and_finalize(s: DemoSettings, args, ws: Workspace, supernet: Path, segmenter: Path, seed_dir: Path,
+                        clock: Clock) -> list[dict]:
+    """Register the supernet, run the demo's search on it, finalize the best config per budget (seed_dir/finals.json)."""
+    with Store(ws.database_url) as store:
+        name = register_supernet(store, supernet, f"bench-compression-seed{s.seed}").name
     search_file, finals_file = seed_dir / "search.json", seed_dir / "finals.json"
 
     def search() -> None:
         search_file.write_text(json.dumps({"search_id": _search(ws, name, segmenter, s)[1]}))
 
-    clock.run(f"{key}/search", f"search {name}: {s.trials} trials, budgets {', '.join(map(format_macs, s.budgets))}",
-              search_file.exists(), search)
+    clock.run(f"seed {s.seed}/search", f"search {name}: {s.trials} trials, budgets "
+              f"{', '.join(map(format_macs, s.budgets))}", search_file.exists(), search)
     search_id = json.loads(search_file.read_text())["search_id"]
 
     def finalize() -> None:
         with Store(ws.database_url) as store:
-            best = {b: choose(store, search_id, budgets=[b])[0].config for b in sorted(s.budgets)}  # a config may win twice
+            best = {b: choose(store, search_id, budgets=[b])[0].config for b in sorted(s.budgets)}
+            chosen = [Choice(c, b) for c, b in {c: b for b, c in reversed(best.items())}.items()]  # once per config
             settings = FinalizeSettings(steps=args.finetune_steps, workers=1, executor="local",
-                                        threads_per_worker=args.threads, progress=progress)
-            chosen = [Choice(c, b) for c, b in {c: b for b, c in reversed(best.items())}.items()]
+                                        threads_per_worker=args.threads, progress=not args.quiet)
             records = {r.config: r for r in Finalizer(store, ws, search_id, settings).run(chosen)}
         bad = [f"{r.config}: {r.error}" for r in records.values() if r.status != FinalStatus.DONE]
         if bad:
-            raise SystemExit(f"seed {seed}: finalize failed for {'; '.join(bad)}")
-        finals = [{"budget": b, "config": c, "macs": records[c].macs, "search_id": search_id,
-                   "checkpoint": str(ws.root / records[c].files["checkpoint"]),
-                   "finalize_before": dict(records[c].before), "finalize_after": dict(records[c].after),
-                   "finalize_teacher": dict(records[c].teacher), "finalize_latency_ms": records[c].latency_ms}
-                  for b, c in best.items()]
-        finals_file.write_text(json.dumps(finals, indent=1))
+            raise SystemExit(f"seed {s.seed}: finalize failed for {'; '.join(bad)}")
+        finals_file.write_text(json.dumps([
+            {"budget": b, "config": c, "macs": records[c].macs, "search_id": search_id,
+             "checkpoint": str(ws.root / records[c].files["checkpoint"]), "finalize_before": dict(records[c].before),
+             "finalize_after": dict(records[c].after), "finalize_teacher": dict(records[c].teacher),
+             "finalize_latency_ms": records[c].latency_ms} for b, c in best.items()], indent=1))
 
-    clock.run(f"{key}/finalize", f"finalize the best per budget, {args.finetune_steps} fine-tuning steps each",
+    clock.run(f"seed {s.seed}/finalize", f"finalize the best per budget, {args.finetune_steps} fine-tuning steps each",
               finals_file.exists(), finalize)
-    finals = json.loads(finals_file.read_text())
+    return json.loads(finals_file.read_text())
 
-    total = s.supernet_steps + args.finetune_steps
-    n_blocks = load_generator(ckpt["supernet"]).hparams()["n_blocks"]
+
+def baselines(s: DemoSettings, args, data: DataSpec, n_blocks: int, seed_dir: Path, clock: Clock) -> dict[str, Path]:
+    """OMGD static students and pix2pix-alone generators at each width, for supernet + fine-tune steps."""
+    total, progress, ckpt = s.supernet_steps + args.finetune_steps, not args.quiet, {}
     student = OMGDStudentLoss(perceptual="none", lambda_cd=LAMBDA_CD, ssim_range="unit")  # the CLI's --perceptual none
     for width in WIDTHS:
         hparams = {"ngf": width, "n_blocks": n_blocks}
-        path = ckpt[f"OMGD {width}"] = seed_dir / f"omgd_ngf{width}" / "subnet.pt"
         omgd = OMGDSettings(student_arch="mobile_resnet", student_hparams=hparams, teachers="both",
                             student_loss=student, gan_mode="hinge", ndf=32)
-        clock.run(f"{key}/omgd ngf {width}", f"OMGD static student mobile ResNet ngf {width}, {total} steps",
-                  path.exists(), lambda: _finished(path, train_omgd(data, omgd, loop(total), path.parent,
-                                                                    resumed(path), progress)))
-        path = ckpt[f"pix2pix {width}"] = seed_dir / f"pix2pix_ngf{width}" / "teacher.pt"
         alone = TeacherSettings(arch="mobile_resnet", hparams=hparams, gan_mode="lsgan", ndf=32)
-        clock.run(f"{key}/pix2pix ngf {width}", f"pix2pix alone mobile ResNet ngf {width}, {total} steps",
-                  path.exists(), lambda: _finished(path, train_teacher("pix2pix", data, alone, loop(total),
-                                                                       path.parent, resumed(path), progress)))
-    return ckpt, finals
+        jobs = {"OMGD": (seed_dir / f"omgd_ngf{width}" / "subnet.pt", "OMGD static student",
+                         lambda out, resume, omgd=omgd: train_omgd(data, omgd, _loop(s, total), out, resume, progress)),
+                "pix2pix": (seed_dir / f"pix2pix_ngf{width}" / "teacher.pt", "pix2pix alone",
+                            lambda out, resume, alone=alone: train_teacher("pix2pix", data, alone, _loop(s, total),
+                                                                           out, resume, progress))}
+        for method, (path, label, train) in jobs.items():
+            ckpt[f"{method} {width}"] = path
+            clock.run(f"seed {s.seed}/{method} ngf {width}", f"{label} mobile ResNet ngf {width}, {total} steps",
+                      path.exists(), lambda: _finished(path, train(path.parent, _resumed(path))))  # noqa: B023 (run now)
+    return ckpt
 
 
 def models_of(ckpt: dict[str, Path], finals: list[dict]) -> list[tuple[str, str, Path, str]]:
@@ -275,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     per_seed = {}
     for seed in args.seeds:
         seeded, seed_dir = replace(s, seed=seed), out / f"seed{seed}"
-        ckpt, finals = train_stages(seeded, args, data, ws, segmenter, seed_dir, clock)
+        ckpt = teacher_and_supernet(seeded, data, seed_dir, clock, not args.quiet)
+        finals = search_and_finalize(seeded, args, ws, ckpt["supernet"], segmenter, seed_dir, clock)
+        n_blocks = load_generator(ckpt["supernet"]).hparams()["n_blocks"]  # the supernet's students' depth
+        ckpt |= baselines(seeded, args, data, n_blocks, seed_dir, clock)
         per_seed[seed] = measure_seed(seeded, args, evaluator, ckpt, finals, seed_dir, clock)
 
     rows = aggregate(per_seed)
