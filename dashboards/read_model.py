@@ -198,7 +198,8 @@ class DashboardActions:
                                   budgets=tuple(sorted({_whole(b, "budget") for b in form.get("budget", [])})),
                                   front=bool(form.get("front")), workers=_whole(first("workers", "2"), "workers"),
                                   executor=_executor(first("executor", "ray")))
-        start_finalize(self._context.store, self._context.launcher, search_id, options)
+        start_finalize(self._context.store, self._context.workspace, self._context.launcher, search_id,
+                       options)
 
 
 def get_actions(request: Request) -> DashboardActions:

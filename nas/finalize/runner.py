@@ -36,6 +36,16 @@ class FinalizeError(GanasError):
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """What every check before a finalize yields: the verified teacher and supernet, and the held-out split."""
+
+    teacher: TeacherInfo
+    teacher_bytes: bytes
+    checkpoint: bytes
+    split: str
+
+
+@dataclass(frozen=True)
 class FinalizeSettings:
     steps: int = 1000  # fine-tuning steps per config
     batch_size: int = 1
@@ -142,29 +152,21 @@ class Finalizer:
 
     def __init__(self, store: Store, workspace: Workspace, search_id: int, settings: FinalizeSettings,
                  executor: Executor | None = None, log: Callable[[str], None] = print):
-        if isinstance(settings.steps, bool) or not isinstance(settings.steps, int) or settings.steps < 1:
-            raise FinalizeError(f"--steps must be a positive number of fine-tuning steps, got {settings.steps!r}")
-        if isinstance(settings.batch_size, bool) or not isinstance(settings.batch_size, int) or settings.batch_size < 1:
-            raise FinalizeError(f"--batch-size must be at least 1, got {settings.batch_size!r}")
-        if settings.workers < 1:
-            raise FinalizeError(f"--workers must be at least 1, got {settings.workers}")
+        for flag, value, what in (("--steps", settings.steps, "fine-tuning steps"),
+                                  ("--batch-size", settings.batch_size, "images per step"),
+                                  ("--workers", settings.workers, "workers")):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise FinalizeError(f"{flag} must be a positive number of {what}, got {value!r}")
         self.store, self.workspace, self.search_id, self.settings, self.log = store, workspace, search_id, settings, log
         self.search = store.get_search(search_id)
         self.supernet: SupernetRecord = store.get_supernet(self.search.supernet_id)
-        self.plan = SearchPlan.from_search(self.search)
         self.executor = executor or (EXECUTORS["ray"](settings.ray_address, None) if settings.executor == "ray"
                                      else EXECUTORS[settings.executor]())
 
     def run(self, choices: Sequence[Choice]) -> list[FinalRecord]:
         """Fine-tune, measure and export ``choices``; returns their final records (done, or failed for good)."""
-        teacher = TeacherInfo.from_dict(self.supernet.teacher)
-        if teacher is None:
-            raise FinalizeError(f"supernet {self.supernet.name!r} records no teacher to fine-tune from and compare "
-                                "with; register it with --teacher FILE (ganas supernet register CHECKPOINT --teacher "
-                                "FILE)")
-        teacher_bytes = teacher.read_bytes()  # moved or changed since registration: refused before any write
-        checkpoint = self._supernet_bytes()
-        split = self._held_out_split()
+        ready = self.preflight()
+        teacher, teacher_bytes, checkpoint, split = ready.teacher, ready.teacher_bytes, ready.checkpoint, ready.split
         items = [self._new_final(c, checkpoint) for c in choices]
         claim = SearchClaim(self.store, self.search_id, self.settings.claim_seconds, self.log)
         claim.acquire(self.search)
@@ -193,6 +195,21 @@ class Finalizer:
             claim.release()
         records = [self.store.get_final(f.id) for f in finals]
         return [self._register(r) for r in records]
+
+    @property
+    def plan(self) -> SearchPlan:
+        return SearchPlan.from_search(self.search)
+
+    def preflight(self) -> Prepared:
+        """Every check that needs no worker, before anything is written (the CLI and the service share it): a
+        teacher recorded and still the recorded file, the supernet checkpoint likewise, a held-out split."""
+        teacher = TeacherInfo.from_dict(self.supernet.teacher)
+        if teacher is None:
+            raise FinalizeError(f"supernet {self.supernet.name!r} records no teacher to fine-tune from and compare "
+                                "with; register it with --teacher FILE (ganas supernet register CHECKPOINT --teacher "
+                                "FILE)")
+        teacher_bytes = teacher.read_bytes()  # moved or changed since registration: refused before any write
+        return Prepared(teacher, teacher_bytes, self._supernet_bytes(), self._held_out_split())
 
     def _supernet_bytes(self) -> bytes:
         path = Path(self.supernet.checkpoint)

@@ -120,7 +120,7 @@ def api_router() -> APIRouter:
         """Fine-tune, measure and export the chosen subnets: checked as ``ganas search finalize`` checks them, then
         run by a ``ganas search finalize`` process (see ``GET .../finals`` for the results)."""
         options = body.options()
-        started = start_finalize(ctx.store, ctx.launcher, search_id, options)
+        started = start_finalize(ctx.store, ctx.workspace, ctx.launcher, search_id, options)
         return schemas.FinalizeOut.of(search_id, options.steps, started)
 
     return router

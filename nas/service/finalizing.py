@@ -10,10 +10,10 @@ search, so a resume waits until it has finished.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas.store import SearchRecord, Store
+from nas.workspace import Workspace
 
 from .launcher import FinalizeOptions, LaunchInfo, OrchestratorLauncher
 
@@ -29,38 +29,26 @@ class FinalizeStarted:
     launch: LaunchInfo
 
 
-def check_finalize(store: Store, search_id: int, options: FinalizeOptions) -> tuple[Choice, ...]:
+def check_finalize(store: Store, workspace: Workspace, search_id: int, options: FinalizeOptions
+                   ) -> tuple[Choice, ...]:
     """The configs ``options`` choose, or the :class:`~nas.finalize.FinalizeError` the CLI would raise (nothing is
-    written either way)."""
-    from foundation.hashing import file_sha256
-    from nas.finalize import FinalizeError, choose
-    from nas.teacher import TeacherInfo
+    written either way): the same settings checks, choice and preflight as ``ganas search finalize``."""
+    from nas.finalize import FinalizeSettings, Finalizer, choose
 
-    search = store.get_search(search_id)
-    for name, value in (("steps", options.steps), ("workers", options.workers)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            what = "fine-tuning steps" if name == "steps" else "workers"
-            raise FinalizeError(f"{name} must be a positive number of {what}, got {value!r}")
+    settings = FinalizeSettings(steps=options.steps, workers=options.workers, executor=options.executor,
+                                ray_address=options.ray_address)
     choices = tuple(choose(store, search_id, options.budgets, options.front, options.configs))
-    supernet = store.get_supernet(search.supernet_id)
-    teacher = TeacherInfo.from_dict(supernet.teacher)
-    if teacher is None:
-        raise FinalizeError(f"supernet {supernet.name!r} records no teacher to fine-tune from and compare with; "
-                            "register it with --teacher FILE (ganas supernet register CHECKPOINT --teacher FILE)")
-    teacher.read_bytes()  # missing or changed since registration: the CLI's message
-    checkpoint = Path(supernet.checkpoint)
-    if not checkpoint.is_file() or file_sha256(checkpoint) != supernet.checkpoint_sha256:
-        raise FinalizeError(f"supernet {supernet.name!r}: {checkpoint} is missing or no longer the registered file")
+    Finalizer(store, workspace, search_id, settings).preflight()
     return choices
 
 
-def start_finalize(store: Store, launcher: OrchestratorLauncher, search_id: int,
+def start_finalize(store: Store, workspace: Workspace, launcher: OrchestratorLauncher, search_id: int,
                    options: FinalizeOptions) -> FinalizeStarted:
     """Check the request (:func:`check_finalize`) and spawn ``ganas search finalize`` for it."""
     chosen: list[Choice] = []
 
     def check(search: SearchRecord) -> None:
-        chosen.extend(check_finalize(store, search.id, options))
+        chosen.extend(check_finalize(store, workspace, search.id, options))
 
     launch = launcher.start(search_id, options, before_spawn=check)
     return FinalizeStarted(tuple(chosen), launch)

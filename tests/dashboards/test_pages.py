@@ -222,7 +222,7 @@ def _form(html: str) -> dict[str, str]:
 @pytest.fixture
 def finalizable(tmp_path):
     """A done search with a real supernet checkpoint and teacher, served with a stand-in finalizer command."""
-    workspace, search_id = fill_workspace(tmp_path / "ws", checkpoint=b"supernet-weights")
+    workspace, search_id = fill_workspace(tmp_path / "ws", checkpoint=b"supernet-weights", plan=True)
     add_teacher(workspace, search_id)
     with Store(workspace.database_url) as store:
         store.set_search_state(search_id, "running")

@@ -36,10 +36,12 @@ FAILED, INFEASIBLE, QUEUED = "8_8_16_8_8_8_8_8", "16_16_16_16_16_16_16_16", "8_8
 BUDGETS = [250 * M, 500 * M]
 
 
-def fill_workspace(root: Path, checkpoint: bytes | None = None) -> tuple[Workspace, int]:
+def fill_workspace(root: Path, checkpoint: bytes | None = None, plan: bool = False) -> tuple[Workspace, int]:
     """One supernet and one search: 6 done, 1 failed, 1 infeasible, 1 queued candidate.
 
     The supernet's checkpoint is nowhere, unless its ``checkpoint`` bytes are given (written to ``root/sn.pt``).
+    With ``plan`` the search has the plan ``ganas search start`` writes, over an aligned dataset folder with a
+    val split (empty: nothing here reads its images).
     """
     from foundation.hashing import bytes_sha256
 
@@ -55,7 +57,7 @@ def fill_workspace(root: Path, checkpoint: bytes | None = None) -> tuple[Workspa
                                 dataset={"root": str(root), "size": 32, "paired": True, "search_split": "train2"},
                                 metrics=["fid", "kid", "psnr", "ssim"])
         search = store.create_search("tiny", budgets=BUDGETS, objectives=["fid"], strategy="random", trials=10,
-                                     seed=1, max_attempts=1)
+                                     seed=1, max_attempts=1, plan=_plan(root) if plan else None)
         store.add_candidates(search.id, [(c, macs, 1000 + i) for i, (c, macs, _) in enumerate(DONE)]
                              + [(FAILED, 120 * M, 900), (INFEASIBLE, 900 * M, 5000, "infeasible", None, "over budget"),
                                 (QUEUED, 250 * M, 1200)])
@@ -65,6 +67,15 @@ def fill_workspace(root: Path, checkpoint: bytes | None = None) -> tuple[Workspa
                                      "fid/inception@sha256:0123", 1.25)
         store.fail_candidate(leased[FAILED].id, "worker-1", "RuntimeError: out of memory")
     return workspace, search.id
+
+
+def _plan(root: Path) -> dict:
+    from nas.search_setup import EvaluationSpec, SearchPlan
+
+    for split in ("train", "val"):
+        (root / "data" / split).mkdir(parents=True, exist_ok=True)
+    spec = EvaluationSpec(str(root / "data"), "aligned", "AtoB", "train2", 32, ("fid",))
+    return SearchPlan(spec, 8, (32, 32)).to_dict()
 
 
 # The teacher of `with_teacher`: 5G MACs, 20,000 parameters; on the search split fid 40, kid 0.04
@@ -464,7 +475,7 @@ def _done(workspace: Workspace, search_id: int) -> None:
 @pytest.fixture
 def finalizable(tmp_path):
     """A done search whose supernet checkpoint and teacher are real files, with a fake-process client."""
-    workspace, search_id = fill_workspace(tmp_path / "ws", checkpoint=b"supernet-weights")
+    workspace, search_id = fill_workspace(tmp_path / "ws", checkpoint=b"supernet-weights", plan=True)
     add_teacher(workspace, search_id)
     _done(workspace, search_id)
     app = create_app(workspace, command=sleeper)
