@@ -9,8 +9,8 @@ Per seed, in one resumable work folder (every stage is skipped when its output e
 5. baselines at the same total steps (supernet + fine-tune), at widths ngf 8 and 12 of the supernet's
    student (mobile ResNet, its depth): OMGD static students (wide + deep teachers, ``--perceptual none``)
    and the same networks trained alone as pix2pix generators. Equal steps, not equal images: the
-   baselines train at batch 4 throughout, while finalize fine-tunes at batch 1, and the pix2pix ones
-   train on all of train (as the teacher does), not train1 only; both favour the baselines;
+   baselines and finalize's fine-tuning both train at batch 4 (the demo's), and the pix2pix baselines
+   train on all of train (as the teacher does), not train1 only, which favours them;
 6. every model scored on ``val`` by one evaluator (mIoU with the shared segmenter, PSNR vs the ground
    truth), MACs by the closed form, batch-1 CPU latency measured side by side in this process.
 
@@ -95,7 +95,7 @@ def _resumed(path: Path) -> bool:
 
 
 def _loop(s: DemoSettings, steps: int) -> LoopSettings:
-    return LoopSettings(steps, s.batch_size, s.seed, LOG_EVERY)
+    return LoopSettings(steps, s.train_batch, s.seed, LOG_EVERY)
 
 
 def teacher_and_supernet(s: DemoSettings, data: DataSpec, seed_dir: Path, clock: Clock,
@@ -134,8 +134,8 @@ def search_and_finalize(s: DemoSettings, args, ws: Workspace, supernet: Path, se
         with Store(ws.database_url) as store:
             best = {b: choose(store, search_id, budgets=[b])[0].config for b in sorted(s.budgets)}
             chosen = [Choice(c, b) for c, b in {c: b for b, c in reversed(best.items())}.items()]  # once per config
-            settings = FinalizeSettings(steps=args.finetune_steps, workers=1, executor="local",
-                                        threads_per_worker=args.threads, progress=not args.quiet)
+            settings = FinalizeSettings(steps=args.finetune_steps, batch_size=s.train_batch, workers=1,
+                                        executor="local", threads_per_worker=args.threads, progress=not args.quiet)
             records = {r.config: r for r in Finalizer(store, ws, search_id, settings).run(chosen)}
         bad = [f"{r.config}: {r.error}" for r in records.values() if r.status != FinalStatus.DONE]
         if bad:
@@ -247,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, help="image side (default 64, the demo's)")
     p.add_argument("--teacher-steps", type=int, help="default 1200 (the demo's)")
     p.add_argument("--supernet-steps", type=int, help="default 1500 (the demo's)")
-    p.add_argument("--finetune-steps", type=int, default=FinalizeSettings().steps,
-                   help="fine-tuning steps per winner (default 1000, `ganas search finalize`'s)")
+    p.add_argument("--finetune-steps", type=int, default=DemoSettings().finetune_steps,
+                   help="fine-tuning steps per winner (default 1500, the demo's)")
     p.add_argument("--trials", type=int, help="search candidates (default 32, the demo's)")
     p.add_argument("--budgets", type=int, nargs="+", help="MACs budgets (default 35M 50M 70M, the demo's)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for training and latency (default 1)")

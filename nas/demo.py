@@ -32,6 +32,7 @@ class DemoSettings:
     supernet_steps: int = 1500
     segmenter_steps: int = 400
     finetune_steps: int = 1500  # per finalized subnet (GAN Compression's last stage)
+    train_batch: int = 4  # images per training step (teacher, supernet, fine-tuning)
     space: str = "channels-16"
     budgets: tuple[int, ...] = (35_000_000, 50_000_000, 70_000_000)
     metric: str = "miou"
@@ -81,8 +82,8 @@ def run_demo(workspace: Workspace, settings: DemoSettings, say: Callable[[str], 
     if not teacher_ckpt.exists():
         teacher_settings = TeacherSettings(arch="resnet", hparams={"ngf": s.teacher_ngf, "n_blocks": s.blocks},
                                            gan_mode="lsgan", ndf=32)
-        train_teacher("pix2pix", data, teacher_settings, LoopSettings(s.teacher_steps, 4, s.seed, 200), teacher_dir,
-                      resume=(teacher_dir / "last.pt").exists(), progress=s.progress)
+        train_teacher("pix2pix", data, teacher_settings, LoopSettings(s.teacher_steps, s.train_batch, s.seed, 200),
+                      teacher_dir, resume=(teacher_dir / "last.pt").exists(), progress=s.progress)
     stage(f"2/6 pix2pix teacher (ResNet ngf {s.teacher_ngf}, {s.blocks} blocks, {s.teacher_steps} steps)", t0)
 
     t0 = time.time()
@@ -90,8 +91,9 @@ def run_demo(workspace: Workspace, settings: DemoSettings, say: Callable[[str], 
     supernet_ckpt = supernet_dir / "supernet.pt"
     if not supernet_ckpt.exists():
         gc = GANCompressionSettings(space=s.space, task="paired", ndf=32, sampling="sandwich")
-        train_gan_compression(data, TeacherSource(teacher_ckpt), gc, LoopSettings(s.supernet_steps, 4, s.seed, 200),
-                              supernet_dir, resume=(supernet_dir / "last.pt").exists(), progress=s.progress)
+        train_gan_compression(data, TeacherSource(teacher_ckpt), gc,
+                              LoopSettings(s.supernet_steps, s.train_batch, s.seed, 200), supernet_dir,
+                              resume=(supernet_dir / "last.pt").exists(), progress=s.progress)
     record = _register(workspace, supernet_ckpt)
     stage(f"3/6 GAN Compression supernet ({s.space}, {s.supernet_steps} steps), registered as {record.name!r}", t0)
 
@@ -182,8 +184,9 @@ def _finalize(workspace: Workspace, search_id: int, s: DemoSettings):
     from .finalize import FinalizeSettings, Finalizer, choose
     from .store import Store
 
-    settings = FinalizeSettings(steps=s.finetune_steps, batch_size=4, workers=s.workers if s.executor == "ray" else 1,
-                                executor=s.executor, progress=s.progress, lease_seconds=1800)
+    settings = FinalizeSettings(steps=s.finetune_steps, batch_size=s.train_batch,
+                                workers=s.workers if s.executor == "ray" else 1, executor=s.executor,
+                                progress=s.progress, lease_seconds=1800)
     with Store(workspace.database_url) as store:
         return Finalizer(store, workspace, search_id, settings).run(choose(store, search_id))
 
