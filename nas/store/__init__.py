@@ -8,7 +8,8 @@ from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFound
                      SearchBusyError, StateTransitionError, StoreConnectionError, StoreError, StoreUrlError)
 from .models import SCHEMA_VERSION
 from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, FinalRecord,
-                      FinalStatus, FrozenDict, NewCandidate, NewFinal, Objective, SearchRecord, SearchState, SupernetRecord)
+                      FinalStatus, FrozenDict, NewCandidate, NewFinal, Objective, SearchRecord, SearchState,
+                      SupernetRecord)
 from .schema import MIGRATIONS, Migration, ensure_schema, register_migration
 from .store import Store
 

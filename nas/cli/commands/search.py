@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--inception-weights", default=None, help="path of the FID Inception weights file")
     start.add_argument("--segmenter", default=None, help="mIoU segmenter (ganas train segmenter, or TorchScript)")
     start.add_argument("--metric-option", action="append", default=[], metavar="KEY=VALUE",
-                       help="metric option for every worker, e.g. kid_subset_size=100 (repeatable; see docs/evaluation.md)")
+                       help="metric option for every worker, e.g. kid_subset_size=100 (repeatable; see "
+                            "docs/evaluation.md)")
     _run_flags(start)
     start.set_defaults(func=_start)
 
@@ -265,8 +266,9 @@ def _finalize(args) -> int:
     from nas.finalize import FinalizeSettings, Finalizer, choose
     from nas.store import Store
 
-    settings = FinalizeSettings(steps=args.steps, batch_size=args.batch_size, workers=1 if args.executor == "local" else args.workers,
-                                executor=args.executor, ray_address=args.ray_address, lease_seconds=args.lease_seconds,
+    settings = FinalizeSettings(steps=args.steps, batch_size=args.batch_size,
+                                workers=1 if args.executor == "local" else args.workers, executor=args.executor,
+                                ray_address=args.ray_address, lease_seconds=args.lease_seconds,
                                 mlflow_uri=args.mlflow_uri, model_name=args.model_name,
                                 latency_runs=args.latency_runs, progress=not args.quiet)
     workspace = _workspace(args)
