@@ -91,14 +91,16 @@ def choose(store: Store, search_id: int, budgets: Sequence[int] = (), front: boo
         for point in summarize(store, search_id).front.front:
             chosen.setdefault(point.config, Choice(point.config))
     if budgets or not (configs or front):
-        summary = summarize(store, search_id)
-        metric = summary.objective
-        for budget in budgets or search.budgets:
-            fits = [c for c in done.values() if c.macs <= budget and metric.metric in c.metrics]
-            if not fits:
+        from ..pareto import best_per_budget
+
+        objective = summarize(store, search_id).objective
+        wanted = list(budgets or search.budgets)
+        best = best_per_budget(list(done.values()), wanted, macs=lambda c: c.macs,
+                               value=lambda c: c.metrics.get(objective.metric), direction=objective.direction)
+        for budget in wanted:
+            if best[budget] is None:
                 raise FinalizeError(f"no done candidate of search {search_id} fits {format_macs(budget)} MACs")
-            best = min(fits, key=lambda c: (metric.oriented(c.metrics[metric.metric]), c.macs, c.order))
-            chosen.setdefault(best.config, Choice(best.config, int(budget)))
+            chosen.setdefault(best[budget].config, Choice(best[budget].config, int(budget)))
     return list(chosen.values())
 
 
