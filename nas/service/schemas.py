@@ -80,6 +80,8 @@ class SearchCreate(_Input):
     segmenter: Optional[str] = Field(None, description="path of the mIoU segmenter")
     cache_dir: Optional[str] = Field(None, description="folder of cached real-image statistics")
     max_attempts: int = Field(3, ge=1, description="evaluations of a candidate before it counts as failed")
+    metric_options: dict[str, Any] = Field(default_factory=dict, description="options of the metrics for every "
+                                           "worker (kid_subset_size, latency_runs, ...)")
 
 
 def _known_executor(value: str) -> str:

@@ -222,7 +222,9 @@ def test_create_search_validates(client):
              ({"supernet": "tiny", "budgets": "1G", "trials": 3, "metric": "miou"}, 400, "not miou"),
              ({"supernet": "tiny", "budgets": "1G", "trials": 3, "strategy": "greedy"}, 400, "unknown strategy"),
              ({"supernet": "tiny", "budgets": "1G", "trials": 0}, 422, "trials"),
-             ({"supernet": "tiny", "budgets": "1G", "trials": 3, "workerz": 2}, 422, "workerz")]
+             ({"supernet": "tiny", "budgets": "1G", "trials": 3, "workerz": 2}, 422, "workerz"),
+             ({"supernet": "tiny", "budgets": "1G", "trials": 3, "metric_options": {"kid_size": 2}}, 400,
+              "unknown metric option(s) kid_size")]
     for request, status, message in cases:
         response = client.post("/api/searches", json=request)
         assert response.status_code == status, (request, response.text)
