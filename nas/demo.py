@@ -196,19 +196,19 @@ def _report(workspace: Workspace, summary, search_id: int, finals, s: DemoSettin
     from .cli.output import print_table
     from .finalize.report import HEADER, final_rows
     from .store import CandidateStatus, Store
-    from .teacher import TeacherComparison
+    from .reference import reference_of
     from .tracking import front_plot_png
 
     metric = s.metric
     with Store(workspace.database_url) as store:
         supernet = store.get_supernet(summary.search.supernet_id)
-        vs = TeacherComparison.of(store.get_search(search_id), supernet, metric)
+        vs = reference_of(supernet, store.get_search(search_id))
         done = store.candidates(search_id, CandidateStatus.DONE)
     front = summary.front.front
     say(f"\nPareto front of search {search_id} (MACs vs {metric} on train2, the split that chose them), "
-        f"{len(front)} subnets; {vs.describe()}:")
-    print_table([(p.config, format_macs(p.macs), vs.fewer_macs_text(p.macs), f"{p.value:.4f}", vs.metric_text(p.value))
-                 for p in front], ["CONFIG", "MACS", "X FEWER MACS", metric.upper(), "VS TEACHER"])
+        f"{len(front)} subnets; {vs.describe(metric)}:")
+    print_table([(p.config, format_macs(p.macs), vs.fewer_macs_text(p.macs), f"{p.value:.4f}",
+                  vs.versus_text(metric, p.value)) for p in front], ["CONFIG", "MACS", "X FEWER MACS", metric.upper(), "VS TEACHER"])
     say(f"\nfinal models: the best subnet per budget, fine-tuned, next to the teacher on the held-out split "
         f"(teacher {format_macs(supernet.teacher['macs'])} MACs):")
     print_table(final_rows(finals, dict(supernet.teacher)), HEADER)

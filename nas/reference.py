@@ -88,6 +88,32 @@ class SearchReference:
     teacher: TeacherReference | None
     note: str | None
 
+    def fewer_macs(self, macs: int) -> float | None:
+        return times_fewer(self.teacher.macs, macs) if self.teacher else None
+
+    def relative(self, metric: str, value: float) -> float | None:
+        """``value`` as a fraction of the teacher's (1.0: the teacher's quality); None when not measured."""
+        return _ratio(value, self.teacher.value(metric)) if self.teacher else None
+
+    # -- the plain-text forms the CLI, the demo and MLflow use ------------------------------------------
+    def fewer_macs_text(self, macs: int) -> str:
+        ratio = self.fewer_macs(macs)
+        return f"{ratio:.1f}x" if ratio is not None else "-"
+
+    def versus_text(self, metric: str, value: float) -> str:
+        ratio = self.relative(metric, value)
+        return f"{100 * ratio:.1f}% ({value - self.teacher.value(metric):+.4f})" if ratio is not None else "-"
+
+    def describe(self, metric: str) -> str:
+        from .budget import format_macs
+
+        if self.teacher is None:
+            return f"teacher: none ({self.note})"
+        value = self.teacher.value(metric)
+        figure = f", {metric} {value:.4f} on {self.teacher.split}" if value is not None else \
+            f", {metric} not measured yet"
+        return f"teacher: {format_macs(self.teacher.macs)} MACs{figure}"
+
 
 def reference_of(supernet: SupernetRecord, search: SearchRecord) -> SearchReference:
     """The teacher ``search`` compares its candidates with (its supernet's), and a note when something is missing."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from importlib.metadata import EntryPoint, entry_points
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None, plugins: Iterable[EntryPoint] | None
     except KeyboardInterrupt:
         print(f"ganas {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``ganas search status 1 | head``): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141
 
 
 if __name__ == "__main__":

@@ -71,14 +71,16 @@ class SearchReporter:
         self.queue = _BackgroundQueue(log)
         self._logged_front: tuple[str, ...] = ()
         self._front_logged_at = 0.0
-        self.versus = None  # nas.teacher.TeacherComparison, once the teacher is known
+        self.versus = None  # nas.reference.SearchReference, once the teacher is known
 
-    def teacher(self, versus) -> None:
+    def teacher(self, versus, metric: str) -> None:
         """The teacher's figures on the search run; from now on front members carry their ratios to them."""
         self.versus = versus
-        values = {"teacher_macs": float(versus.macs)} if versus.macs else {}
-        if versus.value is not None:
-            values[f"teacher_{versus.metric}"] = float(versus.value)
+        if versus.teacher is None:
+            return
+        values = {"teacher_macs": float(versus.teacher.macs)}
+        if versus.teacher.value(metric) is not None:
+            values[f"teacher_{metric}"] = versus.teacher.value(metric)
         if values:
             tracker, run_id = self.tracker, self.run_id
             self.queue.submit(lambda: tracker.log_progress(run_id, 0, values))
@@ -119,7 +121,7 @@ class SearchReporter:
     def _with_ratios(self, candidate: CandidateRecord, metric: str) -> dict:
         values = dict(candidate.metrics)
         if self.versus is not None:
-            fewer, relative = self.versus.fewer_macs(candidate.macs), self.versus.relative(values[metric])
+            fewer, relative = self.versus.fewer_macs(candidate.macs), self.versus.relative(metric, values[metric])
             if fewer is not None:
                 values["x_fewer_macs"] = fewer
             if relative is not None:

@@ -24,7 +24,7 @@ from ..search_setup import SearchPlan, macs_function
 from ..store import CandidateRecord, CandidateStatus, NewCandidate, SearchBusyError, SearchState, Store
 from ..strategies import Objective, TrialResult, create_strategy
 from ..summary import RunningFront, SearchSummary, summarize
-from ..teacher import TeacherComparison
+from ..reference import reference_of
 from ..worker import TeacherTask, WorkerPayload
 from ..workspace import Workspace
 from .claim import SearchClaim
@@ -94,7 +94,7 @@ class Orchestrator:
                 dict(self.supernet.teacher) if teacher is not None else None), self.queue)
             if teacher is not None and self.search.teacher is None:
                 self._evaluate_teacher()
-            reporter.teacher(TeacherComparison.of(self.search, self.supernet, self.objectives[0].metric))
+            reporter.teacher(reference_of(self.supernet, self.search), self.objectives[0].metric)
             state = self._loop(strategy, reporter)
             if state == SearchState.DONE:
                 self.store.set_search_state(self.search_id, SearchState.DONE)

@@ -192,32 +192,32 @@ def _summary(store, search_id: int):
 
 def _print_summary(store, summary) -> None:
     from nas.budget import format_macs
-    from nas.teacher import TeacherComparison
+    from nas.reference import reference_of
 
     metric = summary.objective.metric
     counts = summary.counts
-    vs = TeacherComparison.of(summary.search, store.get_supernet(summary.search.supernet_id), metric)
+    vs = reference_of(store.get_supernet(summary.search.supernet_id), summary.search)
     print(f"search {summary.search_id}: {summary.state}, {counts.done} done, {counts.failed} failed")
-    print(vs.describe())
+    print(vs.describe(metric))
     header = ["MACS", "X FEWER MACS", metric.upper(), "VS TEACHER"]
     if summary.best:
-        print_table([(f"<= {format_macs(b.budget)}", c.config if c else "-", *_versus(vs, c.macs if c else None,
-                                                                                   c.metrics[metric] if c else None))
+        print_table([(f"<= {format_macs(b.budget)}", c.config if c else "-",
+                      *_versus(vs, metric, c.macs if c else None, c.metrics[metric] if c else None))
                      for b in summary.best for c in [b.candidate]], ["BUDGET", "BEST CONFIG"] + header)
     if summary.front.front:
         print("Pareto front (MACs vs " + metric + "):")
-        print_table([(p.config, f"{p.params:,}", *_versus(vs, p.macs, p.value)) for p in summary.front.front],
+        print_table([(p.config, f"{p.params:,}", *_versus(vs, metric, p.macs, p.value)) for p in summary.front.front],
                     ["CONFIG", "PARAMS"] + header)
         if summary.hypervolume is not None:
             print(f"hypervolume: {summary.hypervolume:.6g}")
 
 
-def _versus(vs, macs, value) -> tuple[str, str, str, str]:
+def _versus(vs, metric: str, macs, value) -> tuple[str, str, str, str]:
     from nas.budget import format_macs
 
     if macs is None:
         return ("-", "-", "-", "-")
-    return (format_macs(macs), vs.fewer_macs_text(macs), f"{value:.4f}", vs.metric_text(value))
+    return (format_macs(macs), vs.fewer_macs_text(macs), f"{value:.4f}", vs.versus_text(metric, value))
 
 
 def _status(args) -> int:
@@ -255,10 +255,13 @@ def _front(args) -> int:
 
 
 def _teacher_json(store, summary) -> dict | None:
-    from nas.teacher import TeacherComparison
+    from nas.reference import reference_of
 
-    vs = TeacherComparison.of(summary.search, store.get_supernet(summary.search.supernet_id), summary.objective.metric)
-    return vs.to_dict()
+    vs = reference_of(store.get_supernet(summary.search.supernet_id), summary.search)
+    if vs.teacher is None:
+        return None
+    return {"macs": vs.teacher.macs, "params": vs.teacher.params, "metrics": dict(vs.teacher.metrics),
+            "split": vs.teacher.split, "note": vs.note}
 
 
 def _finalize(args) -> int:
