@@ -57,7 +57,7 @@ from nas.workspace import Workspace
 from supernet.checkpoint import load_generator
 
 REPO = Path(__file__).resolve().parents[1]
-WIDTHS = (8, 12)  # fixed-width baselines: the smallest and middle widths of channels-16
+WIDTHS = (8, 12)  # fixed-width baselines (default): the smallest and middle widths of channels-16
 LAMBDA_CD = 10.0  # `ganas train supernet --method omgd` default
 LOG_EVERY = 200
 
@@ -155,7 +155,7 @@ def baselines(s: DemoSettings, args, data: DataSpec, n_blocks: int, seed_dir: Pa
     """OMGD static students and pix2pix-alone generators at each width, for supernet + fine-tune steps."""
     total, progress, ckpt = s.supernet_steps + args.finetune_steps, not args.quiet, {}
     student = OMGDStudentLoss(perceptual="none", lambda_cd=LAMBDA_CD, ssim_range="unit")  # the CLI's --perceptual none
-    for width in WIDTHS:
+    for width in args.widths:
         hparams = {"ngf": width, "n_blocks": n_blocks}
         omgd = OMGDSettings(student_arch="mobile_resnet", student_hparams=hparams, teachers="both",
                             student_loss=student, gan_mode="hinge", ndf=32)
@@ -172,13 +172,13 @@ def baselines(s: DemoSettings, args, data: DataSpec, n_blocks: int, seed_dir: Pa
     return ckpt
 
 
-def models_of(ckpt: dict[str, Path], finals: list[dict]) -> list[tuple[str, str, Path, str]]:
+def models_of(ckpt: dict[str, Path], finals: list[dict], widths) -> list[tuple[str, str, Path, str]]:
     """(name, kind, checkpoint, config) of every compared model, in table order."""
     models = [("teacher", TEACHER, ckpt["teacher"], "")]
     models += [(f"search + finalize <= {format_macs(f['budget'])}", WINNER, Path(f["checkpoint"]), f["config"])
                for f in sorted(finals, key=lambda f: f["budget"])]
     models += [(f"{method} ngf {w}", BASELINE, ckpt[f"{method} {w}"], "") for method in ("OMGD", "pix2pix")
-               for w in WIDTHS]
+               for w in widths]
     return models
 
 
@@ -198,7 +198,7 @@ def measure_seed(s: DemoSettings, args, evaluator: Evaluator, ckpt: dict[str, Pa
                  seed_dir: Path, clock: Clock) -> list[Measured]:
     """Scores (val) and MACs of every model of one seed, then their latency side by side; kept in seed_dir."""
     scores_file, latency_file = seed_dir / "scores.json", seed_dir / "latency.json"
-    models = models_of(ckpt, finals)
+    models = models_of(ckpt, finals, args.widths)
     generators = {name: load_generator(path).eval() for name, _, path, _ in models}
 
     def score() -> None:
@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads for training and latency (default 1)")
     p.add_argument("--latency-rounds", type=int, default=10)
     p.add_argument("--latency-runs", type=int, default=10, help="timed runs per model per round")
+    p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS),
+                   help="ngf of the fixed-width baselines (default 8 12); a stage already run is reused")
     p.add_argument("--smoke", action="store_true", help="plumbing check: the demo's --quick sizes, one seed, 32 px")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -262,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     recorded = {**{k: v for k, v in asdict(s).items() if k not in ("seed", "progress")},
-                "finetune_steps": args.finetune_steps, "widths": WIDTHS, "lambda_cd": LAMBDA_CD}
+                "finetune_steps": args.finetune_steps, "lambda_cd": LAMBDA_CD}
     recorded = json.loads(json.dumps(recorded))
     settings_file = out / "settings.json"
     if settings_file.exists() and json.loads(settings_file.read_text()) != recorded:
