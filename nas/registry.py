@@ -83,3 +83,15 @@ def _teacher_info(recorded: Mapping[str, Any] | None, dataset: Mapping[str, Any]
         return None  # an OMGD supernet trains its teachers online: give one with --teacher to compare against
     return describe_teacher(recorded["path"], (size, size), recorded.get("arch"), recorded.get("hparams"),
                             expected_sha256=recorded.get("sha256"))
+
+
+def registered_checkpoint(supernet: SupernetRecord) -> bytes:
+    """A registered supernet's checkpoint bytes, refused unless the file is still the one registered."""
+    from foundation.hashing import bytes_sha256
+
+    path = Path(supernet.checkpoint)
+    data = path.read_bytes() if path.is_file() else None
+    if data is None or bytes_sha256(data) != supernet.checkpoint_sha256:
+        raise CheckpointError(f"supernet {supernet.name!r}: {path} is missing or no longer the registered file "
+                              "(corrupt or replaced); register the new file under a new name")
+    return data

@@ -59,11 +59,19 @@ class TeacherInfo:
                                       "supernet again with --teacher FILE")
         return data
 
+    def check(self, data: bytes) -> bytes:
+        """``data`` if it is the recorded teacher (bytes that travelled to a worker), else TeacherChangedError."""
+        from foundation.hashing import bytes_sha256
+
+        if bytes_sha256(data) != self.sha256:
+            raise TeacherChangedError(f"teacher bytes do not match the recorded SHA-256 {self.sha256[:12]}...")
+        return data
+
     def load(self, data: bytes | None = None):
-        """The teacher generator (eval mode), from ``data`` or from its verified file."""
+        """The teacher generator (eval mode), from verified ``data`` or from its verified file."""
         from supernet.checkpoint import generator_from_bytes
 
-        data = self.read_bytes() if data is None else data
+        data = self.read_bytes() if data is None else self.check(data)
         return generator_from_bytes(data, self.path, self.reference_arch, **dict(self.hparams)).eval()
 
 

@@ -83,16 +83,6 @@ def load_supernet(checkpoint: bytes, expected_sha256: str):
     return generator_from_bytes(checkpoint, "registered supernet").eval()
 
 
-def load_teacher(data: bytes, info: Mapping[str, Any]):
-    from nas.teacher import TeacherInfo
-
-    teacher = TeacherInfo.from_dict(info)
-    digest = bytes_sha256(data)
-    if digest != teacher.sha256:
-        raise CheckpointError(f"teacher hash {digest[:12]}... does not match the recorded {teacher.sha256[:12]}...")
-    return teacher.load(data)
-
-
 class SearchWorker:
     """One worker: the supernet, its teacher, the evaluator (metric networks + cached real statistics)."""
 
@@ -100,13 +90,15 @@ class SearchWorker:
         import torch
 
         from .search_setup import EvaluationSpec
+        from .teacher import TeacherInfo
 
         if payload.threads:
             torch.set_num_threads(payload.threads)
         self.name = name
         self.spec = EvaluationSpec.from_dict(payload.evaluation)
         self.supernet = load_supernet(payload.checkpoint, payload.sha256)
-        self.teacher = load_teacher(payload.teacher, payload.teacher_info) if payload.teacher is not None else None
+        self.teacher = TeacherInfo.from_dict(payload.teacher_info).load(payload.teacher) \
+            if payload.teacher is not None else None
         self.evaluator = build_evaluator(self.spec)
         self._held_out = None
         self._teacher_held_out = None

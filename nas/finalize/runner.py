@@ -13,12 +13,12 @@ from typing import Callable, Sequence
 
 from foundation.errors import GanasError
 from foundation.files import atomic_write_bytes
-from foundation.hashing import bytes_sha256
 
 from ..budget import format_macs
 from ..executors import EXECUTORS, Executor
 from ..orchestrator.claim import SearchClaim
 from ..orchestrator.dispatcher import Dispatcher, WorkQueue
+from ..registry import registered_checkpoint
 from ..search_setup import SearchPlan
 from ..store import (CandidateStatus, FinalRecord, FinalStatus, NewFinal, SearchRecord, SearchState, Store,
                      SupernetRecord)
@@ -211,14 +211,7 @@ class Finalizer:
                                 "with; register it with --teacher FILE (ganas supernet register CHECKPOINT --teacher "
                                 "FILE)")
         teacher_bytes = teacher.read_bytes()  # moved or changed since registration: refused before any write
-        return Prepared(teacher, teacher_bytes, self._supernet_bytes(), self._held_out_split())
-
-    def _supernet_bytes(self) -> bytes:
-        path = Path(self.supernet.checkpoint)
-        data = path.read_bytes() if path.is_file() else None
-        if data is None or bytes_sha256(data) != self.supernet.checkpoint_sha256:
-            raise FinalizeError(f"supernet {self.supernet.name!r}: {path} is missing or no longer the registered file")
-        return data
+        return Prepared(teacher, teacher_bytes, registered_checkpoint(self.supernet), self._held_out_split())
 
     def _held_out_split(self) -> str:
         from imagedata import detect_layout, get_layout

@@ -9,12 +9,9 @@ orchestrator therefore resumes to the same evaluated set and Pareto front as one
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 from foundation.errors import GanasError
-from foundation.hashing import bytes_sha256
-from supernet.errors import CheckpointError
 from supernet.space import format_config, parse_config_numbers
 from supernet.spaces import get_space
 
@@ -25,6 +22,7 @@ from ..store import CandidateRecord, CandidateStatus, NewCandidate, SearchBusyEr
 from ..strategies import Objective, TrialResult, create_strategy
 from ..summary import RunningFront, SearchSummary, summarize
 from ..reference import reference_of
+from ..registry import registered_checkpoint
 from ..worker import TeacherTask, WorkerPayload
 from ..workspace import Workspace
 from .claim import SearchClaim
@@ -78,7 +76,7 @@ class Orchestrator:
     def run(self) -> SearchSummary:
         if self.search.state in (SearchState.DONE, SearchState.CANCELLED):
             return self.summary()
-        checkpoint = self._checkpoint_bytes()
+        checkpoint = registered_checkpoint(self.supernet)  # verified before anything changes
         self.claim.acquire(self.search)
         reporter = None
         try:
@@ -115,17 +113,6 @@ class Orchestrator:
         return self.summary()
 
     # -- set-up -------------------------------------------------------------------------------------
-    def _checkpoint_bytes(self) -> bytes:
-        """The registered checkpoint, verified against its recorded hash before anything changes."""
-        path = Path(self.supernet.checkpoint)
-        if not path.is_file():
-            raise CheckpointError(f"supernet {self.supernet.name!r}: checkpoint {path} is missing")
-        data = path.read_bytes()
-        if bytes_sha256(data) != self.supernet.checkpoint_sha256:
-            raise CheckpointError(f"supernet {self.supernet.name!r}: {path} does not match the SHA-256 recorded at "
-                                  "registration (corrupt or replaced); register the new file under a new name")
-        return data
-
     def _teacher_bytes(self) -> bytes | None:
         """The supernet's teacher, verified; a search without one still runs, just not against a reference."""
         from ..teacher import TeacherChangedError, TeacherInfo

@@ -154,7 +154,7 @@ def test_tampered_checkpoint_and_second_orchestrator_change_nothing(registered_s
         data = bytearray(fixture.checkpoint.read_bytes())
         data[-10] ^= 0xFF
         fixture.checkpoint.write_bytes(bytes(data))
-        with pytest.raises(CheckpointError, match="does not match the SHA-256"):
+        with pytest.raises(CheckpointError, match="no longer the registered file"):
             Orchestrator(store, ws, search.id, LOCAL, log=lambda m: None).run()
         assert store.get_search(search.id).state == SearchState.CREATED and not store.candidates(search.id)
 
