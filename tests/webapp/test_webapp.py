@@ -6,19 +6,13 @@ import socket
 import subprocess
 import sys
 import urllib.request
-import warnings
-
 import pytest
 
 from nas.cli import PLUGIN_GROUP, build_parser, command_plugins, main
 from nas.service.auth import COOKIE
 from tests.cli_plugins import declared_command_plugins
-from tests.nas.test_service import TOKEN, _wait_for, fill_workspace
+from tests.nas.test_service import TOKEN, _wait_for, fill_workspace, local_client
 from webapp.app import create_web_app
-
-with warnings.catch_warnings():  # starlette 1.x asks for httpx2, which is not installed; httpx works
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 # `ganas ...` as this checkout declares it, whether or not the installed metadata is current
 GANAS = [sys.executable, "-c", "import sys; from nas.cli import main; from tests.cli_plugins import "
@@ -44,7 +38,7 @@ def test_serve_is_a_declared_command_plugin():
 
 def test_token_required_on_api_and_dashboard(filled):
     workspace, search_id = filled
-    with TestClient(create_web_app(workspace, token=TOKEN)) as client:
+    with local_client(create_web_app(workspace, token=TOKEN)) as client:
         assert client.get("/api/supernets").status_code == 401
         assert client.get("/static/style.css").status_code == 200  # the stylesheet holds no data
         page = client.get(f"/searches/{search_id}")
@@ -60,7 +54,7 @@ def test_token_required_on_api_and_dashboard(filled):
 
 def test_errors_are_pages_outside_the_api_and_json_inside(filled):
     workspace, _ = filled
-    with TestClient(create_web_app(workspace)) as client:
+    with local_client(create_web_app(workspace)) as client:
         page = client.get("/searches/99")
         assert page.status_code == 404 and "text/html" in page.headers["content-type"] and "Error 404" in page.text
         invalid = client.get("/searches/1?page=0")
@@ -122,7 +116,7 @@ def test_behind_a_token_final_files_and_the_finalize_form_need_the_login(filled)
     add_teacher(workspace, search_id)
     add_finals(workspace, search_id)
     page_file = f"/searches/{search_id}/finals/{FINALS[0][0]}/files/onnx"
-    with TestClient(create_web_app(workspace, token=TOKEN)) as client:
+    with local_client(create_web_app(workspace, token=TOKEN)) as client:
         assert client.get(page_file).status_code == 401
         assert client.post(f"/searches/{search_id}/finalize", data={"steps": "5"}).status_code == 401
         client.get(f"/searches/{search_id}?token={TOKEN}")  # the login link sets the cookie
