@@ -6,7 +6,8 @@ loaded from outside the server and no JavaScript is needed: a running search's p
 itself with a meta refresh. Pages read through :mod:`dashboards.read_model`; the one form, a
 search's finalize, posts to this server's page route (the service refuses a post from another
 site), which checks its form token and calls the function ``POST /api/searches/{id}/finalize``
-calls (the API itself never accepts the dashboard's cookie). :class:`Dashboard` is what :mod:`webapp` hands the service as its pages.
+calls (the API itself never accepts the dashboard's cookie). :class:`Dashboard` is what
+:mod:`webapp` hands the service as its pages.
 """
 from __future__ import annotations
 

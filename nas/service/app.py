@@ -87,7 +87,8 @@ def create_app(workspace: Workspace | str | os.PathLike, token: str | None = Non
 
     app = FastAPI(title="ganas", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Search compact GAN generators under a MACs budget: supernets, searches, candidates "
-                              "and Pareto fronts. With a token, send `Authorization: Bearer <token>`.")
+                              "and Pareto fronts. With a token, send `Authorization: Bearer <token>`. Every POST sends "
+                              "`Content-Type: application/json`, an empty body too.")
     app.state.ganas = context
 
     @app.middleware("http")

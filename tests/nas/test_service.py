@@ -622,7 +622,8 @@ def test_start_pause_resume_cancel(fake_client, filled):
     _wait_for(lambda: f"orchestrator for search {search_id} workers=3" in log.read_text())
     again = fake_client.post(f"/api/searches/{search_id}/resume", headers=JSON_BODY)
     assert again.status_code == 409 and "already has an orchestrator running" in again.json()["detail"]
-    assert fake_client.post(f"/api/searches/{search_id}/start", headers=JSON_BODY).status_code == 409  # not created any more
+    not_created = fake_client.post(f"/api/searches/{search_id}/start", headers=JSON_BODY)
+    assert not_created.status_code == 409  # not created any more
     detail = fake_client.get(f"/api/searches/{search_id}").json()
     assert detail["orchestrator"]["pid"] == body["orchestrator"]["pid"]
     paused = fake_client.post(f"/api/searches/{search_id}/pause", headers=JSON_BODY)

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import pytest
 
@@ -85,7 +86,8 @@ def test_serve_runs_uvicorn_and_keeps_the_token_out_of_its_log(filled):
     refused = subprocess.run([*GANAS, "serve", "--host", "0.0.0.0", "--port", str(port)],
                              env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "needs an access token" in refused.stderr
-    server = subprocess.Popen([*GANAS, "serve", "--workspace", str(workspace.root), "--port", str(port)],
+    server = subprocess.Popen([*GANAS, "serve", "--workspace", str(workspace.root), "--port", str(port),
+                               "--allowed-host", "ganas.lab.example"],
                               env={**env, "GANAS_TOKEN": TOKEN}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -102,11 +104,23 @@ def test_serve_runs_uvicorn_and_keeps_the_token_out_of_its_log(filled):
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # follows the login redirect
         with browser.open(f"{base}/searches?token={TOKEN}", timeout=5) as response:
             assert response.status == 200 and response.url == f"{base}/searches"
+        assert _status(f"{base}/api/supernets", {"Host": "ganas.lab.example"}) == 200  # --allowed-host
+        assert _status(f"{base}/api/supernets", {"Host": f"evil.example:{port}"}) == 421
     finally:
         server.terminate()
         output = server.communicate(timeout=10)[0].decode()
     assert f"dashboard {base}/?token=<token>" in output and "GET /searches?token=*** HTTP/1.1\" 303" in output
+    assert f"answers requests for 127.0.0.1:{port}, localhost:{port}, [::1]:{port}, ganas.lab.example" in output
     assert TOKEN not in output
+
+
+def _status(url: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def test_behind_a_token_final_files_and_the_finalize_form_need_the_login(filled):
