@@ -178,10 +178,9 @@ def get_reader(request: Request) -> DashboardReader:
 class DashboardActions:
     """The one change the dashboard asks for: finalize a search, from its page's form.
 
-    The form is checked (this server's form token; the service refused it earlier if it came from another
-    site) and then handed to
-    :func:`nas.service.finalizing.start_finalize`, the function ``POST /api/searches/{id}/finalize``
-    calls: the same checks, the same launcher, the same answers.
+    The form is checked (this server's form token; one from another site was refused before, by the
+    service) and then handed to :func:`nas.service.finalizing.start_finalize`, the function
+    ``POST /api/searches/{id}/finalize`` calls: the same checks, the same launcher, the same answers.
     """
 
     def __init__(self, context: ServiceContext) -> None:

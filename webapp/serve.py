@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--token", default=None, metavar="TOKEN",
                         help="access token (default: $GANAS_TOKEN); required unless bound to a loopback address. "
                              "Prefer the environment variable: a flag is visible in the process list")
-    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                        help="a further name (NAME or NAME:PORT) clients reach the server by, e.g. behind a reverse "
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
+                        help="a further name (HOST or HOST:PORT) clients reach the server by, e.g. behind a reverse "
                              "proxy or on a cluster; repeatable. Requests naming another Host are refused. "
                              "Required when bound to 0.0.0.0; '*' accepts any (only with a token)")
     parser.set_defaults(func=run)
@@ -43,7 +43,6 @@ def _port(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     import logging
-
     import sys
 
     from nas.service.auth import LOGIN_PARAMETER, RedactLoginToken, check_binding, resolve_token

@@ -2,7 +2,8 @@
 
 ``create_app(workspace, token, hosts=...)`` opens the workspace's store once (an unusable database
 fails here, before the server listens) and wires the request guard (:mod:`.guard`: the Host
-allow-list, same-origin and JSON-only state changes), the access rule, the API and the error handlers. The
+allow-list, same-origin and JSON-only state changes), the access rule, the API and the error
+handlers. The
 dashboard is not known here (``nas`` never imports ``dashboards``): :mod:`webapp` composes the
 two by passing the dashboard as ``pages``, anything with the :class:`WebPages` shape. The OpenAPI
 schema is served at ``/openapi.json``; the Swagger and ReDoc pages are off because they load

@@ -168,9 +168,10 @@ def _request_host(hosts: AllowedHosts, header: str | None) -> str:
     except ValueError:
         raise HostNotAllowedError(f"refused: the Host header {header!r} is not a host name") from None
     if not hosts.allows(host):
+        # the names it answers stay out of the answer (a rebound page can read it); ganas serve prints them
         raise HostNotAllowedError(
-            f"refused: this server is not {header} (it answers to {hosts.describe()}); if that is its name behind a "
-            "proxy or on a cluster, start it with --allowed-host NAME")
+            f"refused: this server does not answer to the name {header} (ganas serve prints the names it answers to "
+            "when it starts); if that is its name behind a proxy or on a cluster, start it with --allowed-host NAME")
     return header
 
 
