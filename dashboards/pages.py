@@ -4,9 +4,10 @@ Pages are Jinja2 templates (package data in ``templates/``, autoescaped) with on
 ``static/``; the Pareto front is an inline SVG laid out by :mod:`dashboards.plot`. Nothing is
 loaded from outside the server and no JavaScript is needed: a running search's page refreshes
 itself with a meta refresh. Pages read through :mod:`dashboards.read_model`; the one form, a
-search's finalize, posts to this server's page route, which checks its form token and origin and
-calls the function ``POST /api/searches/{id}/finalize`` calls (the API itself never accepts the
-dashboard's cookie). :class:`Dashboard` is what :mod:`webapp` hands the service as its pages.
+search's finalize, posts to this server's page route (the service refuses a post from another
+site), which checks its form token and calls the function ``POST /api/searches/{id}/finalize``
+calls (the API itself never accepts the dashboard's cookie). :class:`Dashboard` is what
+:mod:`webapp` hands the service as its pages.
 """
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def dashboard_router() -> APIRouter:
     async def finalize_form(request: Request, search_id: int, actions: DashboardActions = Depends(get_actions)):
         """The search page's finalize form (urlencoded): start it, then back to the page's final models."""
         form = parse_qs((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
-        await run_in_threadpool(actions.finalize, search_id, form, request.headers)
+        await run_in_threadpool(actions.finalize, search_id, form)
         return RedirectResponse(f"{request.scope.get('root_path', '')}/searches/{search_id}#finals", status_code=303)
 
     @router.get("/searches/{search_id}/candidates/{config}", response_class=HTMLResponse)

@@ -178,22 +178,22 @@ def get_reader(request: Request) -> DashboardReader:
 class DashboardActions:
     """The one change the dashboard asks for: finalize a search, from its page's form.
 
-    The form is checked (this server's form token, not posted from another site) and then handed to
-    :func:`nas.service.finalizing.start_finalize`, the function ``POST /api/searches/{id}/finalize``
-    calls: the same checks, the same launcher, the same answers.
+    The form is checked (this server's form token; one from another site was refused before, by the
+    service) and then handed to :func:`nas.service.finalizing.start_finalize`, the function
+    ``POST /api/searches/{id}/finalize`` calls: the same checks, the same launcher, the same answers.
     """
 
     def __init__(self, context: ServiceContext) -> None:
         self._context = context
 
-    def finalize(self, search_id: int, form: Mapping[str, Sequence[str]], headers: Mapping[str, str]) -> None:
+    def finalize(self, search_id: int, form: Mapping[str, Sequence[str]]) -> None:
         """Start a finalize from the form's fields: ``steps``, ``workers``, ``budget`` (repeated), ``front``."""
         from nas.service.finalizing import start_finalize
 
         def first(name: str, default: str) -> str:
             return (form.get(name) or [default])[0].strip()
 
-        self._context.auth.check_form(finalize_purpose(search_id), first("form_token", ""), headers)
+        self._context.auth.check_form(finalize_purpose(search_id), first("form_token", ""))
         options = FinalizeOptions(steps=_whole(first("steps", str(FINALIZE_DEFAULT_STEPS)), "steps"),
                                   budgets=tuple(sorted({_whole(b, "budget") for b in form.get("budget", [])})),
                                   front=bool(form.get("front")), workers=_whole(first("workers", "2"), "workers"),

@@ -138,6 +138,7 @@ PLACEHOLDERS: dict[str, Callable[["Session", DocCommand], str]] = {
     "--cache DIR": lambda s, c: str(s.folder(c.page) / "cache"),
     "--inception-weights PATH": lambda s, c: str(s.inception),
     "--token TOKEN": lambda s, c: TOKEN,
+    "--allowed-host HOST": lambda s, c: "ganas.lab.example",  # a proxy's name; the probe uses 127.0.0.1
     "--workers N": lambda s, c: "1",
     "--executor E": lambda s, c: "local",
     "--lease-seconds S": lambda s, c: "900",

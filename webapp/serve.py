@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--token", default=None, metavar="TOKEN",
                         help="access token (default: $GANAS_TOKEN); required unless bound to a loopback address. "
                              "Prefer the environment variable: a flag is visible in the process list")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
+                        help="a further name (HOST or HOST:PORT) clients reach the server by, e.g. behind a reverse "
+                             "proxy or on a cluster; repeatable. Requests naming another Host are refused. "
+                             "Required when bound to 0.0.0.0; '*' accepts any (only with a token)")
     parser.set_defaults(func=run)
 
 
@@ -39,24 +43,31 @@ def _port(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import sys
 
     from nas.service.auth import LOGIN_PARAMETER, RedactLoginToken, check_binding, resolve_token
+    from nas.service.guard import allowed_hosts
     from nas.workspace import Workspace
 
     token = resolve_token(args.token)
     check_binding(args.host, token)  # before anything is opened or bound
+    hosts = allowed_hosts(args.host, args.port, args.allowed_host, token)
     import uvicorn
 
     from .app import create_web_app
 
     workspace = Workspace.resolve(args.workspace).ensure()
-    app = create_web_app(workspace, token)
+    app = create_web_app(workspace, token, hosts=hosts)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/"
     print(f"ganas serve: workspace {workspace.root}")
     print(f"ganas serve: dashboard {url}" + (f"?{LOGIN_PARAMETER}=<token>  (API: Authorization: Bearer <token>)"
                                              if token else ""))
     print(f"ganas serve: API {url}api, schema {url}openapi.json; stop with Ctrl-C (running searches continue)")
+    print(f"ganas serve: answers requests for {hosts.describe()}")
+    if hosts.any_host:
+        print("ganas serve: WARNING: --allowed-host '*' accepts any Host header: a web page under any name that "
+              "resolves to this server reaches it (DNS rebinding), and only the token stops it", file=sys.stderr)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info")  # configures logging
     logging.getLogger("uvicorn.access").addFilter(RedactLoginToken())
     uvicorn.Server(config).run()

@@ -1,7 +1,9 @@
 """The service application: the REST API under ``/api`` over one workspace, plus any HTML pages given to it.
 
-``create_app(workspace, token)`` opens the workspace's store once (an unusable database fails
-here, before the server listens) and wires the access rule, the API and the error handlers. The
+``create_app(workspace, token, hosts=...)`` opens the workspace's store once (an unusable database
+fails here, before the server listens) and wires the request guard (:mod:`.guard`: the Host
+allow-list, same-origin and JSON-only state changes), the access rule, the API and the error
+handlers. The
 dashboard is not known here (``nas`` never imports ``dashboards``): :mod:`webapp` composes the
 two by passing the dashboard as ``pages``, anything with the :class:`WebPages` shape. The OpenAPI
 schema is served at ``/openapi.json``; the Swagger and ReDoc pages are off because they load
@@ -29,6 +31,7 @@ from .api import api_router
 from .auth import COOKIE, LOGIN_PARAMETER, TokenAuth
 from .context import ServiceContext
 from .errors import http_status
+from .guard import AllowedHosts, check_request
 from .launcher import CommandFactory, OrchestratorLauncher, orchestrator_command
 
 API_PREFIX = "/api"
@@ -62,12 +65,16 @@ class WebPages(Protocol):
 
 
 def create_app(workspace: Workspace | str | os.PathLike, token: str | None = None, *,
-               command: CommandFactory = orchestrator_command, pages: WebPages | None = None) -> FastAPI:
+               command: CommandFactory = orchestrator_command, pages: WebPages | None = None,
+               hosts: AllowedHosts | None = None) -> FastAPI:
     """The service over ``workspace``; with ``token``, every request must carry it.
 
     ``command`` builds the orchestrator command line for a search id (tests inject a fake).
     ``pages`` adds HTML pages outside ``/api`` (None: the API alone; other paths answer JSON).
+    ``hosts`` are the ``Host`` headers it answers (None: the loopback names on any port; see
+    :func:`nas.service.guard.allowed_hosts` for a server's binding).
     """
+    hosts = AllowedHosts.loopback() if hosts is None else hosts
     workspace = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     store = Store(workspace.database_url)
     context = ServiceContext(workspace, store, OrchestratorLauncher(workspace, store, command), TokenAuth(token))
@@ -81,7 +88,8 @@ def create_app(workspace: Workspace | str | os.PathLike, token: str | None = Non
 
     app = FastAPI(title="ganas", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Search compact GAN generators under a MACs budget: supernets, searches, candidates "
-                              "and Pareto fronts. With a token, send `Authorization: Bearer <token>`.")
+                              "and Pareto fronts. With a token, send `Authorization: Bearer <token>`. Every POST sends "
+                              "`Content-Type: application/json`, an empty body too.")
     app.state.ganas = context
 
     @app.middleware("http")
@@ -110,12 +118,23 @@ def create_app(workspace: Workspace | str | os.PathLike, token: str | None = Non
             return await call_next(request)
         return pages.login_page(request, wrong=False)
 
-    @app.exception_handler(GanasError)
-    async def ganas_error(request: Request, exc: GanasError):
+    @app.middleware("http")  # added last, so it runs first: before the token and any route
+    async def request_guard(request: Request, call_next):
+        try:
+            check_request(hosts, request.method, request.headers, _is_api(request.url.path))
+        except GanasError as exc:
+            return error_response(request, exc)
+        return await call_next(request)
+
+    def error_response(request: Request, exc: GanasError) -> Response:
         status = http_status(exc)
         if pages is None or _is_api(request.url.path):
             return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
         return pages.error_page(request, status, str(exc))
+
+    @app.exception_handler(GanasError)
+    async def ganas_error(request: Request, exc: GanasError):
+        return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

@@ -9,8 +9,8 @@ cannot make a browser call the API with the user's credentials.
 
 The dashboard's forms (finalize) post to page routes, not to the API: each form carries a form
 token (an HMAC of its purpose under a key made when the server starts, so only a page this
-server rendered has it), and a post that a browser marks as coming from another site
-(``Sec-Fetch-Site``, ``Origin``) is refused, token or not (:meth:`TokenAuth.check_form`).
+server rendered has it; :meth:`TokenAuth.check_form`). A post that a browser marks as coming
+from another site never gets that far: :mod:`.guard` refuses it, token or not.
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Mapping
-from urllib.parse import urlsplit
 
 from .errors import FormRejectedError, TokenRequiredError
 
@@ -89,19 +87,12 @@ class TokenAuth:
         scheme, _, credentials = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and self.accepts(credentials.strip())
 
-
     def form_token(self, purpose: str) -> str:
         """What a dashboard form for ``purpose`` (e.g. ``finalize:3``) carries: only this server's pages know it."""
         return hmac.new(self.form_key, purpose.encode("utf-8"), "sha256").hexdigest()
 
-    def check_form(self, purpose: str, submitted: str | None, headers: Mapping[str, str]) -> None:
-        """Refuse (:class:`FormRejectedError`) a form post from another site, or without this server's form token."""
-        site = headers.get("sec-fetch-site")
-        origin = headers.get("origin")
-        if site is not None and site not in ("same-origin", "none"):
-            raise FormRejectedError(f"refused: the form was posted from another site (Sec-Fetch-Site: {site})")
-        if origin is not None and urlsplit(origin).netloc != headers.get("host"):
-            raise FormRejectedError(f"refused: the form was posted from {origin}, not from this server's pages")
+    def check_form(self, purpose: str, submitted: str | None) -> None:
+        """Refuse (:class:`FormRejectedError`) a form post without this server's form token for ``purpose``."""
         if not submitted or not hmac.compare_digest(submitted.encode("utf-8"),
                                                     self.form_token(purpose).encode("utf-8")):
             raise FormRejectedError("refused: the form does not carry this server's form token (a page from before "

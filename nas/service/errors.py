@@ -41,7 +41,19 @@ class FinalFileNotFoundError(ServiceError):
 
 
 class FormRejectedError(ServiceError):
-    """A dashboard form posted without this server's form token or from another site."""
+    """A dashboard form posted without this server's form token."""
+
+
+class CrossSiteRequestError(ServiceError):
+    """A state-changing request from another site's page, or an API one that is not JSON (see :mod:`.guard`)."""
+
+
+class HostNotAllowedError(ServiceError):
+    """A request whose ``Host`` is not a name the server was started for (DNS rebinding, a wrong name)."""
+
+
+class AllowedHostsError(ServiceError):
+    """``ganas serve``'s allowed hosts cannot be worked out: a malformed ``--allowed-host``, none on 0.0.0.0."""
 
 
 # The most specific class wins (see :func:`http_status`); add an entry when adding an error type.
@@ -54,6 +66,8 @@ HTTP_STATUS: dict[type[BaseException], int] = {
     SampleNotFoundError: 404,
     FinalFileNotFoundError: 404,
     FormRejectedError: 403,
+    CrossSiteRequestError: 403,
+    HostNotAllowedError: 421,
     DuplicateNameError: 409,
     StateTransitionError: 409,
     SearchBusyError: 409,

@@ -4,21 +4,15 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-import warnings
-
 import numpy as np
 import pytest
 from PIL import Image
 
 import dashboards.pages as pages
 from nas.store import Store
-from tests.nas.test_service import (DONE, FAILED, FINAL_FILES, FINALS, FRONT, INFEASIBLE, M, QUEUED, SHA, add_finals,
-                                    add_teacher, fill_workspace, sleeper)
+from tests.nas.test_service import (BASE_URL, DONE, FAILED, FINAL_FILES, FINALS, FRONT, INFEASIBLE, M, QUEUED, SHA,
+                                    add_finals, add_teacher, fill_workspace, local_client, sleeper)
 from webapp.app import create_web_app
-
-with warnings.catch_warnings():  # starlette 1.x asks for httpx2, which is not installed; httpx works
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -228,7 +222,7 @@ def finalizable(tmp_path):
         store.set_search_state(search_id, "running")
         store.set_search_state(search_id, "done")
     app = create_web_app(workspace, command=sleeper)
-    with TestClient(app) as test_client:
+    with local_client(app) as test_client:
         yield workspace, search_id, test_client
     for info in app.state.ganas.launcher.launches().values():
         process = app.state.ganas.launcher.process(info.search_id)
@@ -274,7 +268,7 @@ def test_finalize_form_refuses_forged_and_bad_posts(finalizable):
     assert other.status_code in (403, 404)  # a token is good for its own search only
     assert client.app.state.ganas.launcher.info(search_id) is None
     assert not (workspace.search_dir(search_id) / "finalize.log").exists()
-    same_site = client.post(form["action"], data=ok, headers={"origin": "http://testserver",
+    same_site = client.post(form["action"], data=ok, headers={"origin": BASE_URL,
                                                               "sec-fetch-site": "same-origin"},
                             follow_redirects=False)
     assert same_site.status_code == 303

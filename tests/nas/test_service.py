@@ -25,6 +25,8 @@ with warnings.catch_warnings():  # starlette 1.x asks for httpx2, which is not i
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
+BASE_URL = "http://127.0.0.1:8765"  # a Host the service answers by default (testserver is not one)
+JSON_BODY = {"Content-Type": "application/json"}  # what a state-changing API request must say, body or not
 SHA = "ab" * 32
 TOKEN = "s3cret-token-for-tests-0123"
 M = 1_000_000
@@ -34,6 +36,11 @@ DONE = [("8_8_8_8_8_8_8_8", 100 * M, 80.0), ("12_8_8_8_8_8_8_8", 150 * M, 60.0),
 FRONT = ["8_8_8_8_8_8_8_8", "12_8_8_8_8_8_8_8", "8_12_8_8_8_8_8_8", "8_8_12_8_8_8_8_8"]
 FAILED, INFEASIBLE, QUEUED = "8_8_16_8_8_8_8_8", "16_16_16_16_16_16_16_16", "8_8_8_12_8_8_8_8"
 BUDGETS = [250 * M, 500 * M]
+
+
+def local_client(app) -> TestClient:
+    """A test client that reaches the app as a browser or script on this machine would."""
+    return TestClient(app, base_url=BASE_URL)
 
 
 def fill_workspace(root: Path, checkpoint: bytes | None = None, plan: bool = False) -> tuple[Workspace, int]:
@@ -143,7 +150,7 @@ def with_teacher(filled):
 
 @pytest.fixture
 def client(filled):
-    with TestClient(create_app(filled[0])) as test_client:
+    with local_client(create_app(filled[0])) as test_client:
         yield test_client
 
 
@@ -156,7 +163,7 @@ def sleeper(search_id: int, workspace: Workspace, options: LaunchOptions) -> lis
 @pytest.fixture
 def fake_client(filled):
     app = create_app(filled[0], command=sleeper)
-    with TestClient(app) as test_client:
+    with local_client(app) as test_client:
         yield test_client
     for info in app.state.ganas.launcher.launches().values():
         process = app.state.ganas.launcher.process(info.search_id)
@@ -293,7 +300,7 @@ def test_front_of_a_random_search_equals_nas_pareto(tmp_path):
         store.add_candidates(search.id, configs)
         for record in store.lease_candidates(search.id, "w", 40, 60):
             store.complete_candidate(record.id, "w", {"psnr": round(rng.uniform(15, 30), 1)}, "psnr", 0.1)
-    with TestClient(create_app(workspace)) as client:
+    with local_client(create_app(workspace)) as client:
         front = client.get(f"/api/searches/{search.id}/front").json()
     assert front["metric"] == "psnr" and front["direction"] == "maximize"  # MACs is the x axis, not the metric
     points = [[p["macs"], p["value"]] for p in front["points"]]
@@ -481,7 +488,7 @@ def finalizable(tmp_path):
     add_teacher(workspace, search_id)
     _done(workspace, search_id)
     app = create_app(workspace, command=sleeper)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         yield workspace, search_id, client
     for info in app.state.ganas.launcher.launches().values():
         process = app.state.ganas.launcher.process(info.search_id)
@@ -569,7 +576,7 @@ def test_finalize_launches_ganas_search_finalize_once(finalizable):
     _wait_for(lambda: f"orchestrator for search {search_id} workers=3" in log.read_text())
     again = client.post(f"/api/searches/{search_id}/finalize", json={"steps": 20})
     assert again.status_code == 409 and "already has a finalizer running" in again.json()["detail"]
-    resume = client.post(f"/api/searches/{search_id}/resume")
+    resume = client.post(f"/api/searches/{search_id}/resume", headers=JSON_BODY)
     assert resume.status_code == 409  # done: and a finalizer runs anyway
     assert client.get(f"/api/searches/{search_id}").json()["orchestrator"]["job"] == "finalizer"
 
@@ -613,19 +620,20 @@ def test_start_pause_resume_cancel(fake_client, filled):
     log = workspace.search_dir(search_id) / "orchestrator.log"
     assert body["orchestrator"]["log_path"] == str(log)
     _wait_for(lambda: f"orchestrator for search {search_id} workers=3" in log.read_text())
-    again = fake_client.post(f"/api/searches/{search_id}/resume")
+    again = fake_client.post(f"/api/searches/{search_id}/resume", headers=JSON_BODY)
     assert again.status_code == 409 and "already has an orchestrator running" in again.json()["detail"]
-    assert fake_client.post(f"/api/searches/{search_id}/start").status_code == 409  # not created any more
+    not_created = fake_client.post(f"/api/searches/{search_id}/start", headers=JSON_BODY)
+    assert not_created.status_code == 409  # not created any more
     detail = fake_client.get(f"/api/searches/{search_id}").json()
     assert detail["orchestrator"]["pid"] == body["orchestrator"]["pid"]
-    paused = fake_client.post(f"/api/searches/{search_id}/pause")
+    paused = fake_client.post(f"/api/searches/{search_id}/pause", headers=JSON_BODY)
     assert paused.status_code == 200 and paused.json()["search"]["state"] == "paused"
     assert paused.json()["orchestrator"] is None  # pause only sets the state
-    cancelled = fake_client.post(f"/api/searches/{search_id}/cancel").json()
+    cancelled = fake_client.post(f"/api/searches/{search_id}/cancel", headers=JSON_BODY).json()
     assert cancelled["search"]["state"] == "cancelled"
-    refused = fake_client.post(f"/api/searches/{search_id}/resume")
+    refused = fake_client.post(f"/api/searches/{search_id}/resume", headers=JSON_BODY)
     assert refused.status_code == 409 and "it is cancelled" in refused.json()["detail"]
-    assert fake_client.post("/api/searches/99/start").status_code == 404
+    assert fake_client.post("/api/searches/99/start", headers=JSON_BODY).status_code == 404
 
 
 def test_resume_refused_while_another_orchestrator_holds_the_claim(fake_client, filled):
@@ -634,13 +642,13 @@ def test_resume_refused_while_another_orchestrator_holds_the_claim(fake_client, 
         store.set_search_state(search_id, "running")
         store.set_search_state(search_id, "paused")
         store.claim_search(search_id, "orchestrator-elsewhere", ttl_seconds=60)
-    refused = fake_client.post(f"/api/searches/{search_id}/resume")
+    refused = fake_client.post(f"/api/searches/{search_id}/resume", headers=JSON_BODY)
     assert refused.status_code == 409 and "orchestrator-elsewhere" in refused.json()["detail"]
     assert fake_client.get(f"/api/searches/{search_id}").json()["search"]["state"] == "paused"
     assert not (workspace.search_dir(search_id) / "orchestrator.log").exists()  # nothing spawned
     with Store(workspace.database_url) as store:
         store.release_search(search_id, "orchestrator-elsewhere")
-    resumed = fake_client.post(f"/api/searches/{search_id}/resume")
+    resumed = fake_client.post(f"/api/searches/{search_id}/resume", headers=JSON_BODY)
     assert resumed.status_code == 200 and resumed.json()["search"]["state"] == "running"
 
 
@@ -683,8 +691,8 @@ def test_orchestrator_command_is_ganas_search_resume(tmp_path):
 def test_spawn_failure_marks_the_search_failed(filled):
     workspace, search_id = filled
     app = create_app(workspace, command=lambda i, w, o: [str(workspace.root / "no-such-program")])
-    with TestClient(app) as client:
-        response = client.post(f"/api/searches/{search_id}/start")
+    with local_client(app) as client:
+        response = client.post(f"/api/searches/{search_id}/start", headers=JSON_BODY)
         assert response.status_code == 500 and "cannot start the orchestrator" in response.json()["detail"]
         search = client.get(f"/api/searches/{search_id}").json()["search"]
         assert search["state"] == "failed" and "no-such-program" in search["error"]
@@ -693,14 +701,14 @@ def test_spawn_failure_marks_the_search_failed(filled):
 # -- access control ----------------------------------------------------------------------------------------------
 def test_token_required_on_the_api(filled):
     workspace, search_id = filled
-    with TestClient(create_app(workspace, token=TOKEN)) as client:
+    with local_client(create_app(workspace, token=TOKEN)) as client:
         denied = client.get("/api/supernets")
         assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
         assert client.get("/api/supernets", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/api/supernets", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
         ok = client.get("/api/supernets", headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200 and ok.json()[0]["name"] == "tiny"
-        assert client.post(f"/api/searches/{search_id}/cancel").status_code == 401
+        assert client.post(f"/api/searches/{search_id}/cancel", headers=JSON_BODY).status_code == 401
         assert client.get("/openapi.json").status_code == 200  # the schema holds no data
         client.cookies.set(COOKIE, TOKEN)
         assert client.get("/api/supernets").status_code == 401  # a cookie never opens the API
@@ -709,13 +717,13 @@ def test_token_required_on_the_api(filled):
 def test_without_pages_the_service_is_the_api_alone(filled):
     """The dashboard is composed in by webapp; nas.service alone answers JSON everywhere."""
     workspace, search_id = filled
-    with TestClient(create_app(workspace)) as client:
+    with local_client(create_app(workspace)) as client:
         for path in ("/", "/searches", f"/searches/{search_id}", "/static/style.css"):
             response = client.get(path, follow_redirects=False)
             assert response.status_code == 404 and response.headers["content-type"] == "application/json", path
         missing = client.get("/api/searches/99")
         assert missing.status_code == 404 and missing.json()["error"] == "NotFoundError"
-    with TestClient(create_app(workspace, token=TOKEN)) as client:
+    with local_client(create_app(workspace, token=TOKEN)) as client:
         page = client.get(f"/searches/{search_id}?token={TOKEN}", follow_redirects=False)
         assert page.status_code == 404 and page.headers["content-type"] == "application/json"
 
@@ -785,7 +793,7 @@ def test_openapi_schema_lists_every_endpoint_and_no_cdn_pages(client):
 def test_real_orchestrator_runs_a_search_started_through_the_api(registered_supernet):
     """The contract end to end: start spawns `ganas search resume`, which claims, evaluates and finishes."""
     workspace = Workspace(registered_supernet.workspace)
-    with TestClient(create_app(workspace)) as client:
+    with local_client(create_app(workspace)) as client:
         made = client.post("/api/searches", json={"supernet": registered_supernet.name, "budgets": ["80M"],
                                                   "metric": "ssim", "strategy": "random", "trials": 4, "seed": 2,
                                                   "batch_size": 4})

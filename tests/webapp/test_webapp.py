@@ -5,20 +5,15 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
-import warnings
-
 import pytest
 
 from nas.cli import PLUGIN_GROUP, build_parser, command_plugins, main
 from nas.service.auth import COOKIE
 from tests.cli_plugins import declared_command_plugins
-from tests.nas.test_service import TOKEN, _wait_for, fill_workspace
+from tests.nas.test_service import TOKEN, _wait_for, fill_workspace, local_client
 from webapp.app import create_web_app
-
-with warnings.catch_warnings():  # starlette 1.x asks for httpx2, which is not installed; httpx works
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 # `ganas ...` as this checkout declares it, whether or not the installed metadata is current
 GANAS = [sys.executable, "-c", "import sys; from nas.cli import main; from tests.cli_plugins import "
@@ -44,7 +39,7 @@ def test_serve_is_a_declared_command_plugin():
 
 def test_token_required_on_api_and_dashboard(filled):
     workspace, search_id = filled
-    with TestClient(create_web_app(workspace, token=TOKEN)) as client:
+    with local_client(create_web_app(workspace, token=TOKEN)) as client:
         assert client.get("/api/supernets").status_code == 401
         assert client.get("/static/style.css").status_code == 200  # the stylesheet holds no data
         page = client.get(f"/searches/{search_id}")
@@ -60,7 +55,7 @@ def test_token_required_on_api_and_dashboard(filled):
 
 def test_errors_are_pages_outside_the_api_and_json_inside(filled):
     workspace, _ = filled
-    with TestClient(create_web_app(workspace)) as client:
+    with local_client(create_web_app(workspace)) as client:
         page = client.get("/searches/99")
         assert page.status_code == 404 and "text/html" in page.headers["content-type"] and "Error 404" in page.text
         invalid = client.get("/searches/1?page=0")
@@ -91,7 +86,8 @@ def test_serve_runs_uvicorn_and_keeps_the_token_out_of_its_log(filled):
     refused = subprocess.run([*GANAS, "serve", "--host", "0.0.0.0", "--port", str(port)],
                              env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "needs an access token" in refused.stderr
-    server = subprocess.Popen([*GANAS, "serve", "--workspace", str(workspace.root), "--port", str(port)],
+    server = subprocess.Popen([*GANAS, "serve", "--workspace", str(workspace.root), "--port", str(port),
+                               "--allowed-host", "ganas.lab.example"],
                               env={**env, "GANAS_TOKEN": TOKEN}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -108,11 +104,23 @@ def test_serve_runs_uvicorn_and_keeps_the_token_out_of_its_log(filled):
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # follows the login redirect
         with browser.open(f"{base}/searches?token={TOKEN}", timeout=5) as response:
             assert response.status == 200 and response.url == f"{base}/searches"
+        assert _status(f"{base}/api/supernets", {"Host": "ganas.lab.example"}) == 200  # --allowed-host
+        assert _status(f"{base}/api/supernets", {"Host": f"evil.example:{port}"}) == 421
     finally:
         server.terminate()
         output = server.communicate(timeout=10)[0].decode()
     assert f"dashboard {base}/?token=<token>" in output and "GET /searches?token=*** HTTP/1.1\" 303" in output
+    assert f"answers requests for 127.0.0.1:{port}, localhost:{port}, [::1]:{port}, ganas.lab.example" in output
     assert TOKEN not in output
+
+
+def _status(url: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def test_behind_a_token_final_files_and_the_finalize_form_need_the_login(filled):
@@ -122,7 +130,7 @@ def test_behind_a_token_final_files_and_the_finalize_form_need_the_login(filled)
     add_teacher(workspace, search_id)
     add_finals(workspace, search_id)
     page_file = f"/searches/{search_id}/finals/{FINALS[0][0]}/files/onnx"
-    with TestClient(create_web_app(workspace, token=TOKEN)) as client:
+    with local_client(create_web_app(workspace, token=TOKEN)) as client:
         assert client.get(page_file).status_code == 401
         assert client.post(f"/searches/{search_id}/finalize", data={"steps": "5"}).status_code == 401
         client.get(f"/searches/{search_id}?token={TOKEN}")  # the login link sets the cookie
