@@ -122,7 +122,8 @@ def test_the_flag_wins_over_the_environment_which_wins_over_the_workspace(regist
 @pytest.mark.parametrize("url, message", [
     ("nosuchdb://x", "names a database kind SQLAlchemy does not know"),
     ("postgresql://u@h:notaport/db", "is not a database URL"),
-    ("postgresql+psycopg2://ganas:s3cret@127.0.0.1:1/nodb", "cannot open the store at postgresql+psycopg2://ganas:***@"),
+    ("postgresql+psycopg2://ganas:s3cret@127.0.0.1:1/nodb",  # nothing listens on port 1
+     "cannot open the store at postgresql+psycopg2://ganas:***@"),
 ])
 def test_a_bad_store_url_is_one_message_and_creates_nothing(url, message, registered_supernet, tmp_path, capsys):
     ws = tmp_path / "ws"
@@ -131,6 +132,11 @@ def test_a_bad_store_url_is_one_message_and_creates_nothing(url, message, regist
         status, out, err = _run(capsys, argv[0], "--workspace", str(ws), "--store", url, *argv[1:])
         assert status == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
         assert "s3cret" not in err and not ws.exists()
+    out_dir = tmp_path / "runs"  # training that would register, and the demo, stop before their first step
+    for argv in (["train", "supernet", "--data", str(tmp_path), "--space", "channels-16", "--out", str(out_dir),
+                  "--teacher", str(registered_supernet.teacher), "--register"], ["demo", "--quick"]):
+        status, out, err = _run(capsys, *argv, "--workspace", str(ws), "--store", url)
+        assert status == 2 and message in err and "Traceback" not in err and not ws.exists() and not out_dir.exists()
 
 
 @pytest.mark.parametrize("argv", READ_COMMANDS + [["search", "resume", "1"], ["search", "pause", "1"],
