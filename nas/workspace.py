@@ -35,14 +35,17 @@ class Workspace:
     @classmethod
     def resolve(cls, flag: str | os.PathLike | None = None, store: str | None = None) -> "Workspace":
         """The folder (``flag``, else ``$GANAS_WORKSPACE``, else ``./ganas-workspace``) and the store (``store``,
-        else ``$GANAS_STORE_URL``, else the folder's ``ganas.db``). A store URL is checked here (a malformed one
-        is refused before anything is opened) and a SQLite path in it made absolute."""
+        else ``$GANAS_STORE_URL``, else the folder's ``ganas.db``). A SQLite path in a store URL is made absolute;
+        a malformed URL is reported when the store is opened (commands that never open it do not care)."""
         chosen = flag if flag is not None else os.environ.get(ENV_VAR, DEFAULT)
         url = store or os.environ.get(STORE_ENV_VAR) or None  # an empty value is no value, as for a shell variable
         if url is not None:
-            from .store import absolute_url
+            from .store import StoreUrlError, absolute_url
 
-            url = absolute_url(url)
+            try:
+                url = absolute_url(url)
+            except StoreUrlError:
+                pass
         return cls(Path(chosen).expanduser().resolve(), url)
 
     def ensure(self) -> "Workspace":

@@ -117,6 +117,10 @@ def test_the_flag_wins_over_the_environment_which_wins_over_the_workspace(regist
     assert _run(capsys, "supernet", *ws, "list")[1].split()[5] == "tiny"
     monkeypatch.chdir(tmp_path)  # a relative SQLite path is made absolute for every process that uses it
     assert Workspace.resolve(None, "rel/x.db").store_url == f"sqlite:///{tmp_path / 'rel' / 'x.db'}"
+    monkeypatch.setenv(STORE_ENV_VAR, "sqlite:://bad")  # malformed: reported by commands that open the store only
+    assert Workspace.resolve(tmp_path).cache == tmp_path.resolve() / "cache"
+    status, out, err = _run(capsys, "supernet", *ws, "list")
+    assert status == 2 and "'sqlite:://bad' is not a database URL" in err
 
 
 @pytest.mark.parametrize("url, message", [
