@@ -228,7 +228,8 @@ def test_the_service_spawns_its_processes_on_its_own_store(registered_supernet, 
                                      "'unset'))"]
     monkeypatch.setenv(STORE_ENV_VAR, "sqlite:///somewhere/else.db")  # the server's flag wins for its processes
     workspace = Workspace.resolve(tmp_path / "ws", url)
-    with TestClient(create_app(workspace, command=lambda i, w, o: command)) as client:
+    app = create_app(workspace, command=lambda i, w, o: command)
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:  # a Host the service answers
         assert [s["name"] for s in client.get("/api/supernets").json()] == ["served"]
         started = client.post(f"/api/searches/{search.id}/start", json={"executor": "local"})
         assert started.status_code == 200, started.text
