@@ -90,9 +90,9 @@ def _sqlite_read_only_kwargs(url: URL) -> dict:
 
 
 def _read_only_mode(path: Path) -> str:
-    """``mode=ro`` needs the WAL index file (``-shm``): when the folder is not writable and that file is absent,
-    reading is only possible as ``immutable``, which is safe then: nobody can have a write-ahead log to replay
-    (a non-empty ``-wal`` is left to ``mode=ro``, which then reports the file as unreadable)."""
+    """``mode=ro`` on a WAL database needs its index file (``-shm``), which SQLite cannot make in a folder it may not
+    write. Without ``-shm`` and without a non-empty ``-wal`` no writer is active and no log waits to be replayed, so
+    the file is read ``immutable``, as it is; otherwise ``mode=ro`` (which reports a log it cannot read)."""
     folder_writable = os.access(path.parent, os.W_OK)
     wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
     if folder_writable or shm.exists() or (wal.exists() and wal.stat().st_size > 0):
