@@ -61,7 +61,8 @@ def run_demo(workspace: Workspace, settings: DemoSettings, say: Callable[[str], 
     from distill.teacher import TeacherSettings
 
     s = settings
-    root = workspace.ensure().root / "demo"
+    workspace.open_store().close()  # an unusable store is reported now, not after the training stages
+    root = workspace.root / "demo"
     started = time.time()
     timings: dict[str, float] = {}
 
@@ -69,7 +70,8 @@ def run_demo(workspace: Workspace, settings: DemoSettings, say: Callable[[str], 
         timings[name] = time.time() - t0
         say(f"  {name}: {timings[name]:.0f}s")
 
-    say(f"ganas demo in {workspace.root} ({s.size}x{s.size} images, {s.workers} workers)")
+    store = "" if workspace.store_url is None else f", store {workspace.store_label}"
+    say(f"ganas demo in {workspace.root}{store} ({s.size}x{s.size} images, {s.workers} workers)")
     t0 = time.time()
     data_root = _make_data(root / "data", s)
     data = DataSpec(data_root, "labelled", "AtoB", s.size)
@@ -113,7 +115,8 @@ def run_demo(workspace: Workspace, settings: DemoSettings, say: Callable[[str], 
     plot = _report(workspace, summary, search_id, finals, s, say)
     say(f"done in {time.time() - started:.0f}s. Front plot: {plot}")
     say(f"MLflow:    mlflow ui --backend-store-uri {workspace.mlflow_uri}   (then open http://127.0.0.1:5000)")
-    say(f"dashboard: ganas serve --workspace {workspace.root}   (then open http://127.0.0.1:8765)")
+    store = "" if workspace.store_url is None else f" --store {workspace.store_label}"
+    say(f"dashboard: ganas serve --workspace {workspace.root}{store}   (then open http://127.0.0.1:8765)")
     return {"search_id": search_id, "summary": summary, "timings": timings, "plot": plot, "segmenter_miou": ceiling,
             "finals": finals}
 
@@ -129,9 +132,8 @@ def _make_data(folder: Path, s: DemoSettings) -> Path:
 
 def _register(workspace: Workspace, checkpoint: Path):
     from .registry import register_supernet
-    from .store import Store
 
-    with Store(workspace.database_url) as store:
+    with workspace.open_store() as store:
         return register_supernet(store, checkpoint, SUPERNET_NAME)
 
 
@@ -165,9 +167,9 @@ def _real_miou(network, dataset) -> float:
 def _search(workspace: Workspace, supernet: str, segmenter: Path, s: DemoSettings):
     from .orchestrator import Orchestrator, OrchestratorSettings
     from .search_setup import create_search
-    from .store import SearchState, Store
+    from .store import SearchState
 
-    with Store(workspace.database_url) as store:
+    with workspace.open_store() as store:
         previous = [x for x in store.list_searches(supernet) if x.state != SearchState.CANCELLED]
         if previous:
             search = previous[-1]
@@ -182,12 +184,11 @@ def _search(workspace: Workspace, supernet: str, segmenter: Path, s: DemoSetting
 
 def _finalize(workspace: Workspace, search_id: int, s: DemoSettings):
     from .finalize import FinalizeSettings, Finalizer, choose
-    from .store import Store
 
     settings = FinalizeSettings(steps=s.finetune_steps, batch_size=s.train_batch,
                                 workers=s.workers if s.executor == "ray" else 1, executor=s.executor,
                                 progress=s.progress, lease_seconds=1800)
-    with Store(workspace.database_url) as store:
+    with workspace.open_store() as store:
         return Finalizer(store, workspace, search_id, settings).run(choose(store, search_id))
 
 
@@ -195,12 +196,12 @@ def _report(workspace: Workspace, summary, search_id: int, finals, s: DemoSettin
     from .budget import format_macs
     from .cli.output import print_table
     from .finalize.report import HEADER, final_rows
-    from .store import CandidateStatus, Store
+    from .store import CandidateStatus
     from .reference import reference_of
     from .tracking import front_plot_png
 
     metric = s.metric
-    with Store(workspace.database_url) as store:
+    with workspace.open_store() as store:
         supernet = store.get_supernet(summary.search.supernet_id)
         vs = reference_of(supernet, store.get_search(search_id))
         done = store.candidates(search_id, CandidateStatus.DONE)

@@ -31,10 +31,10 @@ class DocCommand:
     @property
     def positional(self) -> list[str]:
         """The program and its (sub-)commands: the words before the first option, skipping a group's
-        ``--workspace DIR`` (``ganas search --workspace W resume ID`` -> ganas search resume ID)."""
+        ``--workspace DIR`` and ``--store URL`` (``ganas search --workspace W resume ID`` -> ganas search resume ID)."""
         out, words = [], iter(self.words)
         for word in words:
-            if word == "--workspace":
+            if word in ("--workspace", "--store"):
                 next(words, None)
             elif word.startswith("-"):
                 break

@@ -63,6 +63,7 @@ class Recipe:
     probe: str = "/"
     env: tuple[tuple[str, str], ...] = ()
     search: str | None = None  # latest, running, paused or unfinished
+    registered: bool = False  # a supernet registered in the page's workspace first (read commands create none)
 
 
 # The table of what the test adds or overrides, per kind of command ({port} is a free port).
@@ -75,10 +76,11 @@ RECIPES: dict[str, Recipe] = {
     "ganas train supernet": Recipe(tuple(TINY_TRAINING)),
     "ganas train finetune": Recipe(tuple(TINY_TRAINING)),
     "ganas train segmenter": Recipe(tuple(TINY_TRAINING)),
-    "ganas supernet list": Recipe(),
+    "ganas supernet list": Recipe(registered=True),
     "ganas search start": Recipe(("--trials", "2", "--executor", "local")),  # no Ray: one in-process worker
     "ganas search status": Recipe(search="latest"),
     "ganas search front": Recipe(search="latest"),
+    "ganas search list": Recipe(registered=True),
     "ganas search resume": Recipe(("--executor", "local"), search="paused"),
     "ganas search pause": Recipe(search="running"),
     "ganas search cancel": Recipe(search="unfinished"),
@@ -142,6 +144,7 @@ PLACEHOLDERS: dict[str, Callable[["Session", DocCommand], str]] = {
     "--workers N": lambda s, c: "1",
     "--executor E": lambda s, c: "local",
     "--lease-seconds S": lambda s, c: "900",
+    "--store URL": lambda s, c: f"sqlite:///{s.workspace(c.page) / 'ganas.db'}",  # the page's store, as a URL
 }
 
 
@@ -233,6 +236,8 @@ class Session:
     def argv(self, command: DocCommand, port: int | None = None) -> list[str]:
         """The documented words with placeholders replaced and the recipe's tiny flags added or overriding."""
         recipe, action = RECIPES[kind(command)], kind(command).split()[-1]
+        if recipe.registered:
+            self.supernet_name(command.page)
         words = command.words
         for flag in DROPPED.intersection(words):
             del words[words.index(flag):words.index(flag) + 2]

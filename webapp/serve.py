@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from nas.cli.arguments import store_flag, workspace_of
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
@@ -19,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "store. Bound to 127.0.0.1 by default; any other address requires an access token.")
     parser.add_argument("--workspace", metavar="DIR", default=None,
                         help="workspace folder (default: $GANAS_WORKSPACE or ./ganas-workspace)")
+    store_flag(parser)
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     parser.add_argument("--token", default=None, metavar="TOKEN",
@@ -47,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
     from nas.service.auth import LOGIN_PARAMETER, RedactLoginToken, check_binding, resolve_token
     from nas.service.guard import allowed_hosts
-    from nas.workspace import Workspace
 
     token = resolve_token(args.token)
     check_binding(args.host, token)  # before anything is opened or bound
@@ -56,11 +58,11 @@ def run(args: argparse.Namespace) -> int:
 
     from .app import create_web_app
 
-    workspace = Workspace.resolve(args.workspace).ensure()
+    workspace = workspace_of(args)
     app = create_web_app(workspace, token, hosts=hosts)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/"
-    print(f"ganas serve: workspace {workspace.root}")
+    print(f"ganas serve: workspace {workspace.root}, store {workspace.store_label}")
     print(f"ganas serve: dashboard {url}" + (f"?{LOGIN_PARAMETER}=<token>  (API: Authorization: Bearer <token>)"
                                              if token else ""))
     print(f"ganas serve: API {url}api, schema {url}openapi.json; stop with Ctrl-C (running searches continue)")

@@ -14,3 +14,17 @@ def image_size(text: str) -> tuple[int, int]:
     if len(numbers) not in (1, 2) or any(n <= 0 for n in numbers):
         raise argparse.ArgumentTypeError(f"size {text!r} must be H or HxW with positive integers, e.g. 256 or 512x256")
     return (numbers[0], numbers[-1])
+
+
+def store_flag(parser: argparse.ArgumentParser) -> None:
+    """``--store URL``, next to ``--workspace`` on every command that opens the store."""
+    parser.add_argument("--store", metavar="URL", default=None,
+                        help="store database URL, e.g. postgresql+psycopg2://USER@HOST/DB to share one store "
+                             "between machines (default: $GANAS_STORE_URL, else ganas.db in the workspace)")
+
+
+def workspace_of(args: argparse.Namespace):
+    """The workspace and store the flags (``--workspace``, ``--store``) or the environment choose."""
+    from nas.workspace import Workspace
+
+    return Workspace.resolve(args.workspace, args.store)

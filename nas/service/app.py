@@ -1,13 +1,13 @@
 """The service application: the REST API under ``/api`` over one workspace, plus any HTML pages given to it.
 
-``create_app(workspace, token, hosts=...)`` opens the workspace's store once (an unusable database
-fails here, before the server listens) and wires the request guard (:mod:`.guard`: the Host
-allow-list, same-origin and JSON-only state changes), the access rule, the API and the error
-handlers. The
-dashboard is not known here (``nas`` never imports ``dashboards``): :mod:`webapp` composes the
-two by passing the dashboard as ``pages``, anything with the :class:`WebPages` shape. The OpenAPI
-schema is served at ``/openapi.json``; the Swagger and ReDoc pages are off because they load
-their JavaScript from a CDN, which nothing here may reach.
+``create_app(workspace, token, hosts=...)`` opens the workspace's store once (``workspace.store_url``, e.g. a
+PostgreSQL database, else the folder's SQLite file; an unusable database fails here, before the server
+listens) and wires the request guard (:mod:`.guard`: the Host allow-list, same-origin and JSON-only
+state changes), the access rule, the API and the error handlers. The dashboard is not known here
+(``nas`` never imports ``dashboards``): :mod:`webapp` composes the two by passing the dashboard as
+``pages``, anything with the :class:`WebPages` shape. The OpenAPI schema is served at ``/openapi.json``;
+the Swagger and ReDoc pages are off because they load their JavaScript from a CDN, which nothing here
+may reach.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from foundation.errors import GanasError
-from nas.store import Store
 from nas.workspace import Workspace
 
 from .api import api_router
@@ -76,7 +75,7 @@ def create_app(workspace: Workspace | str | os.PathLike, token: str | None = Non
     """
     hosts = AllowedHosts.loopback() if hosts is None else hosts
     workspace = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
-    store = Store(workspace.database_url)
+    store = workspace.open_store()
     context = ServiceContext(workspace, store, OrchestratorLauncher(workspace, store, command), TokenAuth(token))
 
     @asynccontextmanager

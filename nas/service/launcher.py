@@ -8,7 +8,9 @@ spawns them, keeps the :class:`subprocess.Popen` handle and appends the output t
 ``<workspace>/searches/<N>/orchestrator.log`` (``finalize.log`` for a finalizer). It refuses a
 second process for a search while one is alive: either a process this launcher started that has
 not exited, or a live claim in the store (which also covers processes started elsewhere). They run
-in their own session, so stopping the server does not stop them.
+in their own session, so stopping the server does not stop them. They open the server's store: its
+URL travels in ``$GANAS_STORE_URL`` (not on the command line, where a password would show in the
+process list and in the API's ``command``).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Sequence, Union
 
 from nas.store import SearchRecord, Store
-from nas.workspace import Workspace
+from nas.workspace import STORE_ENV_VAR, Workspace
 
 from .errors import LaunchError, OrchestratorRunningError
 
@@ -167,13 +169,21 @@ class OrchestratorLauncher:
                 try:
                     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                               env=self.environment())
                 except OSError as exc:
                     raise LaunchError(f"cannot start the {options.job} of search {search_id} ({' '.join(command)}): "
                                       f"{exc}") from None
             info = LaunchInfo(search_id, process.pid, command, str(log_path), started_at, None, options.job)
             self._processes[search_id] = (process, info)
             return info
+
+    def environment(self) -> dict[str, str]:
+        """A child's environment: this one's, with the store the server uses (and no other)."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop(STORE_ENV_VAR, None)
+        if self.workspace.store_url is not None:
+            env[STORE_ENV_VAR] = self.workspace.store_url
+        return env
 
     def info(self, search_id: int) -> LaunchInfo | None:
         """The last process started for the search (its exit status reaped if it ended), or None."""

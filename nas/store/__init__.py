@@ -3,9 +3,10 @@
 The database is the search service's source of truth: the orchestrator leases candidates from
 it, workers' results land in it, and a stopped search resumes from it. See :class:`Store`.
 """
-from .engine import DEFAULT_FILENAME, Database, as_url, workspace_url
-from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SchemaVersionError,
-                     SearchBusyError, StateTransitionError, StoreConnectionError, StoreError, StoreUrlError)
+from .engine import DEFAULT_FILENAME, Database, absolute_url, as_url, workspace_url
+from .errors import (DuplicateNameError, EmptyStoreError, InvalidValueError, LeaseError, NotFoundError,
+                     ReadOnlyStoreError, SchemaVersionError, SearchBusyError, StateTransitionError,
+                     StoreConnectionError, StoreError, StoreUrlError)
 from .models import SCHEMA_VERSION
 from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, FinalRecord,
                       FinalStatus, FrozenDict, NewCandidate, NewFinal, Objective, SearchRecord, SearchState,
@@ -16,9 +17,9 @@ from .store import Store
 __all__ = [
     "AddResult", "CandidateCounts", "CandidateRecord", "CandidateStatus", "DEFAULT_FILENAME", "Database",
     "FinalRecord", "FinalStatus", "NewFinal",
-    "DuplicateNameError", "FrozenDict", "InvalidValueError", "LeaseError", "MIGRATIONS", "Migration",
-    "NewCandidate", "NotFoundError", "Objective", "SCHEMA_VERSION", "SEARCH_TRANSITIONS", "SchemaVersionError",
-    "SearchBusyError", "SearchRecord", "SearchState", "StateTransitionError", "Store", "StoreConnectionError",
-    "StoreError", "StoreUrlError", "SupernetRecord", "as_url", "ensure_schema", "register_migration",
-    "workspace_url",
+    "DuplicateNameError", "EmptyStoreError", "FrozenDict", "InvalidValueError", "LeaseError", "MIGRATIONS",
+    "Migration", "NewCandidate", "NotFoundError", "Objective", "ReadOnlyStoreError", "SCHEMA_VERSION",
+    "SEARCH_TRANSITIONS", "SchemaVersionError", "SearchBusyError", "SearchRecord", "SearchState",
+    "StateTransitionError", "Store", "StoreConnectionError", "StoreError", "StoreUrlError", "SupernetRecord",
+    "absolute_url", "as_url", "ensure_schema", "register_migration", "workspace_url",
 ]

@@ -6,10 +6,15 @@ lock is taken at the start, so read-then-write sequences such as leasing are ato
 processes and never fail half-way with "database is locked". Other backends (PostgreSQL) use
 row locks (``SELECT ... FOR UPDATE SKIP LOCKED``) in the store and an advisory lock for schema
 changes. An in-memory SQLite database is one shared connection, serialised by a lock.
+
+A database opened ``read_only`` (what the CLI's read commands use) never writes: SQLite files are
+opened with ``mode=ro`` (and nothing is created, not even the folder), PostgreSQL sessions are
+read-only, and :meth:`Database.write` refuses.
 """
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -21,9 +26,10 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from .errors import StoreConnectionError, StoreUrlError
+from .errors import ReadOnlyStoreError, StoreConnectionError, StoreUrlError
 
 _WRITE = "ganas_write"
+CONNECT_TIMEOUT_S = 10  # a server that does not answer is reported after this, not after the OS's minutes
 SCHEMA_LOCK_KEY = 0x67616E6173  # "ganas": the PostgreSQL advisory lock held while creating/migrating
 
 
@@ -39,6 +45,15 @@ def as_url(path_or_url: str | os.PathLike) -> URL:
                             "postgresql+psycopg2://user:password@host/dbname") from None
 
 
+def absolute_url(path_or_url: str | os.PathLike) -> str:
+    """The URL as text, a SQLite file's path made absolute (a process started in another folder opens the same
+    file); raises :class:`StoreUrlError` for a malformed URL."""
+    url = as_url(path_or_url)
+    if url.get_backend_name() == "sqlite" and not _sqlite_memory(url) and not url.database.startswith("file:"):
+        url = url.set(database=str(Path(url.database).expanduser().resolve()))
+    return url.render_as_string(hide_password=False)
+
+
 def _sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -52,6 +67,7 @@ class _Backend:
     prepare: Callable[[object], None] | None  # once per database, on a DBAPI connection, no transaction
     lock_schema: Callable[[Connection], None] | None  # inside the schema transaction
     begin: Callable[[Connection], None] | None = None  # emits BEGIN when the driver's own is disabled
+    read_only_kwargs: Callable[[URL], dict] | None = None  # engine kwargs of a session that cannot write
 
 
 def _sqlite_kwargs(url: URL) -> dict:
@@ -59,6 +75,29 @@ def _sqlite_kwargs(url: URL) -> dict:
         return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
     Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     return {}
+
+
+def _sqlite_read_only_kwargs(url: URL) -> dict:
+    """Open the existing file with ``mode=ro``: nothing is created, nothing can be written."""
+    if _sqlite_memory(url):
+        return _sqlite_kwargs(url)
+    path = Path(url.database).resolve()
+    if not path.is_file():
+        raise StoreConnectionError(f"no store at {path}: the file does not exist (a command that writes, e.g. "
+                                   "ganas supernet register, creates it)")
+    uri = f"{path.as_uri()}?{_read_only_mode(path)}"
+    return {"creator": lambda: sqlite3.connect(uri, uri=True, check_same_thread=False)}
+
+
+def _read_only_mode(path: Path) -> str:
+    """``mode=ro`` on a WAL database needs its index file (``-shm``), which SQLite cannot make in a folder it may not
+    write. Without ``-shm`` and without a non-empty ``-wal`` no writer is active and no log waits to be replayed, so
+    the file is read ``immutable``, as it is; otherwise ``mode=ro`` (which reports a log it cannot read)."""
+    folder_writable = os.access(path.parent, os.W_OK)
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    if folder_writable or shm.exists() or (wal.exists() and wal.stat().st_size > 0):
+        return "mode=ro"
+    return "mode=ro&immutable=1"
 
 
 def _sqlite_on_connect(dbapi_connection, busy_timeout_s: float) -> None:
@@ -84,22 +123,42 @@ def _postgresql_lock(conn: Connection) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
 
+def _server_kwargs(url: URL) -> dict:
+    """A dead server is detected on checkout; libpq drivers give up connecting after a bounded time."""
+    kwargs: dict = {"pool_pre_ping": True}
+    if url.get_driver_name() in ("psycopg2", "psycopg") and "connect_timeout" not in url.query:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    return kwargs
+
+
+def _postgresql_read_only_kwargs(url: URL) -> dict:
+    return {**_server_kwargs(url), "execution_options": {"postgresql_readonly": True}}
+
+
 BACKENDS: dict[str, _Backend] = {
-    "sqlite": _Backend(_sqlite_kwargs, _sqlite_on_connect, _sqlite_prepare, None, _sqlite_begin),
-    "postgresql": _Backend(lambda url: {"pool_pre_ping": True}, None, None, _postgresql_lock),
+    "sqlite": _Backend(_sqlite_kwargs, _sqlite_on_connect, _sqlite_prepare, None, _sqlite_begin,
+                       _sqlite_read_only_kwargs),
+    "postgresql": _Backend(_server_kwargs, None, None, _postgresql_lock, None, _postgresql_read_only_kwargs),
 }
-_GENERIC = _Backend(lambda url: {"pool_pre_ping": True}, None, None, None)
+_GENERIC = _Backend(_server_kwargs, None, None, None)
 
 
 class Database:
     """An engine plus the transaction discipline the store relies on. Thread-safe."""
 
-    def __init__(self, path_or_url: str | os.PathLike, busy_timeout_s: float = 30.0):
+    def __init__(self, path_or_url: str | os.PathLike, busy_timeout_s: float = 30.0, *, read_only: bool = False):
         self.url = as_url(path_or_url)
+        self.read_only = read_only
         self.backend = BACKENDS.get(self.url.get_backend_name(), _GENERIC)
+        kwargs = self.backend.read_only_kwargs if read_only and self.backend.read_only_kwargs else \
+            self.backend.engine_kwargs
         try:
-            self.engine: Engine = create_engine(self.url, **self.backend.engine_kwargs(self.url))
-        except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
+            self.engine: Engine = create_engine(self.url, **kwargs(self.url))
+        except NoSuchModuleError:
+            raise StoreUrlError(f"{self.safe_url} names a database kind SQLAlchemy does not know "
+                                f"({self.url.drivername!r}); use e.g. sqlite:///PATH/ganas.db or "
+                                "postgresql+psycopg2://USER:PASSWORD@HOST/DB") from None
+        except (ModuleNotFoundError, ImportError) as exc:
             raise StoreUrlError(f"no driver for {self.safe_url} ({exc}); install it (e.g. psycopg2-binary for "
                                 "postgresql+psycopg2://) or use a sqlite:/// URL") from None
         except (ArgumentError, OSError) as exc:
@@ -122,16 +181,26 @@ class Database:
 
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[Connection]:
+        if write and self.read_only:
+            raise ReadOnlyStoreError(f"the store at {self.safe_url} was opened read-only; a write needs a command "
+                                     "that writes (and write access to the database)")
         with self._lock:
             try:
                 conn = self.engine.connect()
             except OperationalError as exc:
-                raise StoreConnectionError(f"cannot open the store at {self.safe_url}: {exc.orig}") from None
+                raise self.cannot_open(exc) from None
             with conn:
                 if write:
                     conn = conn.execution_options(**{_WRITE: True})
                 with conn.begin():
                     yield conn
+
+    def cannot_open(self, exc: OperationalError) -> StoreConnectionError:
+        """The error for a database that cannot be reached, opened, or (when writing) written."""
+        reason = _one_line(exc.orig)
+        hint = ("; the database or its folder is not writable: commands that only read (ganas search list, status, "
+                "front, ganas supernet list, show) still work" if "readonly" in reason.replace(" ", "") else "")
+        return StoreConnectionError(f"cannot open the store at {self.safe_url}: {reason}{hint}")
 
     def read(self):
         """A read transaction (a consistent snapshot; never blocks the writer on SQLite WAL)."""
@@ -143,7 +212,7 @@ class Database:
 
     def prepare(self) -> None:
         """Persistent per-database settings (SQLite: WAL), applied once the schema is known to be ours."""
-        if self.backend.prepare is None:
+        if self.backend.prepare is None or self.read_only:
             return
         with self._lock:
             raw = self.engine.raw_connection()  # outside any transaction (on_connect disabled BEGIN)
@@ -163,6 +232,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _one_line(error: BaseException) -> str:
+    """A driver's message on one line (libpq's spans several, with tabs)."""
+    return " ".join(str(error).split())
 
 
 DEFAULT_FILENAME = "ganas.db"

@@ -16,6 +16,14 @@ class StoreConnectionError(StoreError):
     """The database cannot be reached or opened."""
 
 
+class ReadOnlyStoreError(StoreError):
+    """A write asked of a store opened read-only."""
+
+
+class EmptyStoreError(StoreError):
+    """A store opened read-only that holds no ganas tables yet (nothing was ever written to it)."""
+
+
 class SchemaVersionError(StoreError):
     """The database's schema version is newer than, or unknown to, this ganas."""
 

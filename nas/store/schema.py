@@ -21,7 +21,7 @@ from sqlalchemy import JSON, Column, column, inspect, select, table
 from sqlalchemy.engine import Connection
 
 from .engine import Database
-from .errors import SchemaVersionError
+from .errors import EmptyStoreError, SchemaVersionError
 from .models import SCHEMA_VERSION, TABLE_PREFIX, Base, meta
 
 VERSION_KEY = "schema_version"
@@ -108,6 +108,24 @@ def ensure_schema(db: Database, current: int = SCHEMA_VERSION,
             for version in range(found, current):
                 migrations[version].apply(conn)
                 _set_version(conn, version + 1)
+    return found
+
+
+def check_readable(db: Database, current: int = SCHEMA_VERSION,
+                   migrations: Mapping[int, Migration] = MIGRATIONS) -> int:
+    """What a read-only open checks instead of :func:`ensure_schema` (which writes): the database holds ganas tables
+    at ``current``; an older one is reported, not migrated. Returns the version found."""
+    with db.read() as conn:
+        found = found_version(conn)
+    if found is None:
+        raise EmptyStoreError(f"the store at {db.safe_url} holds no ganas tables yet: nothing was registered there "
+                              "(ganas supernet register ... with the same store creates them)")
+    check_version(found, current, migrations, db.safe_url)
+    if found < current:
+        raise SchemaVersionError(
+            f"the store at {db.safe_url} has schema version {found}, older than this ganas's {current}; it was opened "
+            "read-only, so it was not migrated: run one command that writes to it (ganas search resume ID, ganas "
+            "supernet register ..., or ganas serve) with write access, which migrates it. Nothing was changed.")
     return found
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from sqlalchemy import case, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import OperationalError
 
 from .engine import Database
 from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SearchBusyError,
@@ -26,7 +27,7 @@ from .models import (SCHEMA_VERSION, candidate_record, candidates, finals, max_a
 from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, NewCandidate,
                       Objective, SearchRecord, SearchState, SupernetRecord, candidate_status, check_count, check_json,
                       check_metrics, check_name, check_plan, check_seconds, check_sha256, search_state)
-from .schema import ensure_schema
+from .schema import check_readable, ensure_schema
 
 Q, LEASED = CandidateStatus.QUEUED.value, CandidateStatus.LEASED.value
 _CHUNK = 500  # configs per IN (...) list, well under every backend's bound-parameter limit
@@ -53,11 +54,16 @@ class Store(FinalJobs):
     """
 
     def __init__(self, url: str | os.PathLike, *, clock: Callable[[], float] = time.time,
-                 busy_timeout_s: float = 30.0):
-        self.db = Database(url, busy_timeout_s=busy_timeout_s)
+                 busy_timeout_s: float = 30.0, read_only: bool = False):
+        """``read_only``: never write, not even the schema (an outdated one is reported, not migrated); for
+        listing a workspace or database this process may not (or should not) change."""
+        self.db = Database(url, busy_timeout_s=busy_timeout_s, read_only=read_only)
         self.clock = clock
         try:
-            ensure_schema(self.db)
+            (check_readable if read_only else ensure_schema)(self.db)
+        except OperationalError as exc:  # e.g. SQLite's "attempt to write a readonly database"
+            self.db.dispose()
+            raise self.db.cannot_open(exc) from None
         except BaseException:
             self.db.dispose()
             raise

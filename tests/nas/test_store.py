@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import IntegrityError
 
-from nas.store import (SCHEMA_VERSION, SchemaVersionError, Store, StoreConnectionError, StoreUrlError, as_url, workspace_url)
+from nas.store import (SCHEMA_VERSION, EmptyStoreError, ReadOnlyStoreError, SchemaVersionError, Store,
+                       StoreConnectionError, StoreUrlError, as_url, workspace_url)
 from nas.store.models import TABLE_PREFIX, Base, candidates
 
 from .store_conformance import SHA, StoreConformance, run_threads, set_version
@@ -111,7 +113,7 @@ def test_in_memory_store_is_one_database_shared_by_threads():
 def test_urls_and_connection_errors_are_typed(tmp_path):
     assert as_url("ws/ganas.db").get_backend_name() == "sqlite"
     assert workspace_url(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'ganas.db'}"
-    with pytest.raises(StoreUrlError, match="no driver for nosuchdb://x"):
+    with pytest.raises(StoreUrlError, match="nosuchdb://x names a database kind SQLAlchemy does not know"):
         Store("nosuchdb://x")
     with pytest.raises(StoreUrlError, match="not a database URL"):
         Store("sqlite:://ganas.db")
@@ -142,3 +144,76 @@ def test_optuna_studies_share_the_database(tmp_path):
     ours = set(Base.metadata.tables)
     assert ours <= tables and all(t.startswith(TABLE_PREFIX) for t in ours)
     assert {"studies", "trials", "alembic_version"} <= tables - ours
+
+
+# -- read-only opens (what the CLI's read commands use) ---------------------------------------------------------
+def test_a_read_only_store_reads_and_never_writes(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "ganas.db"
+    store, search = _store_with_search(path)
+    store.close()
+    before = path.read_bytes()
+    with Store(path, read_only=True) as reader:
+        assert [s.id for s in reader.list_searches()] == [search.id] and reader.get_supernet("s").name == "s"
+        with pytest.raises(ReadOnlyStoreError, match="opened read-only"):
+            reader.set_search_state(search.id, "running")
+        raw = reader.db.engine.raw_connection()  # the connection itself is mode=ro, not only the code path
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                raw.cursor().execute("CREATE TABLE intruder (x INTEGER)")
+        finally:
+            raw.close()
+    assert path.read_bytes() == before
+
+
+def test_a_read_only_open_reports_what_it_cannot_read_and_changes_nothing(tmp_path):
+    with pytest.raises(StoreConnectionError, match="no store at .*absent.db: the file does not exist"):
+        Store(tmp_path / "absent.db", read_only=True)
+    assert not (tmp_path / "absent.db").exists()
+    empty = tmp_path / "empty.db"
+    create_engine(f"sqlite:///{empty}").connect().close()  # a database file without ganas tables
+    with pytest.raises(EmptyStoreError, match="holds no ganas tables yet"):
+        Store(empty, read_only=True)
+    path = tmp_path / "old.db"
+    _store_with_search(path)[0].close()
+    set_version(f"sqlite:///{path}", str(SCHEMA_VERSION - 1))  # an older ganas wrote it
+    before = path.read_bytes()
+    with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION - 1}, older than this ganas's "
+                                                 f"{SCHEMA_VERSION}; it was opened read-only, so it was not migrated"):
+        Store(path, read_only=True)
+    assert path.read_bytes() == before
+
+
+def test_a_read_only_folder_is_read_as_immutable_unless_a_log_is_pending(tmp_path, monkeypatch):
+    """Without write access to the folder SQLite cannot make the WAL index, so a WAL file is opened immutable,
+    which is only right when no write-ahead log waits to be replayed."""
+    from nas.store import engine
+
+    path = tmp_path / "ganas.db"
+    store, search = _store_with_search(path)
+    store.close()
+    monkeypatch.setattr(engine.os, "access", lambda p, mode: False)  # the folder as a non-root user sees it
+    assert engine._read_only_mode(path) == "mode=ro&immutable=1"
+    with Store(path, read_only=True) as reader:
+        assert [s.id for s in reader.list_searches()] == [search.id]
+    Path(f"{path}-wal").write_bytes(b"\0" * 32)
+    assert engine._read_only_mode(path) == "mode=ro"
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="set GANAS_TEST_POSTGRES_URL to test read-only PostgreSQL sessions")
+def test_a_read_only_postgresql_session_cannot_write():
+    from sqlalchemy.exc import InternalError
+
+    _drop_ganas_tables(POSTGRES_URL)
+    try:
+        with pytest.raises(EmptyStoreError):
+            Store(POSTGRES_URL, read_only=True)  # nothing was created by the attempt
+        _store_with_search(POSTGRES_URL)[0].close()
+        with Store(POSTGRES_URL, read_only=True) as reader:
+            assert len(reader.list_searches()) == 1
+            with pytest.raises(InternalError, match="read-only transaction"):
+                with reader.db.read() as conn:
+                    conn.exec_driver_sql("CREATE TABLE ganas_intruder (x INTEGER)")
+    finally:
+        _drop_ganas_tables(POSTGRES_URL)

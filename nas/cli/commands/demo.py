@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..arguments import store_flag, workspace_of
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -13,6 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "exported, registered in MLflow). Defaults take about 10 minutes on 2 CPU cores at 64x64; "
                     "running it again reuses (or resumes) every finished stage.")
     p.add_argument("--workspace", default=None, help="default ./ganas-workspace or $GANAS_WORKSPACE")
+    store_flag(p)
     p.add_argument("--quick", action="store_true", help="a tiny run of every stage (about a minute)")
     p.add_argument("--workers", type=int, default=None, help="Ray workers (default 2)")
     p.add_argument("--trials", type=int, default=None, help="candidates to evaluate (default 32)")
@@ -23,10 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _demo(args) -> int:
     from nas.demo import DemoSettings, run_demo
-    from nas.workspace import Workspace
 
     overrides = {k: v for k, v in (("workers", args.workers), ("trials", args.trials)) if v is not None}
     overrides.update(executor=args.executor, progress=not args.quiet)
     settings = DemoSettings.quick(**overrides) if args.quick else DemoSettings(**overrides)
-    run_demo(Workspace.resolve(args.workspace), settings)
+    run_demo(workspace_of(args), settings)
     return 0

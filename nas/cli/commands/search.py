@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..arguments import store_flag, workspace_of
 from ..output import print_table
 
 
@@ -12,6 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Searches run on Ray workers; the store in the workspace is the source of "
                                           "truth, so any search can be stopped (even killed) and resumed.")
     p.add_argument("--workspace", default=None, help="workspace folder (default ./ganas-workspace or $GANAS_WORKSPACE)")
+    store_flag(p)
     commands = p.add_subparsers(dest="search_command", metavar="ACTION", required=True)
 
     start = commands.add_parser("start", help="create a search and run it")
@@ -118,9 +120,18 @@ def _run_flags(p: argparse.ArgumentParser, lease: float = 900.0) -> None:
 
 
 def _workspace(args):
-    from nas.workspace import Workspace
+    """The workspace folder and store (``--workspace``, ``--store`` or their environment variables)."""
+    return workspace_of(args)
 
-    return Workspace.resolve(args.workspace).ensure()
+
+def _reader(args):
+    """The store for a command that only reads: opened read-only, never created."""
+    return _workspace(args).open_store(read_only=True)
+
+
+def _existing(args):
+    """The store for a command about an existing search: written to, never created."""
+    return _workspace(args).open_store(create=False)
 
 
 def _settings(args):
@@ -150,12 +161,11 @@ def _key_values(pairs: list[str], flag: str = "--setting") -> dict:
 def _start(args) -> int:
     from nas.budget import parse_macs
     from nas.search_setup import create_search
-    from nas.store import Store
 
     from ..arguments import image_size
 
     workspace = _workspace(args)
-    with Store(workspace.database_url) as store:
+    with workspace.open_store() as store:
         search = create_search(
             store, args.supernet, budgets=[parse_macs(b) for b in args.budget], metric=args.metric,
             strategy=args.strategy, trials=args.trials, seed=args.seed,
@@ -169,10 +179,8 @@ def _start(args) -> int:
 
 
 def _resume(args) -> int:
-    from nas.store import Store
-
     workspace = _workspace(args)
-    with Store(workspace.database_url) as store:
+    with workspace.open_store(create=False) as store:
         return _run(store, workspace, args.search_id, args)
 
 
@@ -221,9 +229,7 @@ def _versus(vs, metric: str, macs, value) -> tuple[str, str, str, str]:
 
 
 def _status(args) -> int:
-    from nas.store import Store
-
-    with Store(_workspace(args).database_url) as store:
+    with _reader(args) as store:
         summary = _summary(store, args.search_id)
         counts = store.count_candidates(args.search_id)
         if args.json:
@@ -239,9 +245,7 @@ def _status(args) -> int:
 
 
 def _front(args) -> int:
-    from nas.store import Store
-
-    with Store(_workspace(args).database_url) as store:
+    with _reader(args) as store:
         summary = _summary(store, args.search_id)
         if args.json:
             front = {p.config for p in summary.front.front}
@@ -267,7 +271,6 @@ def _teacher_json(store, summary) -> dict | None:
 def _finalize(args) -> int:
     from nas.budget import parse_macs
     from nas.finalize import FinalizeSettings, Finalizer, choose
-    from nas.store import Store
 
     settings = FinalizeSettings(steps=args.steps, batch_size=args.batch_size,
                                 workers=1 if args.executor == "local" else args.workers, executor=args.executor,
@@ -275,7 +278,7 @@ def _finalize(args) -> int:
                                 mlflow_uri=args.mlflow_uri, model_name=args.model_name,
                                 latency_runs=args.latency_runs, progress=not args.quiet)
     workspace = _workspace(args)
-    with Store(workspace.database_url) as store:
+    with workspace.open_store(create=False) as store:
         choices = choose(store, args.search_id, [parse_macs(b) for b in args.budget], args.front, args.config)
         finals = Finalizer(store, workspace, args.search_id, settings).run(choices)
         teacher = store.get_supernet(store.get_search(args.search_id).supernet_id).teacher
@@ -297,9 +300,8 @@ def print_finals(finals, teacher) -> None:
 
 def _list(args) -> int:
     from nas.budget import format_macs
-    from nas.store import Store
 
-    with Store(_workspace(args).database_url) as store:
+    with _reader(args) as store:
         rows = []
         for s in store.list_searches():
             counts = store.count_candidates(s.id)
@@ -313,9 +315,7 @@ def _list(args) -> int:
 
 
 def _set_state(args) -> int:
-    from nas.store import Store
-
-    with Store(_workspace(args).database_url) as store:
+    with _existing(args) as store:
         store.set_search_state(args.search_id, args.state)
     print(f"search {args.search_id} {args.state}")
     return 0

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..arguments import store_flag, workspace_of
 from ..output import print_table
 
 
@@ -12,6 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("supernet", help="register, list and show trained supernets",
                               description="The registry of supernets the search service can search.")
     p.add_argument("--workspace", default=None, help="workspace folder (default ./ganas-workspace or $GANAS_WORKSPACE)")
+    store_flag(p)
     commands = p.add_subparsers(dest="supernet_command", metavar="ACTION", required=True)
     reg = commands.add_parser("register", help="record a supernet checkpoint written by `ganas train supernet`")
     reg.add_argument("checkpoint", type=Path)
@@ -28,11 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show)
 
 
-def _store(args):
-    from nas.store import Store
-    from nas.workspace import Workspace
-
-    return Store(Workspace.resolve(args.workspace).ensure().database_url)
+def _store(args, read_only: bool = False):
+    """``register`` creates the workspace and its store if needed; ``list`` and ``show`` only read."""
+    return workspace_of(args).open_store(read_only=read_only)
 
 
 def _register(args) -> int:
@@ -48,7 +48,7 @@ def _register(args) -> int:
 
 
 def _list(args) -> int:
-    with _store(args) as store:
+    with _store(args, read_only=True) as store:
         records = store.list_supernets()
     if not records:
         print("no supernet registered yet (ganas train supernet ... --register, or ganas supernet register)")
@@ -59,7 +59,7 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    with _store(args) as store:
+    with _store(args, read_only=True) as store:
         record = store.get_supernet(args.name)
     data = record.to_dict()
     if args.json:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..arguments import store_flag, workspace_of
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train teachers, supernets (GAN Compression / OMGD), fine-tune",
@@ -73,6 +75,7 @@ def _supernet_parser(commands) -> None:
     p.add_argument("--register", action="store_true", help="record the supernet in the search store when done")
     p.add_argument("--name", default=None, help="registry name (default: from the output folder)")
     p.add_argument("--workspace", default=None, help="workspace for --register (default ./ganas-workspace)")
+    store_flag(p)
     gc = p.add_argument_group("GAN Compression")
     gc.add_argument("--teacher", type=Path, help="teacher checkpoint (ganas teacher.pt or latest_net_G.pth)")
     gc.add_argument("--teacher-arch", default=None, help="architecture of a plain state dict: resnet_9blocks, unet_256")
@@ -189,6 +192,8 @@ def _gc_settings(args, space: str, student_arch: str | None, student_hparams: di
 def _train_supernet(args) -> int:
     from nas.cli import CliUsageError
 
+    if args.register:  # a store that cannot be opened is reported now, not after the training
+        workspace_of(args).open_store().close()
     if args.method == "gan-compression":
         from distill.jobs import train_gan_compression
 
@@ -228,13 +233,11 @@ def _train_supernet(args) -> int:
     print(f"{what}: {path}")
     if args.register and path.name.endswith("supernet.pt"):
         from nas.registry import register_supernet
-        from nas.store import Store
-        from nas.workspace import Workspace
 
-        workspace = Workspace.resolve(args.workspace).ensure()
-        with Store(workspace.database_url) as store:
+        workspace = workspace_of(args)
+        with workspace.open_store() as store:
             record = register_supernet(store, path, args.name)
-        print(f"registered supernet {record.name!r} in {workspace.root}")
+        print(f"registered supernet {record.name!r} in {workspace.store_label}")
     return 0
 
 
