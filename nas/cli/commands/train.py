@@ -51,7 +51,8 @@ def _teacher_parser(commands) -> None:
     p.add_argument("--arch", default="resnet", help="generator architecture (see `ganas macs --help`)")
     p.add_argument("--ngf", type=int, default=64)
     p.add_argument("--blocks", type=int, default=None, help="residual blocks (ResNet) or levels (U-Net)")
-    p.add_argument("--norm", default=None, choices=["instance", "batch"], help="default: the architecture's")
+    p.add_argument("--norm", default=None, help="instance, instance_affine or batch (the registered norm variants; "
+                                                "default: the architecture's)")
     p.add_argument("--gan-mode", default="lsgan", help="lsgan, hinge or vanilla (default lsgan)")
     p.add_argument("--lambda-l1", type=float, default=100.0, help="pix2pix L1 weight (default 100)")
     p.add_argument("--lambda-cycle", type=float, default=10.0, help="CycleGAN cycle weight (default 10)")
