@@ -48,19 +48,23 @@ class ImportedGenerator:
     def report(self, source: str) -> list[str]:
         """What a command prints: how the file loaded and, when keys changed, every old key -> new key."""
         lines = [f"teacher {source}: loaded {self.method} as {self.describe()}"]
-        lines += [f"  ({note})" for note in self.notes]
-        if self.key_map:
-            renamed = [(old, new) for old, new in self.key_map.items() if old != new]
-            kept = len(self.key_map) - len(renamed)
-            lines.append(f"  checkpoint key -> ganas key ({len(renamed)} renamed or left out"
-                         + (f", {kept} unchanged" if kept else "") + "):")
-            lines += [f"  {old} -> {new if new is not None else '(left out)'}" for old, new in renamed]
-        return lines
+        return lines + [f"  ({note})" for note in self.notes] + key_map_lines(self.key_map)
 
     def map_record(self) -> dict[str, Any]:
         """The mapping file :func:`write_key_map` saves (``--teacher-map`` reads it back)."""
         mapping = self.key_map or {k: k for k in self.generator.state_dict()}
         return {"format": MAP_FORMAT, "arch": self.arch, "hparams": dict(self.hparams), "mapping": mapping}
+
+
+def key_map_lines(key_map: Mapping[str, str | None] | None) -> list[str]:
+    """``old -> new`` for every key a mapping renames or leaves out (nothing when there is no mapping)."""
+    if not key_map:
+        return []
+    renamed = [(old, new) for old, new in key_map.items() if old != new]
+    kept = len(key_map) - len(renamed)
+    lines = [f"  checkpoint key -> ganas key ({len(renamed)} renamed or left out"
+             + (f", {kept} unchanged" if kept else "") + "):"]
+    return lines + [f"  {old} -> {new if new is not None else '(left out)'}" for old, new in renamed]
 
 
 @dataclass(frozen=True)
@@ -142,15 +146,14 @@ def _by_mapping(state: dict[str, torch.Tensor], source: str, arch: str | None, h
 
 
 def _load(candidate: Candidate, state: dict[str, torch.Tensor], source: str) -> ChannelGenerator:
-    from .checkpoint import load_state_dict_checked
-
+    """The candidate built for real, with the state its fit has already checked key by key and shape by shape."""
     try:
         generator = create_generator(candidate.arch, **candidate.hparams)
     except GanasError as exc:
         raise CheckpointError(f"{source}: {exc}") from None
     counters = {key: value for key, value in generator.state_dict().items()
                 if key.rpartition(".")[2] == OPTIONAL and key not in state}  # a checkpoint may predate them
-    load_state_dict_checked(generator, {**state, **counters}, source)
+    generator.load_state_dict({**state, **counters}, strict=True)
     return generator
 
 
