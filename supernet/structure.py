@@ -82,13 +82,15 @@ def conv_weights(layers: Sequence[Layer]) -> list[Shape]:
 class FamilyShape:
     """How to read a family's hyper-parameters off its conv weights, and the hidden ones to try.
 
-    ``infer`` returns the hyper-parameters (ngf, depth, channels) or a sentence saying why the
-    weights cannot be this family's; ``hidden`` lists values of hyper-parameters that leave no
-    tensor behind but move module indices (a ResNet block's dropout), tried in turn.
+    ``infer`` returns the hyper-parameters it reads (ngf, channels, and the depth ``depth`` names when
+    the number of convs gives one) and, when it cannot read them all, a sentence saying why; ``hidden``
+    lists values of hyper-parameters that leave no tensor behind but move module indices (a ResNet
+    block's dropout), tried in turn.
     """
 
     arch: str
-    infer: Callable[[list[Shape]], dict | str]
+    depth: str
+    infer: Callable[[list[Shape]], tuple[dict, str | None]]
     hidden: tuple[dict, ...] = ({},)
 
 
@@ -97,26 +99,31 @@ _FAMILIES: Registry[FamilyShape] = Registry("generator family with a structural 
 register_family_shape, list_family_shapes, get_family_shape = (_FAMILIES.add, _FAMILIES.names, _FAMILIES.get)
 
 
-def _resnet(convs_per_block: int) -> Callable[[list[Shape]], dict | str]:
+def _ends(convs: list[Shape], out_dim: int) -> dict:
+    """ngf and the image channels: the first conv's output and input, the last conv's output."""
+    return dict(ngf=convs[0][0], input_nc=convs[0][1], output_nc=convs[-1][out_dim]) if convs else {}
+
+
+def _resnet(convs_per_block: int) -> Callable[[list[Shape]], tuple[dict, str | None]]:
     """Stem, two down-convs, ``convs_per_block`` per block, two up-convs, the output conv."""
-    def infer(convs: list[Shape]) -> dict | str:
+    def infer(convs: list[Shape]) -> tuple[dict, str | None]:
         blocks, rest = divmod(len(convs) - 6, convs_per_block)
         if len(convs) < 6 or rest:
-            return f"{len(convs)} conv weights are not 6 + {convs_per_block} per residual block"
-        return dict(ngf=convs[0][0], input_nc=convs[0][1], output_nc=convs[-1][0], n_blocks=blocks)
+            return _ends(convs, 0), f"{len(convs)} conv weights are not 6 + {convs_per_block} per residual block"
+        return {**_ends(convs, 0), "n_blocks": blocks}, None
     return infer
 
 
-def _unet(convs: list[Shape]) -> dict | str:
+def _unet(convs: list[Shape]) -> tuple[dict, str | None]:
     """A down-conv and a transposed up-conv per level; the outermost up-conv's weight is (in, out, k, k)."""
     if len(convs) % 2 or len(convs) < 10:
-        return f"{len(convs)} conv weights are not two per level of at least 5 levels"
-    return dict(ngf=convs[0][0], input_nc=convs[0][1], output_nc=convs[-1][1], num_downs=len(convs) // 2)
+        return _ends(convs, 1), f"{len(convs)} conv weights are not two per level of at least 5 levels"
+    return {**_ends(convs, 1), "num_downs": len(convs) // 2}, None
 
 
-for _family in (FamilyShape("resnet", _resnet(2), ({"dropout": 0.0}, {"dropout": 0.5})),
-                FamilyShape("mobile_resnet", _resnet(4)),
-                FamilyShape("unet", _unet)):
+for _family in (FamilyShape("resnet", "n_blocks", _resnet(2), ({"dropout": 0.0}, {"dropout": 0.5})),
+                FamilyShape("mobile_resnet", "n_blocks", _resnet(4)),
+                FamilyShape("unet", "num_downs", _unet)):
     register_family_shape(_family)
 
 
@@ -179,11 +186,11 @@ def candidates(layers: list[Layer], arch: str | None = None, fixed: Mapping[str,
         except CheckpointError:
             raise CheckpointError(f"{name} checkpoints load only as ganas checkpoints; the structural import "
                                   f"knows {', '.join(list_family_shapes())}") from None
-        inferred = shape.infer(conv_weights(layers))
-        if isinstance(inferred, str):
-            excluded.append(f"{name}: {inferred}")
-            continue
+        inferred, why = shape.infer(conv_weights(layers))
         base = {**inferred, **entry.defaults, **fixed}
+        if not all(k in base for k in ("ngf", "input_nc", "output_nc", shape.depth)):
+            excluded.append(f"{name}: {why}")
+            continue
         found += _variants(name, base, shape, fixed)
     return found, excluded
 
@@ -249,19 +256,23 @@ def fit_by_order(theirs: list[Layer], candidate: Candidate) -> Fit:
 
 
 def fit_by_name(state: Mapping[str, Any], candidate: Candidate, named: Callable[[str], str]) -> Fit:
-    """Compare tensors by (renamed) key; ``named(key)`` says where a ganas key came from, for messages."""
+    """Compare tensors by (renamed) key; ``named(key)`` says where a ganas key came from, for messages.
+    ``matched`` counts the candidate's tensors that fit, so the closest candidate names the real problem."""
     ours = {layer.key(n): (layer, n) for layer in candidate.layers for n, _ in layer.tensors}
+    problems, matched = [], 0
     for key, (layer, name) in ours.items():
-        if key not in state and name != OPTIONAL:
-            return Fit(candidate, 0, f"nothing is mapped to {layer.describe(name)}")
-        if key in state and tuple(state[key].shape) != layer.shapes()[name]:
-            return Fit(candidate, 0, f"{named(key)} {tuple(state[key].shape)} does not fit: ganas's "
-                                     f"{layer.describe(name)}")
-    extra = [key for key in state if key not in ours]
-    if extra:
-        return Fit(candidate, 0, f"{named(extra[0])} {tuple(state[extra[0]].shape)}: a {candidate.describe()} "
-                                 "has no such tensor")
-    return Fit(candidate, len(candidate.layers), None, tuple((k, k) for k in state))
+        if key not in state:
+            if name != OPTIONAL:
+                problems.append(f"nothing is mapped to {layer.describe(name)}")
+        elif tuple(state[key].shape) != layer.shapes()[name]:
+            problems.append(f"{named(key)} {tuple(state[key].shape)} does not fit: ganas's {layer.describe(name)}")
+        else:
+            matched += 1
+    problems += [f"{named(key)} {tuple(state[key].shape)}: a {candidate.describe()} has no such tensor"
+                 for key in state if key not in ours]
+    if problems:
+        return Fit(candidate, matched - len(problems), problems[0])
+    return Fit(candidate, matched, None, tuple((k, k) for k in state))
 
 
 def best(fits: list[Fit], what: str, excluded: Sequence[str] = ()) -> Fit:
