@@ -48,7 +48,11 @@ class ImportedGenerator:
     def report(self, source: str) -> list[str]:
         """What a command prints: how the file loaded and, when keys changed, every old key -> new key."""
         lines = [f"teacher {source}: loaded {self.method} as {self.describe()}"]
-        return lines + [f"  ({note})" for note in self.notes] + key_map_lines(self.key_map)
+        lines += [f"  ({note})" for note in self.notes]
+        if self.method == "by structure":  # equal shapes do not prove an equal computation
+            lines.append("  (matched by the order and shapes of its tensors; unless its implementation is one "
+                         "docs/teachers.md lists as tested, compare a few of its images with the original's)")
+        return lines + key_map_lines(self.key_map)
 
     def map_record(self) -> dict[str, Any]:
         """The mapping file :func:`write_key_map` saves (``--teacher-map`` reads it back)."""

@@ -58,6 +58,7 @@ def test_train_supernet_register_and_finetune_with_a_foreign_teacher(setup, caps
                              "--name", "foreign"], capsys)
     assert status == 0, err
     assert "(resnet, " in out and "  model.10.block.1.weight -> model.10.conv_block.1.weight" in out
+    _worker_loads_the_recorded_teacher(root)
 
     status, out, err = _run(["train", "finetune", "--supernet", str(root / "sn" / "supernet.pt"), "--config",
                              "8_8_8_8_8_8_8_8", "--data", data, "--teacher", str(root / "G.pth"), "--teacher-map",
@@ -65,6 +66,19 @@ def test_train_supernet_register_and_finetune_with_a_foreign_teacher(setup, caps
     assert status == 0, err
     assert f"loaded by the mapping in {root / 'map.json'} as resnet" in out
     assert (root / "ft" / "subnet.pt").is_file()
+
+
+def _worker_loads_the_recorded_teacher(root):
+    """A search worker rebuilds the teacher from the store's record (architecture, hyper-parameters, key map)."""
+    from nas.store import Store
+    from nas.teacher import TeacherInfo
+    from supernet import load_reference_generator
+
+    with Store(f"sqlite:///{root / 'ws' / 'ganas.db'}") as store:
+        info = TeacherInfo.from_dict(store.get_supernet("foreign").teacher)
+    assert info.reference_arch == "resnet" and info.key_map["model.10.block.1.bias"] == "model.10.conv_block.1.bias"
+    direct = load_reference_generator(root / "G.pth").state_dict()
+    assert all(torch.equal(direct[k], v) for k, v in info.load().state_dict().items())
 
 
 def _refused(setup, capsys, teacher, *extra, command="supernet"):

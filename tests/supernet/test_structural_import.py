@@ -82,10 +82,11 @@ def test_the_mapping_used_is_printed_and_can_be_saved_and_given_back(tmp_path):
     report = imported.report("G.pth")
     assert report[0] == ("teacher G.pth: loaded by structure as resnet (ngf 8, 3 blocks, norm instance_affine, "
                          "conv bias yes, 3 -> 3 channels)")
-    assert report[1] == "  checkpoint key -> ganas key (24 renamed or left out, 22 unchanged):"
+    assert report[1].startswith("  (matched by the order and shapes of its tensors; unless")
+    assert report[2] == "  checkpoint key -> ganas key (24 renamed or left out, 22 unchanged):"
     assert "  model.10.block.1.weight -> model.10.conv_block.1.weight" in report
     assert "  model.12.block.6.bias -> model.12.conv_block.6.bias" in report
-    assert len(report) == 2 + 24  # 3 blocks x (2 convs + 2 norms) x (weight, bias) renamed
+    assert len(report) == 3 + 24  # 3 blocks x (2 convs + 2 norms) x (weight, bias) renamed
     saved = write_key_map(tmp_path / "map.json", imported)
     record = json.loads(saved.read_text())
     assert record["arch"] == "resnet" and record["hparams"]["norm"] == "instance_affine"
@@ -93,6 +94,13 @@ def test_the_mapping_used_is_printed_and_can_be_saved_and_given_back(tmp_path):
     again = import_generator(read_checkpoint(path), str(path), key_map=read_key_map(saved))
     assert again.method == f"by the mapping in {saved}"
     assert _same_output(again.generator, reference) <= 1e-5
+
+
+def test_a_reference_resnet_with_dropout_loads_as_is_without_saying_so():
+    """Dropout leaves no tensor but moves a block's second conv from index 5 to 6: both are tried."""
+    state = randomise_(create_generator("resnet_9blocks", ngf=4, dropout=0.5)).state_dict()
+    imported = import_generator(state, "latest_net_G.pth")
+    assert imported.method == "as is" and imported.hparams["dropout"] == 0.5 and "model.10.conv_block.6.weight" in state
 
 
 def test_named_layers_map_to_the_sequential_tree(tmp_path):
