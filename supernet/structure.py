@@ -85,7 +85,8 @@ class FamilyShape:
     ``infer`` returns the hyper-parameters it reads (ngf, channels, and the depth ``depth`` names when
     the number of convs gives one) and, when it cannot read them all, a sentence saying why; ``hidden``
     lists values of hyper-parameters that leave no tensor behind but move module indices (a ResNet
-    block's dropout), tried in turn.
+    block's dropout), tried in turn: the first of those fitting equally well that keeps the most key
+    names wins, so a reference checkpoint loads as is.
     """
 
     arch: str
@@ -121,7 +122,10 @@ def _unet(convs: list[Shape]) -> tuple[dict, str | None]:
     return {**_ends(convs, 1), "num_downs": len(convs) // 2}, None
 
 
-for _family in (FamilyShape("resnet", "n_blocks", _resnet(2), ({"dropout": 0.0}, {"dropout": 0.5})),
+# dropout and zero padding (a conv's own padding instead of a pad layer) move a ResNet block's module indices
+_RESNET_HIDDEN = tuple({"dropout": d, "padding_type": p} for p in ("reflect", "zero") for d in (0.0, 0.5))
+
+for _family in (FamilyShape("resnet", "n_blocks", _resnet(2), _RESNET_HIDDEN),
                 FamilyShape("mobile_resnet", "n_blocks", _resnet(4)),
                 FamilyShape("unet", "num_downs", _unet)):
     register_family_shape(_family)

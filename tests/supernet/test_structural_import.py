@@ -96,11 +96,14 @@ def test_the_mapping_used_is_printed_and_can_be_saved_and_given_back(tmp_path):
     assert _same_output(again.generator, reference) <= 1e-5
 
 
-def test_a_reference_resnet_with_dropout_loads_as_is_without_saying_so():
-    """Dropout leaves no tensor but moves a block's second conv from index 5 to 6: both are tried."""
-    state = randomise_(create_generator("resnet_9blocks", ngf=4, dropout=0.5)).state_dict()
+@pytest.mark.parametrize("dropout, padding", [(0.5, "reflect"), (0.0, "zero"), (0.5, "zero")])
+def test_a_reference_resnet_with_dropout_or_zero_padding_loads_as_is_without_saying_so(dropout, padding):
+    """Dropout and zero padding leave no tensor but move a block's module indices (its second conv from 5 to 6
+    with dropout, to 4 without a pad layer): both are tried, and the variant keeping the names wins."""
+    state = randomise_(create_generator("resnet_9blocks", ngf=4, dropout=dropout, padding_type=padding)).state_dict()
     imported = import_generator(state, "latest_net_G.pth")
-    assert imported.method == "as is" and imported.hparams["dropout"] == 0.5 and "model.10.conv_block.6.weight" in state
+    assert imported.method == "as is"
+    assert (imported.hparams["dropout"], imported.hparams["padding_type"]) == (dropout, padding)
 
 
 def test_named_layers_map_to_the_sequential_tree(tmp_path):
