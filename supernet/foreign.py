@@ -38,7 +38,7 @@ class ImportedGenerator:
     generator: ChannelGenerator
     arch: str
     hparams: dict
-    key_map: KeyMap | None  # None: the keys are ganas's as they are
+    key_map: KeyMap | None  # None: the keys are ganas's as they are, and all of them are used
     method: str  # "as is", "by structure", "by the mapping in FILE"
     notes: tuple[str, ...] = ()
 
@@ -98,7 +98,7 @@ def import_generator(saved: Any, source: str, arch: str | None = None, hparams: 
     renamed = {new: unwrapped.state[old] for old, new in fit.pairs}
     generator = _load(fit.candidate, renamed, source)
     as_is = all(old == new for old, new in fit.pairs)
-    key_map_used = None if as_is else {**dict(fit.pairs), **left_out}
+    key_map_used = None if as_is and not left_out else {**dict(fit.pairs), **left_out}
     notes = unwrapped.notes + ((f"{len(left_out)} InstanceNorm running statistics left out, as PyTorch >= 0.4 "
                                 "keeps none",) if left_out else ())
     return ImportedGenerator(generator, fit.candidate.arch, dict(fit.candidate.hparams), key_map_used,
@@ -125,8 +125,9 @@ def _by_mapping(state: dict[str, torch.Tensor], source: str, arch: str | None, h
                 mapping: MappingFile, notes: tuple[str, ...]) -> ImportedGenerator:
     unmapped = [key for key in state if key not in mapping.mapping]
     if unmapped:
-        raise CheckpointError(f"{mapping.source} gives no ganas key for {source}'s {unmapped[0]} (nor for "
-                              f"{len(unmapped) - 1} more); map every tensor, or map it to null to leave it out")
+        more = f" (nor for {len(unmapped) - 1} more)" if len(unmapped) > 1 else ""
+        raise CheckpointError(f"{mapping.source} gives no ganas key for {source}'s {unmapped[0]}{more}; map every "
+                              "tensor, or map it to null to leave it out")
     absent = [key for key in mapping.mapping if key not in state]
     if absent:
         raise CheckpointError(f"{mapping.source} maps {absent[0]}, which {source} does not hold (after "

@@ -9,9 +9,9 @@ layers of ganas generators whose hyper-parameters are read off the tensors (widt
 from the first and last convs, depth from their count) and whose norm variant and conv bias are
 tried in turn. A layer fits when it holds the same tensor names with the same shapes.
 
-Not visible in tensors, hence assumed: the padding type (reflect, as every implementation tested),
-dropout (none; a teacher runs in eval mode, where dropout does nothing) and the activation
-functions. A layout that matches by shapes but computes something else (another concatenation
+Not visible in tensors, hence assumed: the padding type (reflect, as every implementation tested;
+zero when that is what keeps ganas's own module names), dropout (none; a teacher runs in eval mode,
+where dropout does nothing) and the activation functions. A layout that matches by shapes but computes something else (another concatenation
 order of U-Net skips, say) is not detected here: the tests compare outputs for the layouts
 docs/teachers.md lists.
 """
@@ -161,7 +161,7 @@ class Candidate:
 
 
 def describe_generator(arch: str, hparams: Mapping[str, Any]) -> str:
-    """``resnet (ngf 64, 9 blocks, norm instance_affine, conv bias, 3 -> 3 channels)``."""
+    """``resnet (ngf 64, 9 blocks, norm instance_affine, conv bias yes, 3 -> 3 channels)``."""
     parts = [f"ngf {hparams.get('ngf')}"]
     if "n_blocks" in hparams:
         parts.append(f"{hparams['n_blocks']} blocks")
@@ -200,14 +200,19 @@ def candidates(layers: list[Layer], arch: str | None = None, fixed: Mapping[str,
 
 
 def _variants(arch: str, base: dict, shape: FamilyShape, fixed: Mapping[str, Any]) -> Iterator[Candidate]:
+    """Every norm variant and conv bias (unless fixed), with every hidden setting, each once."""
     norms = [fixed["norm"]] if "norm" in fixed else list_norms()
+    seen = set()
     for norm in norms:
         default = get_norm(norm).conv_bias
         biases = [fixed["conv_bias"]] if "conv_bias" in fixed else [None, not default]
         for bias in biases:
             for hidden in shape.hidden:
                 hidden = {k: v for k, v in hidden.items() if k not in fixed}
-                yield Candidate(arch, {**base, "norm": norm, "conv_bias": bias, **hidden}, frozenset(hidden))
+                hparams = {**base, "norm": norm, "conv_bias": bias, **hidden}
+                if repr(sorted(hparams.items())) not in seen:
+                    seen.add(repr(sorted(hparams.items())))
+                    yield Candidate(arch, hparams, frozenset(hidden))
 
 
 # -- matching -------------------------------------------------------------------------------------------------

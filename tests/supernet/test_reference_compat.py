@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from supernet import CheckpointError, create_generator, load_reference_generator
+from supernet.foreign import import_generator
 
 Layout = list[tuple[str, tuple[int, ...]]]
 
@@ -206,6 +207,9 @@ def test_pre_0_4_instance_norm_checkpoint_loads(tmp_path):
         state[f"{name}.running_mean"], state[f"{name}.running_var"] = torch.zeros(c), torch.ones(c)
     torch.save(state, tmp_path / "old.pth")
     load_reference_generator(tmp_path / "old.pth", "resnet_9blocks", ngf=8)
+    imported = import_generator(state, "old.pth")  # the statistics are left out, and the mapping says so
+    assert imported.method == "as is" and imported.key_map["model.2.running_mean"] is None
+    assert imported.key_map["model.1.weight"] == "model.1.weight" and len(imported.key_map) == len(state)
 
 
 # -- the same computation as the reference ----------------------------------------------------------
