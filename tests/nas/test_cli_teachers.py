@@ -84,13 +84,15 @@ def _worker_loads_the_recorded_teacher(root):
 def _refused(setup, capsys, teacher, *extra, command="supernet"):
     out_dir = setup / f"refused-{teacher.stem}-{command}"
     data = setup / "fresh" / "labelled"
-    args = ["train", "supernet", "--method", "gan-compression", "--space", "channels-16"] if command == "supernet" \
+    args = ["train", "supernet", "--method", "gan-compression", "--space", "channels-16", "--register",
+            "--workspace", str(setup / "refused-ws")] if command == "supernet" \
         else ["train", "finetune", "--supernet", str(setup / "untrained.pt"), "--config", "8_8_8_8_8_8_8_8"]
     status, out, err = _run([*args, "--data", str(data), "--teacher", str(teacher), *extra,
                              "--out", str(out_dir), *TINY], capsys)
     assert status == 2
     assert err.count("\n") == 1 and err.startswith("ganas train: error: ") and "Traceback" not in err
-    assert not out_dir.exists() and not (data / SPLIT_FILE).exists()  # nothing written
+    assert not out_dir.exists() and not (data / SPLIT_FILE).exists()  # nothing written: no run, no split
+    assert not (setup / "refused-ws").exists()  # no workspace
     return err
 
 

@@ -216,16 +216,17 @@ def _gc_settings(args, space: str, student_arch: str | None, student_hparams: di
 def _train_supernet(args) -> int:
     from nas.cli import CliUsageError
 
+    if args.method == "gan-compression" and args.space is None:
+        raise CliUsageError("--method gan-compression needs --space (see `ganas space list`)")
+    teacher = _teacher_source(args) if args.method == "gan-compression" else None  # refused before any write
     if args.register:  # a store that cannot be opened is reported now, not after the training
         workspace_of(args).open_store().close()
     if args.method == "gan-compression":
         from distill.jobs import train_gan_compression
 
-        if args.space is None:
-            raise CliUsageError("--method gan-compression needs --space (see `ganas space list`)")
         student = {"n_blocks": args.blocks} if args.blocks else {}
         settings = _gc_settings(args, args.space, args.student_arch, student, args.sampling)
-        path = train_gan_compression(_data(args), _teacher_source(args), settings, _loop(args), args.out,
+        path = train_gan_compression(_data(args), teacher, settings, _loop(args), args.out,
                                      args.resume, not args.quiet, args.init_from, args.sort_channels)
     else:
         from distill.jobs import train_omgd
