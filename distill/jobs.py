@@ -16,6 +16,7 @@ from foundation.hashing import file_sha256
 from imagedata import FolderDataset, Preprocess, create_dataset, detect_layout, split_dataset
 from imagedata.splits import SPLIT_FILE
 from supernet.checkpoint import FORMAT, generator_from_record, import_plain, read_checkpoint, save_generator
+from supernet.foreign import MappingFile
 from supernet.generators import ChannelGenerator
 from supernet.space import format_config
 
@@ -135,7 +136,7 @@ class TeacherSource:
 
     def describe(self) -> dict[str, Any]:
         """What checkpoints and the search store record of the teacher: enough to load and verify it again."""
-        key_map = self.key_map.mapping if hasattr(self.key_map, "mapping") else self.key_map
+        key_map = self.key_map.mapping if isinstance(self.key_map, MappingFile) else self.key_map
         return {"path": str(Path(self.path).resolve()), "sha256": file_sha256(self.path), "arch": self.arch,
                 "hparams": dict(self.hparams), "key_map": key_map}
 

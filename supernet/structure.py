@@ -11,9 +11,9 @@ tried in turn. A layer fits when it holds the same tensor names with the same sh
 
 Not visible in tensors, hence assumed: the padding type (reflect, as every implementation tested;
 zero when that is what keeps ganas's own module names), dropout (none; a teacher runs in eval mode,
-where dropout does nothing) and the activation functions. A layout that matches by shapes but computes something else (another concatenation
-order of U-Net skips, say) is not detected here: the tests compare outputs for the layouts
-docs/teachers.md lists.
+where dropout does nothing) and the activation functions. A layout that matches by shapes but
+computes something else (another concatenation order of U-Net skips, say) is not detected here:
+the tests compare outputs for the layouts docs/teachers.md lists.
 """
 from __future__ import annotations
 

@@ -15,8 +15,9 @@ from supernet.checkpoint import generator_from_bytes, read_checkpoint
 from supernet.foreign import import_generator, read_key_map, write_key_map
 from supernet.structure import Candidate, Fit, best
 
-from .reimplementations import (AitorzipGenerator, Arnab39ResnetGenerator, Arnab39UnetGenerator, EriklindernorenGenerator,
-                                Issue10Generator, LornatangGenerator, ZnxlwmGenerator, randomise_)
+from .reimplementations import (AitorzipGenerator, Arnab39ResnetGenerator, Arnab39UnetGenerator,
+                                EriklindernorenGenerator, Issue10Generator, LornatangGenerator, ZnxlwmGenerator,
+                                randomise_)
 
 # name: (reference module, how it loads, what ganas reads off it)
 REFERENCES = {
