@@ -12,12 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from foundation.hashing import file_sha256
 from imagedata import FolderDataset, Preprocess, create_dataset, detect_layout, split_dataset
 from imagedata.splits import SPLIT_FILE
-from supernet.checkpoint import generator_from_record, load_reference_generator, read_checkpoint, \
-    save_generator
+from supernet.checkpoint import FORMAT, generator_from_record, import_plain, read_checkpoint, save_generator
+from supernet.foreign import MappingFile
 from supernet.generators import ChannelGenerator
 from supernet.space import format_config
 
@@ -99,30 +98,47 @@ def train_teacher(method: str, data: DataSpec, settings: TeacherSettings, loop: 
 
 @dataclass(frozen=True)
 class TeacherSource:
-    """A ganas teacher checkpoint, or a pytorch-CycleGAN-and-pix2pix state dict with its architecture."""
+    """A teacher file: a ganas checkpoint, or another implementation's state dict (see docs/teachers.md).
+
+    ``arch`` and ``hparams`` narrow what a state dict may be (the rest is read off its tensors);
+    ``key_map`` maps its keys to ganas's (a :class:`~supernet.foreign.MappingFile` given by hand, or the
+    dict an earlier import recorded). :meth:`resolve` fixes all three to what the import found, so
+    that every later load of the file (training, search workers, finalize) repeats it exactly.
+    """
 
     path: Path
-    arch: str | None = None  # needed for reference state dicts (resnet_9blocks, unet_256, ...)
+    arch: str | None = None
     hparams: dict = field(default_factory=dict)
+    key_map: Any = None
 
     def load(self) -> tuple[ChannelGenerator, dict]:
-        record = read_checkpoint(self.path)
-        if isinstance(record, dict) and "format" in record:
-            teacher = generator_from_record(record, str(self.path))
-            meta = dict(record.get("meta") or {})
-        elif self.arch is None:
-            raise TrainingError(f"{self.path} is a plain state dict; say its architecture with --teacher-arch "
-                                "(e.g. resnet_9blocks or unet_256)")
+        teacher, meta, _ = self.open()
+        return teacher, meta
+
+    def open(self) -> tuple[ChannelGenerator, dict, Any]:
+        """The teacher (eval mode), its checkpoint's meta, and the import (None for a ganas checkpoint)."""
+        record, imported = read_checkpoint(self.path), None
+        if isinstance(record, dict) and record.get("format") == FORMAT:
+            teacher, meta = generator_from_record(record, str(self.path)), dict(record.get("meta") or {})
         else:
-            teacher, meta = load_reference_generator(self.path, self.arch, **self.hparams), {}
+            imported = import_plain(record, str(self.path), self.arch, self.key_map, **self.hparams)
+            teacher, meta = imported.generator, {}
         if teacher.elastic:
             raise TrainingError(f"{self.path} holds a supernet, not a teacher")
-        return teacher.eval(), meta
+        return teacher.eval(), meta, imported
+
+    def resolve(self) -> tuple["TeacherSource", Any]:
+        """This source with the import's findings fixed, and the import (None for a ganas checkpoint)."""
+        _, _, imported = self.open()
+        if imported is None:
+            return self, None
+        return TeacherSource(self.path, imported.arch, dict(imported.hparams), imported.key_map), imported
 
     def describe(self) -> dict[str, Any]:
         """What checkpoints and the search store record of the teacher: enough to load and verify it again."""
+        key_map = self.key_map.mapping if isinstance(self.key_map, MappingFile) else self.key_map
         return {"path": str(Path(self.path).resolve()), "sha256": file_sha256(self.path), "arch": self.arch,
-                "hparams": dict(self.hparams)}
+                "hparams": dict(self.hparams), "key_map": key_map}
 
 
 def _supernet_meta(method: str, space: str, data: DataSpec, seed: int, steps: int, teacher: dict | None,
@@ -167,9 +183,9 @@ def train_gan_compression(data: DataSpec, teacher: TeacherSource, settings: GANC
     """
     if sort_channels and init_from is None:
         raise TrainingError("--sort-channels reorders a trained network's channels: give --init-from CHECKPOINT")
+    teacher_g, teacher_meta = teacher.load()  # before anything is written: a teacher that fails leaves no split
     data.ensure_split(loop.seed)
     dataset = data.open("train1", loop.seed)
-    teacher_g, teacher_meta = teacher.load()
     d_state = (teacher_meta.get("discriminator") or {}).get("state_dict") if settings.task == "paired" else None
     example = dataset[0]["A"].unsqueeze(0)
     student = initial_supernet(Path(init_from), settings.space, sort_channels) if init_from is not None else None

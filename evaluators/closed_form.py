@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 
 from foundation.registry import Registry
 from supernet.errors import ArchitectureError, ConfigError, InputSizeError
-from supernet.layers import NORMS, PADDINGS
+from supernet.layers import PADDINGS
+from supernet.norms import get_norm, resolve_conv_bias
 from supernet.registry import get_architecture
 from supernet.space import ChannelSearchSpace
 
@@ -64,7 +65,7 @@ def _plain_block(trunk: int, hidden: int, area: int, bias: bool) -> Terms:
 
 def _separable_block(trunk: int, hidden: int, area: int, bias: bool) -> Terms:
     """Each 3x3 conv becomes depthwise 3x3 -> InstanceNorm (never affine: free) -> pointwise 1x1,
-    both convs with a bias only under InstanceNorm, as GAN Compression's; block norms as above."""
+    both convs with a bias when the generator's convs have one, as GAN Compression's; block norms as above."""
     macs = area * (9 * trunk + hidden * trunk + 9 * hidden + trunk * hidden)
     params = 9 * trunk + trunk * hidden + 9 * hidden + hidden * trunk + bias * 2 * (trunk + hidden)
     return macs, params, area * (trunk + hidden), trunk + hidden
@@ -82,7 +83,7 @@ def _resnet_count(hp: Hparams, config: Config, height: int, width: int, block=_p
     cin, cout, n = hp["input_nc"], hp["output_nc"], hp["n_blocks"]
     a0 = height * width
     a1, a2 = a0 // 4, a0 // 16
-    bias = hp["norm"] == "instance"  # convs before a (non-affine) InstanceNorm carry a bias
+    bias = resolve_conv_bias(hp["norm"], hp["conv_bias"])  # of the convs a norm follows
     # stem, down 1, down 2, up 1, up 2 (transposed: output side), out conv (always with a bias)
     macs = a0 * w0 * cin * 49 + a1 * w1 * w0 * 9 + a2 * trunk * w1 * 9 + a1 * w6 * trunk * 9 \
         + a0 * w7 * w6 * 9 + a0 * cout * w7 * 49
@@ -98,7 +99,12 @@ def _resnet_count(hp: Hparams, config: Config, height: int, width: int, block=_p
     for count, (m, p, e, c) in blocks:
         macs, params = macs + count * m, params + count * p
         norm_elements, norm_channels = norm_elements + count * e, norm_channels + count * c
-    if hp["norm"] == "batch":  # affine: one MAC per element, weight and bias per channel
+    return _with_norms(hp, macs, params, norm_elements, norm_channels)
+
+
+def _with_norms(hp: Hparams, macs: int, params: int, norm_elements: int, norm_channels: int) -> MacsCount:
+    """An affine norm costs one MAC per element and holds a weight and a bias per channel; others are free."""
+    if get_norm(hp["norm"]).affine:
         macs += norm_elements
         params += 2 * norm_channels
     return MacsCount(macs, params)
@@ -124,7 +130,7 @@ def _unet_count(hp: Hparams, config: Config, height: int, width: int) -> MacsCou
     """Level i: conv 4x4 s2 w[i-1] -> w[i]; transposed 4x4 s2 back to w[i-1] from the skip concatenation."""
     n, cin, cout = hp["num_downs"], hp["input_nc"], hp["output_nc"]
     w = [c * min(2 ** i, 8) for i, c in enumerate(config)]
-    bias = hp["norm"] == "instance"
+    bias = resolve_conv_bias(hp["norm"], hp["conv_bias"])
     area = [height * width] + [(height >> (i + 1)) * (width >> (i + 1)) for i in range(n)]  # area[i+1]: level i out
     # outermost level: no norm; its up-conv maps the concatenation 2*w0 -> output_nc with a bias
     macs = area[1] * w[0] * cin * 16 + area[0] * cout * 2 * w[0] * 16
@@ -140,10 +146,7 @@ def _unet_count(hp: Hparams, config: Config, height: int, width: int) -> MacsCou
         if i < n - 1:  # after the down-conv, except innermost
             norm_elements += area[i + 1] * inner
             norm_channels += inner
-    if hp["norm"] == "batch":
-        macs += norm_elements
-        params += 2 * norm_channels
-    return MacsCount(macs, params)
+    return _with_norms(hp, macs, params, norm_elements, norm_channels)
 
 
 register_closed_form("unet", FamilyFormula(positions=lambda hp: hp["num_downs"],
@@ -175,8 +178,9 @@ def resolve_hparams(arch: str, hparams: dict[str, Any]) -> tuple[FamilyFormula, 
     for key in ("input_nc", "output_nc", "ngf"):
         if not isinstance(resolved[key], int) or resolved[key] <= 0:
             raise ArchitectureError(f"{key} must be a positive integer (got {resolved[key]!r})")
-    if resolved["norm"] not in NORMS:
-        raise ArchitectureError(f"unknown norm {resolved['norm']!r}; choose one of {', '.join(NORMS)}")
+    get_norm(resolved["norm"])  # an unknown name lists the registered ones
+    if resolved["conv_bias"] not in (None, True, False):
+        raise ArchitectureError(f"conv_bias must be true, false or null (got {resolved['conv_bias']!r})")
     formula.check(resolved)
     return formula, resolved
 

@@ -81,12 +81,8 @@ def not_found_message(spec: WeightsSpec, searched: list[str]) -> str:
 
 
 def read_weights(path: str | os.PathLike) -> Any:
-    """``torch.load`` on CPU with ``weights_only=True``; a corrupt or unsafe file raises
-    :class:`WeightsFileError` naming it."""
-    import torch
+    """``torch.load`` on CPU with ``weights_only=True`` (or safetensors); a missing, corrupt or unsafe file
+    raises :class:`WeightsFileError` naming it."""
+    from .tensorfiles import read_tensor_file
 
-    path = Path(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for an unreadable or unsafe file
-        raise WeightsFileError(f"weights file {path} cannot be read ({type(exc).__name__}: {exc})") from None
+    return read_tensor_file(path, WeightsFileError)

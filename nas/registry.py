@@ -46,13 +46,14 @@ def metrics_for(dataset: Mapping[str, Any]) -> list[str]:
 
 
 def register_supernet(store: Store, checkpoint: str | Path, name: str | None = None, teacher: str | Path | None = None,
-                      teacher_arch: str | None = None, teacher_hparams: Mapping[str, Any] | None = None
-                      ) -> SupernetRecord:
+                      teacher_arch: str | None = None, teacher_hparams: Mapping[str, Any] | None = None,
+                      teacher_key_map: Any = None) -> SupernetRecord:
     """Record a supernet checkpoint written by ``ganas train supernet``, with its teacher; returns the record.
 
     The teacher is the one the checkpoint says it was distilled from (GAN Compression), checked
     against the SHA-256 recorded at training, or ``teacher`` (an OMGD supernet's, or a replacement).
-    Every search and final model of the supernet is then shown against it.
+    Every search and final model of the supernet is then shown against it. Another implementation's
+    state dict is imported as :mod:`supernet.foreign` says (``teacher_key_map``: a mapping given by hand).
     """
     path = Path(checkpoint).resolve()
     record = read_checkpoint(path)
@@ -64,7 +65,7 @@ def register_supernet(store: Store, checkpoint: str | Path, name: str | None = N
         raise CheckpointError(f"{path} has no search space (it was trained as a single static student)")
     get_space(space)
     dataset = dict(meta.get("dataset") or {})
-    info = _teacher_info(meta.get("teacher"), dataset, teacher, teacher_arch, teacher_hparams)
+    info = _teacher_info(meta.get("teacher"), dataset, teacher, teacher_arch, teacher_hparams, teacher_key_map)
     default_name = _NAME.sub("-", f"{path.parent.name}-{record['arch']}").strip("-")
     return store.register_supernet(
         name or default_name, architecture=record["arch"], space=space, checkpoint=str(path),
@@ -73,16 +74,16 @@ def register_supernet(store: Store, checkpoint: str | Path, name: str | None = N
 
 
 def _teacher_info(recorded: Mapping[str, Any] | None, dataset: Mapping[str, Any], path: str | Path | None,
-                  arch: str | None, hparams: Mapping[str, Any] | None):
+                  arch: str | None, hparams: Mapping[str, Any] | None, key_map: Any = None):
     from .teacher import describe_teacher
 
     size = int(dataset.get("size", 256))
     if path is not None:
-        return describe_teacher(path, (size, size), arch, hparams)
+        return describe_teacher(path, (size, size), arch, hparams, key_map=key_map)
     if not recorded:
         return None  # an OMGD supernet trains its teachers online: give one with --teacher to compare against
     return describe_teacher(recorded["path"], (size, size), recorded.get("arch"), recorded.get("hparams"),
-                            expected_sha256=recorded.get("sha256"))
+                            expected_sha256=recorded.get("sha256"), key_map=recorded.get("key_map"))
 
 
 def registered_checkpoint(supernet: SupernetRecord) -> bytes:

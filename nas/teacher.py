@@ -25,14 +25,16 @@ class TeacherInfo:
     sha256: str
     architecture: str
     hparams: Mapping[str, Any] = field(default_factory=dict)
-    reference_arch: str | None = None  # set for a plain pytorch-CycleGAN-and-pix2pix state dict
+    reference_arch: str | None = None  # set for a plain state dict (another implementation's)
     macs: int = 0  # at the supernet's resolution (MACs in the papers' convention)
     params: int = 0
     size: tuple[int, int] = (256, 256)
+    key_map: Mapping[str, str | None] | None = None  # a plain state dict's keys -> ganas's, when they differ
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["hparams"], data["size"] = dict(self.hparams), list(self.size)
+        data["key_map"] = dict(self.key_map) if self.key_map is not None else None
         return data
 
     @classmethod
@@ -72,15 +74,21 @@ class TeacherInfo:
         from supernet.checkpoint import generator_from_bytes
 
         data = self.read_bytes() if data is None else self.check(data)
-        return generator_from_bytes(data, self.path, self.reference_arch, **dict(self.hparams)).eval()
+        return generator_from_bytes(data, self.path, self.reference_arch, self.key_map, **dict(self.hparams)).eval()
 
 
 def describe_teacher(path: str | Path, size: Sequence[int], reference_arch: str | None = None,
-                     hparams: Mapping[str, Any] | None = None, expected_sha256: str | None = None) -> TeacherInfo:
-    """Load a teacher file once and record what a supernet keeps of it (with its closed-form cost)."""
+                     hparams: Mapping[str, Any] | None = None, expected_sha256: str | None = None,
+                     key_map: Any = None) -> TeacherInfo:
+    """Load a teacher file once and record what a supernet keeps of it (with its closed-form cost).
+
+    A plain state dict is imported (``reference_arch``, ``hparams`` and ``key_map`` narrow or fix how:
+    see :mod:`supernet.foreign`); the record keeps what the import found, so loads repeat it exactly.
+    """
     from evaluators.closed_form import closed_form_count
     from foundation.hashing import file_sha256
-    from supernet.checkpoint import generator_from_bytes
+    from foundation.tensorfiles import read_tensor_file
+    from supernet.checkpoint import FORMAT, generator_from_record, import_plain
 
     path = Path(path).resolve()
     if not path.is_file():
@@ -90,11 +98,16 @@ def describe_teacher(path: str | Path, size: Sequence[int], reference_arch: str 
         raise TeacherChangedError(f"the teacher {path} changed since the supernet was trained from it (SHA-256 "
                                   f"{sha[:12]}... instead of {expected_sha256[:12]}...); give the original file "
                                   "with --teacher")
-    generator = generator_from_bytes(path.read_bytes(), str(path), reference_arch, **dict(hparams or {}))
+    saved = read_tensor_file(path, CheckpointError)
+    if isinstance(saved, dict) and saved.get("format") == FORMAT:
+        generator, reference_arch, found_map = generator_from_record(saved, str(path)), None, None
+    else:
+        imported = import_plain(saved, str(path), reference_arch, key_map, **dict(hparams or {}))
+        generator, reference_arch, found_map = imported.generator, imported.arch, imported.key_map
     if generator.elastic:
         raise CheckpointError(f"{path} holds a supernet, not a teacher")
     height, width = int(size[0]), int(size[1])
     count = closed_form_count(generator.arch, tuple(generator.config), (height, width), **generator.hparams())
     return TeacherInfo(str(path), sha, generator.arch, dict(generator.hparams()), reference_arch, count.macs,
-                       count.params, (height, width))
+                       count.params, (height, width), found_map)
 

@@ -16,6 +16,8 @@ _EXPORTS = {
     "ChannelSearchSpace": "space", "format_config": "space", "parse_config_numbers": "space",
     "get_space": "spaces", "list_spaces": "spaces",
     "sort_channels": "sorting",
+    "import_generator": "foreign", "read_key_map": "foreign", "write_key_map": "foreign",
+    "get_norm": "norms", "list_norms": "norms",
     "export_generator": "export", "verify_export": "export", "list_formats": "export",
 }
 

@@ -10,6 +10,7 @@ import torch
 
 from foundation.errors import GanasError
 from foundation.files import atomic_path
+from foundation.tensorfiles import read_tensor_bytes, read_tensor_file
 
 from .errors import CheckpointError
 from .generators import ChannelGenerator
@@ -48,21 +49,19 @@ def generator_bytes(generator: ChannelGenerator, **meta: Any) -> bytes:
     return buffer.getvalue()
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike) -> Any:
+    """What ``path`` holds, read without running code from it (``weights_only=True``, or safetensors)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from None
+    return read_tensor_file(path, CheckpointError)
 
 
 def generator_from_record(record: dict[str, Any], source: str = "checkpoint") -> ChannelGenerator:
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(
-            f"{source} is not a ganas generator checkpoint (format {FORMAT}); for a pytorch-CycleGAN-and-pix2pix "
-            "state dict use load_reference_generator / --teacher-arch"
+            f"{source} is not a ganas generator checkpoint (format {FORMAT}); for another implementation's "
+            "state dict use load_reference_generator / --teacher (see docs/teachers.md)"
         )
     try:
         generator = create_generator(record["arch"], config=record["config"], elastic=record["elastic"],
@@ -100,39 +99,37 @@ def load_state_dict_checked(generator: ChannelGenerator, state_dict: dict, sourc
     generator.load_state_dict(state_dict, strict=True)
 
 
-def load_reference_generator(path: str | os.PathLike, arch: str, **hparams: Any) -> ChannelGenerator:
-    """Load a plain generator state dict saved by pytorch-CycleGAN-and-pix2pix (``latest_net_G.pth``)."""
-    get_architecture(arch)
-    return generator_from_loaded(read_checkpoint(path), str(path), arch, **hparams)
+def load_reference_generator(path: str | os.PathLike, arch: str | None = None, key_map=None,
+                             **hparams: Any) -> ChannelGenerator:
+    """Load a plain generator state dict (pytorch-CycleGAN-and-pix2pix's ``latest_net_G.pth``, or another
+    implementation's): as is, by structure, or by ``key_map`` (see :mod:`supernet.foreign`)."""
+    if arch is not None:
+        get_architecture(arch)
+    return generator_from_loaded(read_checkpoint(path), str(path), arch, key_map, **hparams)
 
 
-def generator_from_bytes(data: bytes, source: str, arch: str | None = None, **hparams: Any) -> ChannelGenerator:
-    """A generator from checkpoint bytes (a ganas checkpoint, or a reference state dict with its ``arch``).
+def generator_from_bytes(data: bytes, source: str, arch: str | None = None, key_map=None,
+                         **hparams: Any) -> ChannelGenerator:
+    """A generator from checkpoint bytes (a ganas checkpoint, or a plain state dict).
 
     For workers that receive weights through an object store instead of a path.
     """
-    try:
-        loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt bytes
-        raise CheckpointError(f"{source} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    return generator_from_loaded(loaded, source, arch, **hparams)
+    return generator_from_loaded(read_tensor_bytes(data, source, CheckpointError), source, arch, key_map, **hparams)
 
 
-def generator_from_loaded(state: Any, source: str, arch: str | None = None, **hparams: Any) -> ChannelGenerator:
-    """A ganas checkpoint record as is; a plain state dict loaded into ``create_generator(arch, **hparams)``."""
+def generator_from_loaded(state: Any, source: str, arch: str | None = None, key_map=None,
+                          **hparams: Any) -> ChannelGenerator:
+    """A ganas checkpoint record as is; a plain state dict imported (:func:`supernet.foreign.import_generator`),
+    with ``key_map`` (a dict of checkpoint key -> ganas key, or a :class:`~supernet.foreign.MappingFile`)."""
     if isinstance(state, dict) and state.get("format") == FORMAT:
         return generator_from_record(state, source)
-    if arch is None:
-        raise CheckpointError(f"{source} is a plain state dict; its architecture (e.g. resnet_9blocks) is needed")
-    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
-    generator = create_generator(arch, **hparams)
-    load_state_dict_checked(generator, _drop_instance_norm_stats(generator, state), source)
-    return generator
+    return import_plain(state, source, arch, key_map, **hparams).generator
 
 
-def _drop_instance_norm_stats(generator: ChannelGenerator, state: dict) -> dict:
-    """Checkpoints from before PyTorch 0.4 keep running stats for InstanceNorm; the reference drops them too."""
-    norms = {name for name, m in generator.named_modules()
-             if isinstance(m, torch.nn.InstanceNorm2d) and not m.track_running_stats}
-    stats = ("running_mean", "running_var", "num_batches_tracked")
-    return {k: v for k, v in state.items() if not (k.rpartition(".")[0] in norms and k.rpartition(".")[2] in stats)}
+def import_plain(state: Any, source: str, arch: str | None = None, key_map=None, **hparams: Any):
+    """:func:`supernet.foreign.import_generator` with a recorded ``key_map`` dict accepted as well."""
+    from .foreign import MappingFile, import_generator
+
+    if isinstance(key_map, dict):
+        key_map = MappingFile(dict(key_map), source="the recorded key mapping")
+    return import_generator(state, source, arch, hparams, key_map)

@@ -44,6 +44,7 @@ def extract_subnet(supernet: ChannelGenerator, config: Sequence[int]) -> Channel
         halves = isinstance(source, (ElasticConv2d, ElasticConvTranspose2d)) and source.concat_halves
         halves_dim = _input_dim(module) if halves else None
         for key, tensor in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
-            tensor.copy_(_slice(getattr(source, key), tensor.shape, halves_dim))
+            # only a weight has an input dimension: a transposed conv's bias (dim 0) holds its outputs
+            tensor.copy_(_slice(getattr(source, key), tensor.shape, halves_dim if key == "weight" else None))
     subnet.train(supernet.training)
     return subnet

@@ -5,15 +5,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .elastic_ops import (
-    ElasticBatchNorm2d,
-    ElasticConv2d,
-    ElasticConvTranspose2d,
-    ElasticInstanceNorm2d,
-)
+from .elastic_ops import ElasticConv2d, ElasticConvTranspose2d
 from .errors import ArchitectureError
+from .norms import get_norm, resolve_conv_bias
 
-NORMS = ("instance", "batch")
 PADDINGS = ("reflect", "replicate", "zero")
 
 
@@ -21,20 +16,20 @@ PADDINGS = ("reflect", "replicate", "zero")
 class LayerKit:
     """Builds convs and norms, plain (for static generators) or elastic (for supernets).
 
-    Follows pytorch-CycleGAN-and-pix2pix: InstanceNorm is not affine, so convs before it
-    have a bias; BatchNorm is affine with running statistics, so convs before it do not.
+    ``norm`` names a registered variant (:mod:`supernet.norms`); convs followed by a norm carry a
+    bias when ``conv_bias`` says so, by default as pytorch-CycleGAN-and-pix2pix sets it for that norm.
     """
 
     norm: str = "instance"
     elastic: bool = False
+    conv_bias: bool | None = None
 
     def __post_init__(self):
-        if self.norm not in NORMS:
-            raise ArchitectureError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
+        get_norm(self.norm)  # an unknown name lists the registered ones
 
     @property
     def use_bias(self) -> bool:
-        return self.norm == "instance"
+        return resolve_conv_bias(self.norm, self.conv_bias)
 
     def conv(self, cin, cout, kernel_size, stride=1, padding=0, bias=None, groups=1, concat_halves=False):
         bias = self.use_bias if bias is None else bias
@@ -52,9 +47,7 @@ class LayerKit:
         return nn.ConvTranspose2d(cin, cout, kernel_size, stride, padding, output_padding, bias=bias)
 
     def norm_layer(self, channels: int) -> nn.Module:
-        if self.norm == "batch":
-            return (ElasticBatchNorm2d if self.elastic else nn.BatchNorm2d)(channels)
-        return (ElasticInstanceNorm2d if self.elastic else nn.InstanceNorm2d)(channels)
+        return get_norm(self.norm).build(channels, self.elastic)
 
 
 def padding_layers(padding_type: str, amount: int) -> tuple[list[nn.Module], int]:
@@ -71,9 +64,9 @@ def padding_layers(padding_type: str, amount: int) -> tuple[list[nn.Module], int
 class SeparableConv2d(nn.Module):
     """Depthwise kxk conv -> InstanceNorm -> pointwise 1x1 conv, as GAN Compression's.
 
-    Its inner norm is always a (stateless) InstanceNorm and its convs carry a bias only when the
-    generator's norm is InstanceNorm: GAN Compression's block never passes its norm layer in, and
-    passes ``use_bias`` from it, so its BatchNorm checkpoints have exactly these keys.
+    Its inner norm is always a (stateless) InstanceNorm and its convs carry a bias when the
+    generator's convs do: GAN Compression's block never passes its norm layer in, and passes
+    ``use_bias`` from it, so its BatchNorm checkpoints have exactly these keys.
     """
 
     def __init__(self, kit: LayerKit, cin: int, cout: int, kernel_size: int = 3, padding: int = 0):

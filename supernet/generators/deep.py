@@ -23,13 +23,13 @@ class DeepResnetGenerator(ResnetGenerator):
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: float = 0.0, padding_type: str = "reflect",
-                 config: Sequence[int] | None = None, elastic: bool = False):
+                 conv_bias: bool | None = None, config: Sequence[int] | None = None, elastic: bool = False):
         if elastic:
             raise ArchitectureError("deep_resnet is a teacher architecture and has no elastic version")
-        super().__init__(input_nc, output_nc, ngf, n_blocks, norm, dropout, padding_type, config, False)
+        super().__init__(input_nc, output_nc, ngf, n_blocks, norm, dropout, padding_type, conv_bias, config, False)
 
     def build_model(self, widths: tuple[int, ...]) -> nn.Sequential:
-        kit, w = LayerKit(self.norm, False), widths
+        kit, w = LayerKit(self.norm, False, self.conv_bias), widths
         layers = list(super().build_model(widths))
         stage = lambda width: ResnetBlock(kit, width, width, self.padding_type, self.dropout)  # noqa: E731
         # insert from the back so earlier indices stay valid: after up 2, up 1, down 2, down 1

@@ -80,7 +80,7 @@ class ResnetGenerator(ChannelGenerator):
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: float = 0.0, padding_type: str = "reflect",
-                 config: Sequence[int] | None = None, elastic: bool = False):
+                 conv_bias: bool | None = None, config: Sequence[int] | None = None, elastic: bool = False):
         if n_blocks < 0 or (elastic and n_blocks < 3):
             raise ArchitectureError(
                 f"{self.arch} needs n_blocks >= {3 if elastic else 0} (got {n_blocks}); an elastic "
@@ -90,10 +90,11 @@ class ResnetGenerator(ChannelGenerator):
             dropout = 0.5 if dropout else 0.0
         self.input_nc, self.output_nc, self.n_blocks = input_nc, output_nc, n_blocks
         self.norm, self.dropout, self.padding_type = norm, float(dropout), padding_type
+        self.conv_bias = conv_bias  # None: as pytorch-CycleGAN-and-pix2pix sets it for the norm
         super().__init__(ngf, config, elastic)
 
     def build_model(self, widths: tuple[int, ...]) -> nn.Sequential:
-        kit, w = LayerKit(self.norm, self.elastic), widths
+        kit, w = LayerKit(self.norm, self.elastic, self.conv_bias), widths
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), kit.conv(self.input_nc, w[0], 7), kit.norm_layer(w[0]),
                                    nn.ReLU(True)]
         layers += [kit.conv(w[0], w[1], 3, stride=2, padding=1), kit.norm_layer(w[1]), nn.ReLU(True)]
@@ -110,7 +111,7 @@ class ResnetGenerator(ChannelGenerator):
 
     def hparams(self) -> dict:
         return dict(input_nc=self.input_nc, output_nc=self.output_nc, ngf=self.ngf, n_blocks=self.n_blocks,
-                    norm=self.norm, dropout=self.dropout, padding_type=self.padding_type)
+                    norm=self.norm, dropout=self.dropout, padding_type=self.padding_type, conv_bias=self.conv_bias)
 
     def blocks(self) -> list[nn.Module]:
         return list(self.model[STEM + 2 * DOWN: STEM + 2 * DOWN + self.n_blocks])

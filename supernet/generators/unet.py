@@ -61,12 +61,13 @@ class UnetGenerator(ChannelGenerator):
     distill_concat_halves = True  # distilled block outputs are cat(skip, up) of equal halves
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, num_downs: int = 8,
-                 norm: str = "batch", dropout: bool = False, config: Sequence[int] | None = None,
-                 elastic: bool = False):
+                 norm: str = "batch", dropout: bool = False, conv_bias: bool | None = None,
+                 config: Sequence[int] | None = None, elastic: bool = False):
         if num_downs < 5:
             raise ArchitectureError(f"unet needs num_downs >= 5 (got {num_downs}), as pix2pix's UnetGenerator")
         self.num_downs = num_downs
         self.input_nc, self.output_nc, self.norm, self.dropout = input_nc, output_nc, norm, bool(dropout)
+        self.conv_bias = conv_bias  # None: as pytorch-CycleGAN-and-pix2pix sets it for the norm
         super().__init__(ngf, config, elastic)
 
     @property
@@ -74,7 +75,7 @@ class UnetGenerator(ChannelGenerator):
         return 2 ** self.num_downs
 
     def build_model(self, widths: tuple[int, ...]) -> UnetSkipConnectionBlock:
-        kit, w, block = LayerKit(self.norm, self.elastic), widths, None
+        kit, w, block = LayerKit(self.norm, self.elastic, self.conv_bias), widths, None
         for level in range(self.num_downs - 1, 0, -1):
             use_dropout = self.dropout and 4 <= level <= self.num_downs - 2
             block = UnetSkipConnectionBlock(kit, w[level - 1], w[level], w[level - 1], block, dropout=use_dropout)
@@ -85,7 +86,7 @@ class UnetGenerator(ChannelGenerator):
 
     def hparams(self) -> dict:
         return dict(input_nc=self.input_nc, output_nc=self.output_nc, ngf=self.ngf, num_downs=self.num_downs,
-                    norm=self.norm, dropout=self.dropout)
+                    norm=self.norm, dropout=self.dropout, conv_bias=self.conv_bias)
 
     def levels(self) -> list[UnetSkipConnectionBlock]:
         """The blocks from the outermost (level 0) to the innermost."""

@@ -15,6 +15,7 @@ from evaluators.closed_form import (closed_form_count, closed_form_macs, closed_
 from evaluators.macs import MacsCount, count_macs
 from supernet import (ArchitectureError, ConfigError, InputSizeError, create_generator, extract_subnet,
                       get_space, list_architectures, list_spaces)
+from supernet.norms import get_norm, list_norms
 
 
 def _traced(arch: str, config, size, **hparams) -> MacsCount:
@@ -109,11 +110,42 @@ def test_unet_any_depth_norm_channels_and_size(num_downs, norm, cin, cout, dropo
         assert closed_form_count("unet", config, size, **hparams) == _traced("unet", config, size, **hparams)
 
 
+# -- every registered norm variant, with the conv bias each implementation sets ----------------------------------
+
+@pytest.mark.parametrize("arch", ["resnet", "mobile_resnet", "deep_resnet", "unet"])
+@pytest.mark.parametrize("norm", list_norms())
+@pytest.mark.parametrize("conv_bias", [None, True, False])
+def test_every_norm_variant_and_conv_bias(arch, norm, conv_bias):
+    depth = dict(num_downs=5) if arch == "unet" else dict(n_blocks=4)
+    hparams = dict(ngf=4, norm=norm, conv_bias=conv_bias, **depth)
+    with torch.device("meta"):
+        positions = len(create_generator(arch, **hparams).config)
+    config = tuple(random.Random(f"{arch}{norm}").randint(1, 7) for _ in range(positions))
+    size = (32, 64)
+    assert closed_form_count(arch, config, size, **hparams) == _traced(arch, config, size, **hparams)
+    plain = closed_form_count(arch, config, size, **{**hparams, "norm": "instance", "conv_bias": conv_bias})
+    extra = closed_form_count(arch, config, size, **hparams)
+    # the norm itself costs MACs and parameters exactly when it is affine
+    assert (extra.macs > plain.macs) == get_norm(norm).affine
+
+
+def test_affine_instance_norm_resnet_by_hand():
+    """issue 10's teacher: ResNet-9 at ngf 64 with an affine InstanceNorm after every conv but the last."""
+    channels = 64 + 128 + 256 + 18 * 256 + 128 + 64  # the 23 norms
+    elements = 256 * 256 * 64 + 128 * 128 * 128 + 64 * 64 * 256 * 19 + 128 * 128 * 128 + 256 * 256 * 64
+    count = closed_form_count("resnet", norm="instance_affine")
+    assert count.params == 11_378_179 + 2 * channels == 11_388_675  # "11.39M parameters"
+    assert count.macs == closed_form_macs("resnet") + elements
+    assert closed_form_params("resnet", norm="batch", conv_bias=True) == closed_form_params("resnet", norm="batch") \
+        + (64 + 128 + 256 + 18 * 256 + 128 + 64)  # BatchNorm with conv biases, as some re-implementations
+
+
 # -- supernets -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("arch, hparams", [("resnet", dict(ngf=16, n_blocks=3)),
                                            ("mobile_resnet", dict(ngf=16, n_blocks=3, norm="batch")),
-                                           ("unet", dict(ngf=8, num_downs=5))])
+                                           ("resnet", dict(ngf=8, n_blocks=3, norm="instance_affine")),
+                                           ("unet", dict(ngf=8, num_downs=5, norm="instance_affine", conv_bias=False))])
 def test_supernet_at_config_equals_extracted_subnet_and_closed_form(arch, hparams):
     supernet = create_generator(arch, elastic=True, **hparams)
     rng = random.Random(0)
@@ -187,6 +219,7 @@ def test_malformed_configs(config, message):
 @pytest.mark.parametrize("arch, hparams, message", [("vgg", {}, "unknown architecture"),
                                                     ("resnet", dict(num_downs=8), "does not take num_downs"),
                                                     ("resnet", dict(norm="group"), "unknown norm"),
+                                                    ("resnet", dict(conv_bias="yes"), "conv_bias must be"),
                                                     ("resnet", dict(ngf=0), "ngf must be a positive integer"),
                                                     ("unet", dict(num_downs=4), "num_downs >= 5")])
 def test_bad_architectures_and_hparams(arch, hparams, message):

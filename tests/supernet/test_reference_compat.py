@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from supernet import CheckpointError, create_generator, load_reference_generator
+from supernet.foreign import import_generator
 
 Layout = list[tuple[str, tuple[int, ...]]]
 
@@ -176,20 +177,24 @@ def test_reference_unet_checkpoint_loads_unchanged(tmp_path, prefix):
     assert g.num_downs == 8
 
 
-def test_checkpoint_of_another_architecture_names_missing_and_unexpected_keys(tmp_path):
+def test_checkpoint_of_another_architecture_names_the_first_tensor_that_does_not_fit(tmp_path):
     torch.save(_random_state(unet_layout(ngf=8)), tmp_path / "unet.pth")
     with pytest.raises(CheckpointError) as info:
         load_reference_generator(tmp_path / "unet.pth", "resnet_9blocks", ngf=8)
     message = str(info.value)
-    assert "missing keys" in message and "model.1.weight" in message
-    assert "unexpected keys" in message and "model.model.0.weight" in message
+    assert "unet.pth does not fit a resnet_9blocks (ngf 8, 9 blocks, norm instance, conv bias yes" in message
+    assert message.endswith("model.model.0.weight (8, 3, 4, 4) does not fit: expected there model.1.weight "
+                            "(8, 3, 7, 7) (the weight of a Conv2d)")
 
 
 def test_checkpoint_of_another_width_or_norm_is_refused(tmp_path):
     torch.save(_random_state(resnet_layout(ngf=8)), tmp_path / "g.pth")
-    with pytest.raises(CheckpointError, match=r"another shape.*model\.1\.weight \(8, 3, 7, 7\) vs \(16, 3, 7, 7\)"):
+    with pytest.raises(CheckpointError, match=r"model\.1\.weight \(8, 3, 7, 7\) does not fit: expected there "
+                                              r"model\.1\.weight \(16, 3, 7, 7\)"):
         load_reference_generator(tmp_path / "g.pth", "resnet_9blocks", ngf=16)
-    instance_as_batch = r"missing keys \(first: model\.2\.weight.*unexpected keys \(first: model\.1\.bias"
+    # the closest BatchNorm generator (convs with a bias) expects a norm after the first conv; there is none
+    instance_as_batch = r"model\.4\.weight \(16, 8, 3, 3\) does not fit: expected there model\.2\.weight \(8,\) " \
+                        r"\(the weight of a BatchNorm2d\)"
     with pytest.raises(CheckpointError, match=instance_as_batch):
         load_reference_generator(tmp_path / "g.pth", "resnet_9blocks", ngf=8, norm="batch")
 
@@ -202,6 +207,9 @@ def test_pre_0_4_instance_norm_checkpoint_loads(tmp_path):
         state[f"{name}.running_mean"], state[f"{name}.running_var"] = torch.zeros(c), torch.ones(c)
     torch.save(state, tmp_path / "old.pth")
     load_reference_generator(tmp_path / "old.pth", "resnet_9blocks", ngf=8)
+    imported = import_generator(state, "old.pth")  # the statistics are left out, and the mapping says so
+    assert imported.method == "as is" and imported.key_map["model.2.running_mean"] is None
+    assert imported.key_map["model.1.weight"] == "model.1.weight" and len(imported.key_map) == len(state)
 
 
 # -- the same computation as the reference ----------------------------------------------------------

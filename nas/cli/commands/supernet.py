@@ -20,8 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reg.add_argument("--name", default=None, help="registry name (default: from the checkpoint's folder)")
     reg.add_argument("--teacher", type=Path, default=None,
                      help="the teacher to compare against (default: the one the supernet was distilled from)")
-    reg.add_argument("--teacher-arch", default=None, help="architecture of a plain state-dict teacher (resnet_9blocks)")
-    reg.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state-dict teacher (default 64)")
+    reg.add_argument("--teacher-arch", default=None, help="architecture of a plain state-dict teacher (resnet_9blocks; "
+                                                          "default: read off its tensors)")
+    reg.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state-dict teacher (default: read "
+                                                                   "off its tensors)")
+    reg.add_argument("--teacher-map", type=Path, default=None, metavar="FILE",
+                     help="JSON mapping of a state-dict teacher's keys to ganas's (docs/teachers.md)")
     reg.set_defaults(func=_register)
     commands.add_parser("list", help="registered supernets").set_defaults(func=_list)
     show = commands.add_parser("show", help="one supernet")
@@ -37,13 +41,18 @@ def _store(args, read_only: bool = False):
 
 def _register(args) -> int:
     from nas.registry import register_supernet
+    from supernet.foreign import key_map_lines, read_key_map
 
     hparams = {"ngf": args.teacher_ngf} if args.teacher_ngf else None
+    key_map = read_key_map(args.teacher_map) if args.teacher_map is not None else None
     with _store(args) as store:
-        record = register_supernet(store, args.checkpoint, args.name, args.teacher, args.teacher_arch, hparams)
+        record = register_supernet(store, args.checkpoint, args.name, args.teacher, args.teacher_arch, hparams,
+                                   key_map)
     print(f"registered supernet {record.name!r} ({record.architecture}, space {record.space}, "
           f"metrics {', '.join(record.metrics)})")
     print(_teacher_line(record))
+    for line in key_map_lines((record.teacher or {}).get("key_map")):
+        print(line)
     return 0
 
 

@@ -37,6 +37,17 @@ def _common(p: argparse.ArgumentParser, steps: int) -> None:
     run.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4; beta1 0.5)")
 
 
+def _teacher_import_flags(p) -> None:
+    p.add_argument("--teacher-arch", default=None, help="architecture of a plain state dict (resnet_9blocks, unet_256, "
+                                                        "...; default: read off its tensors)")
+    p.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state dict (default: read off its "
+                                                                 "tensors)")
+    p.add_argument("--teacher-map", type=Path, default=None, metavar="FILE",
+                   help="JSON mapping of the state dict's keys to ganas's, given by hand (docs/teachers.md)")
+    p.add_argument("--save-teacher-map", type=Path, default=None, metavar="FILE",
+                   help="write the key mapping the teacher loaded with, for --teacher-map")
+
+
 def _discriminator(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("discriminator")
     d.add_argument("--netd", default="basic", help="basic (70x70 PatchGAN), n_layers or pixel (default basic)")
@@ -51,7 +62,8 @@ def _teacher_parser(commands) -> None:
     p.add_argument("--arch", default="resnet", help="generator architecture (see `ganas macs --help`)")
     p.add_argument("--ngf", type=int, default=64)
     p.add_argument("--blocks", type=int, default=None, help="residual blocks (ResNet) or levels (U-Net)")
-    p.add_argument("--norm", default=None, choices=["instance", "batch"], help="default: the architecture's")
+    p.add_argument("--norm", default=None, help="instance, instance_affine or batch (the registered norm variants; "
+                                                "default: the architecture's)")
     p.add_argument("--gan-mode", default="lsgan", help="lsgan, hinge or vanilla (default lsgan)")
     p.add_argument("--lambda-l1", type=float, default=100.0, help="pix2pix L1 weight (default 100)")
     p.add_argument("--lambda-cycle", type=float, default=10.0, help="CycleGAN cycle weight (default 10)")
@@ -77,9 +89,9 @@ def _supernet_parser(commands) -> None:
     p.add_argument("--workspace", default=None, help="workspace for --register (default ./ganas-workspace)")
     store_flag(p)
     gc = p.add_argument_group("GAN Compression")
-    gc.add_argument("--teacher", type=Path, help="teacher checkpoint (ganas teacher.pt or latest_net_G.pth)")
-    gc.add_argument("--teacher-arch", default=None, help="architecture of a plain state dict: resnet_9blocks, unet_256")
-    gc.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state dict teacher (default 64)")
+    gc.add_argument("--teacher", type=Path, help="teacher checkpoint: a ganas teacher.pt, or another implementation's "
+                                                 "state dict (.pth/.pt/.ckpt/.safetensors; see docs/teachers.md)")
+    _teacher_import_flags(gc)
     gc.add_argument("--lambda-recon", type=float, default=None, help="default 100 (paired) / 10 (unpaired)")
     gc.add_argument("--lambda-distill", type=float, default=None, help="default 1 (paired) / 0.01 (unpaired)")
     gc.add_argument("--init-from", type=Path, default=None,
@@ -113,9 +125,8 @@ def _finetune_parser(commands) -> None:
     p.add_argument("--supernet", required=True, type=Path, help="supernet.pt")
     p.add_argument("--config", required=True, help="config string, e.g. 16_16_24_16_32_64_16_24")
     p.add_argument("--inside", action="store_true", help="train inside the supernet (default: extract, then train)")
-    p.add_argument("--teacher", required=True, type=Path, help="teacher checkpoint")
-    p.add_argument("--teacher-arch", default=None)
-    p.add_argument("--teacher-ngf", type=int, default=None)
+    p.add_argument("--teacher", required=True, type=Path, help="teacher checkpoint (see docs/teachers.md)")
+    _teacher_import_flags(p)
     p.add_argument("--gan-mode", default=None)
     p.add_argument("--lambda-recon", type=float, default=None)
     p.add_argument("--lambda-distill", type=float, default=None)
@@ -165,13 +176,26 @@ def _train_teacher(args) -> int:
 
 
 def _teacher_source(args):
+    """The teacher, imported once before anything is written: its mapping printed (and saved when asked),
+    and fixed in the returned source so that training and the supernet's record load it the same way."""
     from distill.jobs import TeacherSource
     from nas.cli import CliUsageError
+    from supernet.foreign import read_key_map, write_key_map
 
     if args.teacher is None:
-        raise CliUsageError("--method gan-compression needs --teacher (a ganas teacher.pt or a latest_net_G.pth)")
+        raise CliUsageError("--method gan-compression needs --teacher (a ganas teacher.pt, or another "
+                            "implementation's generator state dict: see docs/teachers.md)")
     hparams = {"ngf": args.teacher_ngf} if args.teacher_ngf else {}
-    return TeacherSource(args.teacher, args.teacher_arch, hparams)
+    key_map = read_key_map(args.teacher_map) if args.teacher_map is not None else None
+    source, imported = TeacherSource(args.teacher, args.teacher_arch, hparams, key_map).resolve()
+    if imported is None:
+        if args.save_teacher_map is not None:
+            print(f"teacher {args.teacher} is a ganas checkpoint: it needs no key mapping, none saved")
+        return source
+    print("\n".join(imported.report(str(args.teacher))))
+    if args.save_teacher_map is not None:
+        print(f"key mapping saved to {write_key_map(args.save_teacher_map, imported)} (give it with --teacher-map)")
+    return source
 
 
 def _gc_settings(args, space: str, student_arch: str | None, student_hparams: dict, sampling: str):
@@ -192,16 +216,17 @@ def _gc_settings(args, space: str, student_arch: str | None, student_hparams: di
 def _train_supernet(args) -> int:
     from nas.cli import CliUsageError
 
+    if args.method == "gan-compression" and args.space is None:
+        raise CliUsageError("--method gan-compression needs --space (see `ganas space list`)")
+    teacher = _teacher_source(args) if args.method == "gan-compression" else None  # refused before any write
     if args.register:  # a store that cannot be opened is reported now, not after the training
         workspace_of(args).open_store().close()
     if args.method == "gan-compression":
         from distill.jobs import train_gan_compression
 
-        if args.space is None:
-            raise CliUsageError("--method gan-compression needs --space (see `ganas space list`)")
         student = {"n_blocks": args.blocks} if args.blocks else {}
         settings = _gc_settings(args, args.space, args.student_arch, student, args.sampling)
-        path = train_gan_compression(_data(args), _teacher_source(args), settings, _loop(args), args.out,
+        path = train_gan_compression(_data(args), teacher, settings, _loop(args), args.out,
                                      args.resume, not args.quiet, args.init_from, args.sort_channels)
     else:
         from distill.jobs import train_omgd
