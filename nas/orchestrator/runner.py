@@ -15,6 +15,7 @@ from foundation.errors import GanasError
 from supernet.space import format_config, parse_config_numbers
 from supernet.spaces import get_space
 
+from .. import fields
 from ..budget import format_macs
 from ..executors import EXECUTORS, Executor
 from ..search_setup import SearchPlan, macs_function
@@ -38,6 +39,8 @@ class ReplayError(GanasError):
 
 @dataclass(frozen=True)
 class OrchestratorSettings:
+    """How an orchestrator runs a search; checked here (a bad value is a FieldError naming it) before any run."""
+
     workers: int = 2
     executor: str = "ray"
     ray_address: str | None = None
@@ -46,6 +49,13 @@ class OrchestratorSettings:
     mlflow_uri: str | None = None
     progress: bool = True
     threads_per_worker: int | None = None
+
+    def __post_init__(self) -> None:
+        fields.WORKERS.check(self.workers)
+        fields.check_executor(self.executor)
+        fields.LEASE_SECONDS.check(self.lease_seconds)
+        fields.CLAIM_SECONDS.check(self.claim_seconds)
+        fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)
 
 
 class Orchestrator:
@@ -258,6 +268,5 @@ def _result(c: CandidateRecord) -> TrialResult:
 
 
 def _evaluation_dict(plan: SearchPlan, workspace: Workspace) -> dict:
-    data = asdict(plan.evaluation)
-    data["cache_dir"] = data.get("cache_dir") or str(workspace.cache)
-    return data
+    """The workers' evaluation spec; real-image statistics are cached in the workspace, whatever a plan says."""
+    return asdict(plan.evaluation) | {"cache_dir": str(workspace.cache)}
