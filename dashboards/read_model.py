@@ -29,8 +29,8 @@ from nas.teacher import TeacherInfo
 from foundation.errors import GanasError
 
 __all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateStatus", "CandidateView", "Comparison",
-           "DashboardActions", "DashboardReader", "FinalRow", "Position", "SearchFront", "SearchRow", "SearchView", "Table",
-           "SearchState", "format_macs", "get_actions", "get_reader"]
+           "DashboardActions", "DashboardReader", "FinalRow", "Position", "SearchFront", "SearchRow", "SearchView",
+           "SearchState", "Table", "format_macs", "get_actions", "get_reader"]
 
 FINALIZE_DEFAULT_STEPS = 1000  # as ganas search finalize
 

@@ -43,7 +43,9 @@ class FieldError(GanasError):
 def shown(value: Any) -> str:
     """A value for a message: its repr, or its size when it is too long to print (a 1000-digit integer)."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
-        return f"{'-' if value < 0 else ''}a {int(abs(value).bit_length() * math.log10(2)) + 1}-digit integer"
+        digits = int(abs(value).bit_length() * math.log10(2)) + 1  # exact or one too many
+        digits -= abs(value) < 10 ** (digits - 1)
+        return f"a {'negative ' if value < 0 else ''}{digits}-digit integer"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

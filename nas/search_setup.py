@@ -150,7 +150,6 @@ def create_search(store: Store, supernet: str, *, budgets: str | Sequence[str | 
     macs_size = _macs_size(macs_size, size)
     space = get_space(record.space)
     macs_of = macs_function(record, macs_size)
-    _check_largest(macs_of(space.largest()), macs_size)
     budgets = list(parse_budgets(budgets))
     check_budgets(budgets, macs_of(space.smallest()), record.space)
     multi = len(budgets) > 1 if multi_objective is None else multi_objective
@@ -160,7 +159,7 @@ def create_search(store: Store, supernet: str, *, budgets: str | Sequence[str | 
     evaluation = EvaluationSpec(
         data_root=dataset["root"], layout=dataset.get("layout"), direction=dataset.get("direction", "AtoB"),
         split=dataset["search_split"], size=size, metrics=(metric,), **paths,
-        metric_options=dict(metric_options or {}))
+        metric_options={} if metric_options is None else metric_options)
     evaluation.options()  # unknown option names and bad values are refused before anything is stored
     plan = SearchPlan(evaluation, batch_size, macs_size, settings)
     return store.create_search(record.name, budgets=budgets, objectives=objectives, strategy=strategy, trials=trials,
@@ -195,14 +194,6 @@ def _macs_size(value: Sequence[int] | None, size: int) -> tuple[int, int]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
         raise SearchFieldError("macs_size", f"macs_size must be [height, width], got {fields.shown(value)}")
     return (fields.MACS_SIDE.check(value[0]), fields.MACS_SIDE.check(value[1]))
-
-
-def _check_largest(macs: int, macs_size: tuple[int, int]) -> None:
-    """Every candidate's MACs must fit the store's 64-bit column: the largest subnet's at the MACs resolution."""
-    if macs > fields.INT64_MAX:
-        raise SearchFieldError("macs_size", f"macs_size {macs_size[0]}x{macs_size[1]} makes the largest subnet "
-                                            f"{fields.shown(macs)} MACs, more than the store can hold; count MACs at "
-                                            "a smaller resolution")
 
 
 def _strategy_settings(strategy: str, space, objectives, macs_of, budgets, seed: int,
