@@ -95,15 +95,6 @@ FINETUNE_BATCH_SIZE = WholeField("batch_size", 1, 65536)
 LATENCY_RUNS = WholeField("latency_runs", 1, 100_000)
 
 
-def check_executor(value: Any) -> str:
-    """A registered executor name (ray, local)."""
-    from .executors import EXECUTORS
-
-    if value not in EXECUTORS:
-        raise FieldError("executor", f"unknown executor {shown(value)}; use one of: {', '.join(EXECUTORS)}")
-    return value
-
-
 def check_optional(rule: WholeField | SecondsField, value: Any) -> Any:
     """``rule``'s check, letting None (the default) through."""
     return None if value is None else rule.check(value)

@@ -16,7 +16,7 @@ from foundation.files import atomic_write_bytes
 
 from .. import fields
 from ..budget import format_macs
-from ..executors import EXECUTORS, Executor
+from ..executors import EXECUTORS, Executor, check_executor
 from ..orchestrator.claim import SearchClaim
 from ..orchestrator.dispatcher import Dispatcher, WorkQueue
 from ..registry import registered_checkpoint
@@ -67,7 +67,7 @@ class FinalizeSettings:
         fields.STEPS.check(self.steps)
         fields.FINETUNE_BATCH_SIZE.check(self.batch_size)
         fields.WORKERS.check(self.workers)
-        fields.check_executor(self.executor)
+        check_executor(self.executor)
         fields.LEASE_SECONDS.check(self.lease_seconds)
         fields.CLAIM_SECONDS.check(self.claim_seconds)
         fields.LATENCY_RUNS.check(self.latency_runs)

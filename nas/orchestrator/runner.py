@@ -17,7 +17,7 @@ from supernet.spaces import get_space
 
 from .. import fields
 from ..budget import format_macs
-from ..executors import EXECUTORS, Executor
+from ..executors import EXECUTORS, Executor, check_executor
 from ..search_setup import SearchPlan, macs_function
 from ..store import CandidateRecord, CandidateStatus, NewCandidate, SearchBusyError, SearchState, Store
 from ..strategies import Objective, TrialResult, create_strategy
@@ -52,7 +52,7 @@ class OrchestratorSettings:
 
     def __post_init__(self) -> None:
         fields.WORKERS.check(self.workers)
-        fields.check_executor(self.executor)
+        check_executor(self.executor)
         fields.LEASE_SECONDS.check(self.lease_seconds)
         fields.CLAIM_SECONDS.check(self.claim_seconds)
         fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)

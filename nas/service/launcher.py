@@ -25,6 +25,7 @@ from typing import Callable, Sequence, Union
 
 from nas import fields
 from nas.budget import Budgets
+from nas.executors import check_executor
 from nas.store import SearchRecord, Store
 from nas.workspace import STORE_ENV_VAR, Workspace
 
@@ -47,7 +48,7 @@ class LaunchOptions:
 
     def __post_init__(self) -> None:  # the rules of ganas search resume's flags, before a process is spawned
         fields.WORKERS.check(self.workers)
-        fields.check_executor(self.executor)
+        check_executor(self.executor)
         fields.check_optional(fields.LEASE_SECONDS, self.lease_seconds)
 
     def arguments(self, search_id: int) -> list[str]:
@@ -80,7 +81,7 @@ class FinalizeOptions:
     def __post_init__(self) -> None:  # the rules of ganas search finalize's flags, before a process is spawned
         fields.STEPS.check(self.steps)
         fields.WORKERS.check(self.workers)
-        fields.check_executor(self.executor)
+        check_executor(self.executor)
         Budgets(self.budgets)
 
     def arguments(self, search_id: int) -> list[str]:
