@@ -18,8 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import OperationalError
 
-from .engine import Database
 from ..fields import INT32_MAX, shown
+from .engine import Database
 from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SearchBusyError,
                      StateTransitionError, UnreadableRowError)
 from .final_jobs import FinalJobs

@@ -6,7 +6,7 @@ import pytest
 
 from nas.service import create_app
 from nas.store import Store
-from tests.nas.test_service import TestClient, fill_workspace, sleeper
+from tests.nas.test_service import fill_workspace, local_client, sleeper
 
 BASE = {"supernet": "tiny", "budgets": "1G", "metric": "ssim", "strategy": "random", "trials": 2}
 HUGE = 99999999999999999999999
@@ -18,7 +18,7 @@ def served(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no FID Inception weights on this "server"
     workspace, search_id = fill_workspace(tmp_path / "ws")
     app = create_app(workspace, command=sleeper)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         yield workspace, search_id, client, app
     for info in app.state.ganas.launcher.launches().values():
         process = app.state.ganas.launcher.process(info.search_id)
@@ -106,6 +106,6 @@ def test_finalize_refuses_counts_beyond_the_store(served):
 ])
 def test_ids_beyond_the_store_are_not_found(served, method, path):
     _, _, client, _ = served
-    response = getattr(client, method)(path)
+    response = client.request(method, path, headers={"Content-Type": "application/json"})
     assert response.status_code == 404 and response.headers["content-type"] == "application/json", response.text
     assert "no search with id" in response.json()["detail"] and "list_searches" not in response.json()["detail"]

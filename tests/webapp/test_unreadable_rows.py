@@ -9,7 +9,7 @@ import pytest
 
 from nas.cli import main
 from nas.store import Store, UnreadableRowError
-from tests.nas.test_service import TestClient, fill_workspace
+from tests.nas.test_service import fill_workspace, local_client
 from webapp.app import create_web_app
 
 OBJECTIVES = json.dumps([{"metric": "fid", "direction": "minimize"}])
@@ -80,7 +80,7 @@ def test_the_cli_lists_and_warns(spoiled, capsys):
 
 
 def test_the_api_and_the_dashboard_list_and_warn(spoiled):
-    with TestClient(create_web_app(spoiled)) as client:
+    with local_client(create_web_app(spoiled)) as client:
         listed = client.get("/api/searches")
         assert listed.status_code == 200 and [s["id"] for s in listed.json()] == [1, 6]
         warnings = listed.headers.get_list("warning")
