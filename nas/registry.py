@@ -16,7 +16,7 @@ from supernet.checkpoint import check_crcs, read_checkpoint
 from supernet.errors import CheckpointError
 from supernet.spaces import get_space
 
-from .store import Store, SupernetRecord
+from .store import NotFoundError, Store, SupernetRecord
 from .workspace import Workspace, recorded_path
 
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -55,7 +55,9 @@ def register_supernet(store: Store, checkpoint: str | Path, name: str | None = N
     The teacher is the one the checkpoint says it was distilled from (GAN Compression), checked
     against the SHA-256 recorded at training, or ``teacher`` (an OMGD supernet's, or a replacement).
     Every search and final model of the supernet is then shown against it. Paths inside ``workspace``
-    are recorded relative to it (without a workspace, every path is recorded absolute).
+    are recorded relative to it (without a workspace, every path is recorded absolute). Registering the
+    same file under the same name again, without ``teacher``, returns the record as it is once it has a
+    teacher (the checkpoint's own paths, absolute as of training, may point out of a copied workspace).
     """
     path = Path(checkpoint).resolve()
     record = read_checkpoint(path)
@@ -66,16 +68,28 @@ def register_supernet(store: Store, checkpoint: str | Path, name: str | None = N
     if not space:
         raise CheckpointError(f"{path} has no search space (it was trained as a single static student)")
     get_space(space)
+    name = name or _NAME.sub("-", f"{path.parent.name}-{record['arch']}").strip("-")
+    sha = file_sha256(path)
+    again = _registered(store, name, sha) if teacher is None else None
+    if again is not None and again.teacher is not None:
+        return again
     dataset = dict(meta.get("dataset") or {})
     info = _teacher_info(meta.get("teacher"), dataset, teacher, teacher_arch, teacher_hparams)
     if dataset.get("root"):
         dataset["root"] = recorded_path(dataset["root"], workspace)
-    default_name = _NAME.sub("-", f"{path.parent.name}-{record['arch']}").strip("-")
     return store.register_supernet(
-        name or default_name, architecture=record["arch"], space=space, checkpoint=recorded_path(path, workspace),
-        checkpoint_sha256=file_sha256(path), hparams=dict(record["hparams"]), dataset=dataset,
-        metrics=metrics_for(dataset),
+        name, architecture=record["arch"], space=space, checkpoint=recorded_path(path, workspace),
+        checkpoint_sha256=sha, hparams=dict(record["hparams"]), dataset=dataset, metrics=metrics_for(dataset),
         teacher=info.recorded(workspace).to_dict() if info is not None else None)
+
+
+def _registered(store: Store, name: str, sha256: str) -> SupernetRecord | None:
+    """The supernet registered as ``name`` from the same file, if any."""
+    try:
+        found = store.get_supernet(name)
+    except NotFoundError:
+        return None
+    return found if found.checkpoint_sha256 == sha256 else None
 
 
 def _teacher_info(recorded: Mapping[str, Any] | None, dataset: Mapping[str, Any], path: str | Path | None,

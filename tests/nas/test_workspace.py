@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nas.executors import LocalExecutor
+from nas.registry import register_supernet
 from nas.orchestrator import Orchestrator, OrchestratorSettings
 from nas.search_setup import SearchPlan, create_search
 from nas.store import SearchState, Store
@@ -145,6 +146,9 @@ def test_a_moved_workspace_reads_and_writes_only_its_new_place(original, tmp_pat
     staging, moved = tmp_path / "before-the-move", Workspace(tmp_path / "after-the-move")
     shutil.copytree(ws.root, staging, symlinks=True)
     staging.rename(moved.root)  # every path into the old place now fails to read
+    with Store(moved.database_url) as store:  # the checkpoint's own paths name the old place: the record is kept
+        recorded = store.get_supernet(name)
+        assert register_supernet(store, moved.root / "supernet.pt", name, workspace=moved) == recorded
     _resume_and_search_again(moved, name, paused_id)
     assert not staging.exists()  # nothing written there either (not even an MLflow folder)
     _, _, runs = _runs(moved)
