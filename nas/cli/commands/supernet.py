@@ -37,7 +37,6 @@ def _store(args, read_only: bool = False):
 
 def _register(args) -> int:
     from nas.registry import register_supernet
-
     from nas.workspace import Workspace
 
     hparams = {"ngf": args.teacher_ngf} if args.teacher_ngf else None
