@@ -38,8 +38,7 @@ def api_router() -> APIRouter:
     @router.post("/supernets", response_model=schemas.SupernetOut, status_code=201, tags=["supernets"])
     def post_supernet(body: schemas.SupernetCreate, ctx: ServiceContext = Depends(get_context)):
         """Register a supernet checkpoint that is on the server's disk."""
-        return schemas.SupernetOut.of(register_supernet(ctx.store, ctx.workspace, body.checkpoint,
-                                                                body.name))
+        return schemas.SupernetOut.of(register_supernet(ctx.store, ctx.workspace, body.checkpoint, body.name))
 
     @router.get("/supernets/{name}", response_model=schemas.SupernetOut, tags=["supernets"])
     def get_supernet(name: str, ctx: ServiceContext = Depends(get_context)):

@@ -37,12 +37,11 @@ def _store(args, read_only: bool = False):
 
 def _register(args) -> int:
     from nas.registry import register_supernet
-    from nas.workspace import Workspace
 
     hparams = {"ngf": args.teacher_ngf} if args.teacher_ngf else None
     with _store(args) as store:
         record = register_supernet(store, args.checkpoint, args.name, args.teacher, args.teacher_arch, hparams,
-                                   workspace=Workspace.resolve(args.workspace))
+                                   workspace=workspace_of(args))
     print(f"registered supernet {record.name!r} ({record.architecture}, space {record.space}, "
           f"metrics {', '.join(record.metrics)})")
     print(_teacher_line(record))
