@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from nas.executors import LocalExecutor
-from nas.registry import register_supernet
 from nas.orchestrator import Orchestrator, OrchestratorSettings
+from nas.registry import register_supernet
 from nas.search_setup import SearchPlan, create_search
 from nas.store import SearchState, Store
 from nas.workspace import Workspace, recorded_path
