@@ -2,11 +2,12 @@
 
 A search's plan (batch size, MACs resolution, how candidates are evaluated) is stored with it in a
 versioned ``plan`` column, and the strategy's own settings in ``strategy_settings``, so a resumed
-orchestrator rebuilds exactly the same search.
+orchestrator rebuilds exactly the same search. The plan's paths are recorded relative to the workspace
+when they lie inside it, and located in the workspace that runs the search.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 from foundation.errors import GanasError
@@ -15,6 +16,7 @@ from supernet.spaces import get_space
 from .budget import check_budgets
 from .objectives import MACS, Objective
 from .store import SearchRecord, Store, SupernetRecord
+from .workspace import Workspace, recorded_path
 
 
 class SearchSetupError(GanasError):
@@ -58,6 +60,33 @@ class EvaluationSpec:
             allowed = ", ".join(f.name for f in fields(MetricOptions))
             unknown = ", ".join(sorted(set(self.metric_options) - {f.name for f in fields(MetricOptions)}))
             raise SearchSetupError(f"unknown metric option(s) {unknown}; allowed: {allowed}") from None
+
+    def recorded(self, workspace: Workspace | None) -> "EvaluationSpec":
+        """The spec as the store keeps it: the paths a user gave, relative to ``workspace`` when inside it
+        (the data's path is the supernet record's, recorded already)."""
+        given = {name: recorded_path(value, workspace) for name, value in self._paths().items() if name != "data_root"}
+        return replace(self, **given)
+
+    def located(self, workspace: Workspace) -> "EvaluationSpec":
+        """The spec as workers use it: every recorded path located in ``workspace``, and the real-image
+        statistics cached in the workspace unless the search names another folder."""
+        paths = {"cache_dir": str(workspace.cache)}
+        paths.update({name: str(workspace.absolute(value)) for name, value in self._paths().items()})
+        return replace(self, **paths)
+
+    def _paths(self) -> dict[str, str]:
+        """The fields that hold a path: the data, the metric networks' files, a cache folder, and the
+        extractor when it names a TorchScript file rather than a registered extractor."""
+        names = ["data_root", "inception_weights", "segmenter", "cache_dir"]
+        if self.extractor and not _names_an_extractor(self.extractor):
+            names.append("extractor")
+        return {name: getattr(self, name) for name in names if getattr(self, name)}
+
+
+def _names_an_extractor(value: str) -> bool:
+    from evaluators.features import list_extractors
+
+    return value in list_extractors()
 
 
 PLAN_VERSION = 1  # the layout of SearchPlan.to_dict(); a new layout bumps it and still reads the old ones
@@ -113,8 +142,11 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
                   macs_size: Sequence[int] | None = None, extractor: str | None = None,
                   inception_weights: str | None = None, segmenter: str | None = None,
                   cache_dir: str | None = None, max_attempts: int = 3,
-                  metric_options: Mapping[str, Any] | None = None) -> SearchRecord:
-    """Validate and create a search (state ``created``); nothing is written when a check fails."""
+                  metric_options: Mapping[str, Any] | None = None, workspace: Workspace | None = None) -> SearchRecord:
+    """Validate and create a search (state ``created``); nothing is written when a check fails.
+
+    The paths given (metric networks' files, a cache folder) are recorded relative to ``workspace`` when
+    inside it, absolute otherwise; the data's path is the supernet's, as its record keeps it."""
     from evaluators.metric_catalog import get_metric
 
     from .registry import missing_needs, search_metrics
@@ -153,7 +185,7 @@ def create_search(store: Store, supernet: str, *, budgets: Sequence[int], metric
         data_root=dataset["root"], layout=dataset.get("layout"), direction=dataset.get("direction", "AtoB"),
         split=dataset["search_split"], size=size, metrics=(metric,), extractor=extractor,
         inception_weights=inception_weights, segmenter=segmenter, cache_dir=cache_dir,
-        metric_options=dict(metric_options or {}))
+        metric_options=dict(metric_options or {})).recorded(workspace)
     evaluation.options()  # unknown option names are refused before anything is stored
     plan = SearchPlan(evaluation, batch_size, macs_size, dict(strategy_settings or {}))
     return store.create_search(record.name, budgets=budgets, objectives=objectives, strategy=strategy, trials=trials,

@@ -173,7 +173,7 @@ def _start(args) -> int:
             strategy_settings=_key_values(args.setting), batch_size=args.batch_size,
             macs_size=image_size(args.macs_size) if args.macs_size else None, extractor=args.extractor,
             inception_weights=args.inception_weights, segmenter=args.segmenter,
-            metric_options=_key_values(args.metric_option, "--metric-option"))
+            metric_options=_key_values(args.metric_option, "--metric-option"), workspace=workspace)
         print(f"search {search.id} created (resume it any time with: ganas search resume {search.id})", flush=True)
         return _run(store, workspace, search.id, args)
 
