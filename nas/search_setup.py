@@ -2,12 +2,13 @@
 
 A search's plan (batch size, MACs resolution, how candidates are evaluated) is stored with it in a
 versioned ``plan`` column, and the strategy's own settings in ``strategy_settings``, so a resumed
-orchestrator rebuilds exactly the same search.
+orchestrator rebuilds exactly the same search. The plan's paths are recorded relative to the workspace
+when they lie inside it, and located in the workspace that runs the search.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 import os
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 from foundation.errors import GanasError
@@ -17,6 +18,7 @@ from . import fields
 from .budget import check_budgets, parse_budgets
 from .objectives import MACS, Objective
 from .store import SearchRecord, Store, SupernetRecord
+from .workspace import Workspace, recorded_path
 
 
 class SearchSetupError(GanasError):
@@ -72,6 +74,32 @@ class EvaluationSpec:
         except MetricOptionError as exc:
             raise SearchFieldError(f"metric_options.{exc.option}", str(exc)) from None
 
+    def recorded(self, workspace: Workspace | None) -> "EvaluationSpec":
+        """The spec as the store keeps it: the paths a user gave, relative to ``workspace`` when inside it
+        (the data's path is the supernet record's, recorded already)."""
+        given = {name: recorded_path(value, workspace) for name, value in self._paths().items() if name != "data_root"}
+        return replace(self, **given)
+
+    def located(self, workspace: Workspace) -> "EvaluationSpec":
+        """The spec as workers use it: every recorded path located in ``workspace``, and the real-image
+        statistics cached in the workspace (whatever folder an older plan named)."""
+        paths = {name: str(workspace.absolute(value)) for name, value in self._paths().items()}
+        return replace(self, **paths, cache_dir=str(workspace.cache))
+
+    def _paths(self) -> dict[str, str]:
+        """The fields that hold a path: the data, the metric networks' files, and the extractor when it names a
+        TorchScript file rather than a registered extractor."""
+        names = ["data_root", "inception_weights", "segmenter"]
+        if self.extractor and not _names_an_extractor(self.extractor):
+            names.append("extractor")
+        return {name: getattr(self, name) for name in names if getattr(self, name)}
+
+
+def _names_an_extractor(value: str) -> bool:
+    from evaluators.features import list_extractors
+
+    return value in list_extractors()
+
 
 PLAN_VERSION = 1  # the layout of SearchPlan.to_dict(); a new layout bumps it and still reads the old ones
 
@@ -125,12 +153,14 @@ def create_search(store: Store, supernet: str, *, budgets: str | Sequence[str | 
                   strategy_settings: Mapping[str, Any] | None = None, batch_size: int = 8,
                   macs_size: Sequence[int] | None = None, extractor: str | None = None,
                   inception_weights: str | None = None, segmenter: str | None = None, max_attempts: int = 3,
-                  metric_options: Mapping[str, Any] | None = None) -> SearchRecord:
+                  metric_options: Mapping[str, Any] | None = None, workspace: Workspace | None = None) -> SearchRecord:
     """Check every field and create the search (state ``created``); nothing is written when a check fails.
 
     The one place the CLI (``ganas search start``) and the REST API (``POST /api/searches``) check a search: a
     bad value raises :class:`SearchFieldError` naming the field (see docs/search.md for the list of checks);
     an unknown supernet :class:`~nas.store.NotFoundError`. ``budgets``: MACs as numbers or text (``"2G,500M"``).
+    The metric networks' paths are recorded relative to ``workspace`` when inside it, absolute otherwise; the
+    data's path is the supernet's, as its record keeps it.
     """
     from evaluators.metric_catalog import get_metric
 
@@ -159,7 +189,7 @@ def create_search(store: Store, supernet: str, *, budgets: str | Sequence[str | 
     evaluation = EvaluationSpec(
         data_root=dataset["root"], layout=dataset.get("layout"), direction=dataset.get("direction", "AtoB"),
         split=dataset["search_split"], size=size, metrics=(metric,), **paths,
-        metric_options={} if metric_options is None else metric_options)
+        metric_options={} if metric_options is None else metric_options).recorded(workspace)
     evaluation.options()  # unknown option names and bad values are refused before anything is stored
     plan = SearchPlan(evaluation, batch_size, macs_size, settings)
     return store.create_search(record.name, budgets=budgets, objectives=objectives, strategy=strategy, trials=trials,

@@ -1,16 +1,19 @@
 """The teacher as the reference: the generator a supernet was distilled from, recorded, verified, measured.
 
-A supernet's record keeps its teacher (file, SHA-256, architecture, MACs and parameters at the
-supernet's resolution); a search evaluates it once with the search's own evaluator, and finalize
-on the held-out split, so that every figure of a subnet is shown next to the teacher's.
+A supernet's record keeps its teacher (file, relative to the workspace when inside it, SHA-256,
+architecture, MACs and parameters at the supernet's resolution); a search evaluates it once with the
+search's own evaluator, and finalize on the held-out split, so that every figure of a subnet is shown
+next to the teacher's.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from supernet.errors import CheckpointError
+
+from .workspace import Workspace, recorded_path
 
 
 class TeacherChangedError(CheckpointError):
@@ -46,11 +49,17 @@ class TeacherInfo:
         values["hparams"] = dict(values.get("hparams") or {})
         return cls(**values)
 
-    def read_bytes(self) -> bytes:
-        """The teacher file's bytes, refused unless it is still the file recorded at registration."""
-        from foundation.hashing import bytes_sha256
+    def recorded(self, workspace: Workspace | None) -> "TeacherInfo":
+        """This teacher as the store records it: its path relative to ``workspace`` when inside it."""
+        return replace(self, path=recorded_path(self.path, workspace))
 
-        path = Path(self.path)
+    def read_bytes(self, workspace: Workspace) -> bytes:
+        """The teacher file's bytes (its recorded path in ``workspace``), refused unless it is still the file
+        recorded at registration and intact."""
+        from foundation.hashing import bytes_sha256
+        from supernet.checkpoint import check_crcs
+
+        path = workspace.absolute(self.path)
         if not path.is_file():
             raise TeacherChangedError(f"the teacher {path} recorded with this supernet is missing (moved or "
                                       "deleted); put it back, or register the supernet again with --teacher FILE")
@@ -59,6 +68,7 @@ class TeacherInfo:
             raise TeacherChangedError(f"the teacher {path} changed since the supernet was registered (its SHA-256 "
                                       f"is no longer {self.sha256[:12]}...); restore that file, or register the "
                                       "supernet again with --teacher FILE")
+        check_crcs(data, str(path))
         return data
 
     def check(self, data: bytes) -> bytes:

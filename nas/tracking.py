@@ -3,7 +3,8 @@ Pareto-front member, the front as JSON and PNG.
 
 Only :class:`mlflow.MlflowClient` with explicit run ids is used (the fluent API keeps a global
 active run and is not thread-safe). The embedded default is a SQLite tracking store in the
-workspace with artifacts beside it; ``--mlflow-uri`` points at a tracking server instead.
+workspace with artifacts beside it (repointed at the workspace's own artifacts when the workspace was
+moved or copied: :mod:`nas.mlflow_relocation`); ``--mlflow-uri`` points at a tracking server instead.
 """
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ class SearchTracker:
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:
             self.experiment_id = found.experiment_id
+            if artifact_root is not None:  # before any artifact is written: a moved workspace writes into itself
+                from .mlflow_relocation import follow_workspace, forget_artifact_repositories
+
+                follow_workspace(tracking_uri, found.artifact_location, artifact_root)
+                forget_artifact_repositories()
         else:
             location = artifact_root.resolve().as_uri() if artifact_root is not None else None
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)

@@ -143,7 +143,7 @@ class FinalQueue(WorkQueue):
         written = {}
         for kind, data in files.items():
             path = atomic_write_bytes(folder / FILE_NAMES[kind], data)
-            written[kind] = str(path.relative_to(self.workspace.root))
+            written[kind] = self.workspace.relative(path)
         self.store.complete_final(outcome.final_id, outcome.worker, before=outcome.before, after=outcome.after,
                                   teacher=outcome.teacher, evaluator=outcome.evaluator, split=self.split,
                                   latency_ms=outcome.latency_ms, teacher_latency_ms=outcome.teacher_latency_ms,
@@ -190,8 +190,8 @@ class Finalizer:
             open_ids = {f.id for f in finals if f.status in (FinalStatus.QUEUED, FinalStatus.LEASED)}
             if open_ids:
                 names = [f"final{self.search_id}-w{i}" for i in range(min(self.settings.workers, len(open_ids)))]
-                payload = WorkerPayload(checkpoint, self.supernet.checkpoint_sha256, asdict(self.plan.evaluation)
-                                        | {"cache_dir": str(self.workspace.cache)},
+                payload = WorkerPayload(checkpoint, self.supernet.checkpoint_sha256,
+                                        asdict(self.plan.evaluation.located(self.workspace)),
                                         self.settings.threads_per_worker, teacher_bytes, teacher.to_dict())
                 self.log(f"finalizing {len(open_ids)} config(s) of search {self.search_id} on {len(names)} worker(s), "
                          f"{self.settings.steps} fine-tuning steps each; figures on the {split} split")
@@ -218,15 +218,16 @@ class Finalizer:
             raise FinalizeError(f"supernet {self.supernet.name!r} records no teacher to fine-tune from and compare "
                                 "with; register it with --teacher FILE (ganas supernet register CHECKPOINT --teacher "
                                 "FILE)")
-        teacher_bytes = teacher.read_bytes()  # moved or changed since registration: refused before any write
-        return Prepared(teacher, teacher_bytes, registered_checkpoint(self.supernet), self._held_out_split())
+        teacher_bytes = teacher.read_bytes(self.workspace)  # moved or changed: refused before any write
+        return Prepared(teacher, teacher_bytes, registered_checkpoint(self.supernet, self.workspace),
+                        self._held_out_split())
 
     def _held_out_split(self) -> str:
         from imagedata import detect_layout, get_layout
 
         from ..worker import held_out_split
 
-        spec = self.plan.evaluation
+        spec = self.plan.evaluation.located(self.workspace)
         root = Path(spec.data_root)
         layout = get_layout(spec.layout or detect_layout(root).layout)
         try:
@@ -250,7 +251,8 @@ class Finalizer:
         try:
             uri = log_final_model(self.settings.mlflow_uri or self.workspace.mlflow_uri,
                                   self.workspace.mlflow_artifacts, self.search_id, record,
-                                  self.workspace.root / record.files["onnx"], name, teacher.macs if teacher else None)
+                                  self.workspace.absolute(record.files["onnx"]), name,
+                                  teacher.macs if teacher else None)
         except Exception as exc:  # the store keeps the model; MLflow is the audit log
             self.log(f"MLflow could not log the final model {record.config} ({type(exc).__name__}: {exc}); it is "
                      f"kept in {self.workspace.final_dir(self.search_id, record.config)}")

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from foundation.errors import GanasError
+from supernet.errors import CheckpointError
 from supernet.space import format_config, parse_config_numbers
 from supernet.spaces import get_space
 
@@ -86,7 +87,7 @@ class Orchestrator:
     def run(self) -> SearchSummary:
         if self.search.state in (SearchState.DONE, SearchState.CANCELLED):
             return self.summary()
-        checkpoint = registered_checkpoint(self.supernet)  # verified before anything changes
+        checkpoint = registered_checkpoint(self.supernet, self.workspace)  # verified before anything changes
         self.claim.acquire(self.search)
         reporter = None
         try:
@@ -97,7 +98,7 @@ class Orchestrator:
             names = [f"search{self.search_id}-w{i}" for i in range(self.settings.workers)]
             teacher = self._teacher_bytes()
             self.dispatcher.start(names, WorkerPayload(
-                checkpoint, self.supernet.checkpoint_sha256, _evaluation_dict(self.plan, self.workspace),
+                checkpoint, self.supernet.checkpoint_sha256, asdict(self.plan.evaluation.located(self.workspace)),
                 self.settings.threads_per_worker, teacher,
                 dict(self.supernet.teacher) if teacher is not None else None), self.queue)
             if teacher is not None and self.search.teacher is None:
@@ -125,7 +126,7 @@ class Orchestrator:
     # -- set-up -------------------------------------------------------------------------------------
     def _teacher_bytes(self) -> bytes | None:
         """The supernet's teacher, verified; a search without one still runs, just not against a reference."""
-        from ..teacher import TeacherChangedError, TeacherInfo
+        from ..teacher import TeacherInfo
 
         info = TeacherInfo.from_dict(self.supernet.teacher)
         if info is None:
@@ -133,8 +134,8 @@ class Orchestrator:
                      "(register it with --teacher FILE)")
             return None
         try:
-            return info.read_bytes()
-        except TeacherChangedError as exc:
+            return info.read_bytes(self.workspace)
+        except CheckpointError as exc:  # moved, changed or corrupt
             self.log(f"{exc}; the search runs without the teacher's reference figures")
             return None
 
@@ -265,8 +266,3 @@ def _result(c: CandidateRecord) -> TrialResult:
     if c.status == CandidateStatus.DONE:
         return TrialResult(config, c.macs, dict(c.metrics))
     return TrialResult(config, c.macs, {}, feasible=c.status != CandidateStatus.INFEASIBLE, failed=True)
-
-
-def _evaluation_dict(plan: SearchPlan, workspace: Workspace) -> dict:
-    """The workers' evaluation spec; real-image statistics are cached in the workspace, whatever a plan says."""
-    return asdict(plan.evaluation) | {"cache_dir": str(workspace.cache)}

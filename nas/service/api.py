@@ -41,7 +41,7 @@ def api_router() -> APIRouter:
     @router.post("/supernets", response_model=schemas.SupernetOut, status_code=201, tags=["supernets"])
     def post_supernet(body: schemas.SupernetCreate, ctx: ServiceContext = Depends(get_context)):
         """Register a supernet checkpoint that is on the server's disk."""
-        return schemas.SupernetOut.of(register_supernet(ctx.store, body.checkpoint, body.name))
+        return schemas.SupernetOut.of(register_supernet(ctx.store, ctx.workspace, body.checkpoint, body.name))
 
     @router.get("/supernets/{name}", response_model=schemas.SupernetOut, tags=["supernets"])
     def get_supernet(name: str, ctx: ServiceContext = Depends(get_context)):
@@ -59,7 +59,7 @@ def api_router() -> APIRouter:
     @router.post("/searches", response_model=schemas.SearchOut, status_code=201, tags=["searches"])
     def post_search(body: schemas.SearchCreate, ctx: ServiceContext = Depends(get_context)):
         """Create a search (state ``created``); start it with ``POST /api/searches/{id}/start``."""
-        return schemas.SearchOut.of(create_search(ctx.store, body))
+        return schemas.SearchOut.of(create_search(ctx.store, ctx.workspace, body))
 
     @router.get("/searches/{search_id}", response_model=schemas.SearchDetail, tags=["searches"])
     def get_search(search_id: int, metric: Optional[str] = None, ctx: ServiceContext = Depends(get_context)):

@@ -17,7 +17,9 @@ class SearchFixture:
         return self.checkpoint.parent / "teacher.pt"
 
 
-def build_registered_supernet(root: Path, name: str = "tiny") -> SearchFixture:
+def build_registered_supernet(root: Path, name: str = "tiny", workspace: Path | None = None) -> SearchFixture:
+    """Data, teacher and supernet under ``root``, registered in the workspace ``workspace`` (default ``root/ws``;
+    ``root`` itself holds everything in one workspace, as the demo does)."""
     from distill.jobs import DataSpec
     from foundation.hashing import file_sha256
     from imagedata import MakeOptions, make_dataset
@@ -35,9 +37,9 @@ def build_registered_supernet(root: Path, name: str = "tiny") -> SearchFixture:
     checkpoint = save_generator(supernet, root / "supernet.pt", kind="supernet", space="channels-16",
                                 dataset=data.describe("train1", 0), method="test",
                                 teacher={"path": str(teacher), "sha256": file_sha256(teacher), "arch": None})
-    workspace = Workspace(root / "ws").ensure()
+    workspace = Workspace(workspace or root / "ws").ensure()
     with Store(workspace.database_url) as store:
-        register_supernet(store, checkpoint, name)
+        register_supernet(store, checkpoint, name, workspace=workspace)
     return SearchFixture(workspace.root, checkpoint, name)
 
 

@@ -197,7 +197,7 @@ def _start(args) -> int:
                 trials=args.trials, seed=args.seed, multi_objective=True if args.multi_objective else None,
                 strategy_settings=_key_values(args.setting), batch_size=args.batch_size, macs_size=args.macs_size,
                 extractor=args.extractor, inception_weights=args.inception_weights, segmenter=args.segmenter,
-                metric_options=_key_values(args.metric_option, "--metric-option"))
+                metric_options=_key_values(args.metric_option, "--metric-option"), workspace=workspace)
         print(f"search {search.id} created (resume it any time with: ganas search resume {search.id})", flush=True)
         return _run(store, workspace, search.id, settings)
 

@@ -48,7 +48,7 @@ def _register(args) -> int:
     key_map = read_key_map(args.teacher_map) if args.teacher_map is not None else None
     with _store(args) as store:
         record = register_supernet(store, args.checkpoint, args.name, args.teacher, args.teacher_arch, hparams,
-                                   key_map)
+                                   key_map, workspace=workspace_of(args))
     print(f"registered supernet {record.name!r} ({record.architecture}, space {record.space}, "
           f"metrics {', '.join(record.metrics)})")
     print(_teacher_line(record))
