@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from foundation.hashing import file_sha256
-from supernet.checkpoint import check_crcs, read_checkpoint
+from supernet.checkpoint import read_checkpoint
 from supernet.errors import CheckpointError
 from supernet.spaces import get_space
 
@@ -111,11 +111,12 @@ def registered_checkpoint(supernet: SupernetRecord, workspace: Workspace) -> byt
     """A registered supernet's checkpoint bytes, in ``workspace``; refused unless the file is still the one
     registered and intact (its zip CRCs, which torch does not check, for a file registered before they were)."""
     from foundation.hashing import bytes_sha256
+    from foundation.tensorfiles import check_crcs
 
     path = workspace.absolute(supernet.checkpoint)
     data = path.read_bytes() if path.is_file() else None
     if data is None or bytes_sha256(data) != supernet.checkpoint_sha256:
         raise CheckpointError(f"supernet {supernet.name!r}: {path} is missing or no longer the registered file "
                               "(corrupt or replaced); register the new file under a new name")
-    check_crcs(data, str(path))
+    check_crcs(data, str(path), CheckpointError)
     return data

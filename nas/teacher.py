@@ -57,7 +57,7 @@ class TeacherInfo:
         """The teacher file's bytes (its recorded path in ``workspace``), refused unless it is still the file
         recorded at registration and intact."""
         from foundation.hashing import bytes_sha256
-        from supernet.checkpoint import check_crcs
+        from foundation.tensorfiles import check_crcs
 
         path = workspace.absolute(self.path)
         if not path.is_file():
@@ -68,7 +68,7 @@ class TeacherInfo:
             raise TeacherChangedError(f"the teacher {path} changed since the supernet was registered (its SHA-256 "
                                       f"is no longer {self.sha256[:12]}...); restore that file, or register the "
                                       "supernet again with --teacher FILE")
-        check_crcs(data, str(path))
+        check_crcs(data, str(path), TeacherChangedError)
         return data
 
     def check(self, data: bytes) -> bytes:
@@ -79,12 +79,11 @@ class TeacherInfo:
             raise TeacherChangedError(f"teacher bytes do not match the recorded SHA-256 {self.sha256[:12]}...")
         return data
 
-    def load(self, data: bytes | None = None):
-        """The teacher generator (eval mode), from verified ``data`` or from its verified file."""
+    def load(self, data: bytes):
+        """The teacher generator (eval mode), from ``data`` (:meth:`read_bytes`, maybe sent to a worker), verified."""
         from supernet.checkpoint import generator_from_bytes
 
-        data = self.read_bytes() if data is None else self.check(data)
-        return generator_from_bytes(data, self.path, self.reference_arch, self.key_map, **dict(self.hparams)).eval()
+        return generator_from_bytes(self.check(data), self.path, self.reference_arch, self.key_map, **dict(self.hparams)).eval()
 
 
 def describe_teacher(path: str | Path, size: Sequence[int], reference_arch: str | None = None,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -50,33 +49,11 @@ def generator_bytes(generator: ChannelGenerator, **meta: Any) -> bytes:
     return buffer.getvalue()
 
 
-def check_crcs(checkpoint: bytes | str | os.PathLike, source: str) -> None:
-    """Refuse a checkpoint whose bytes changed after it was written.
-
-    ``torch.save`` writes a zip archive that keeps a CRC-32 per member, but ``torch.load`` never checks
-    them, so overwritten tensor bytes would load as wrong weights without an error. A legacy (pre-zip)
-    torch file has no CRCs to check and passes.
-    """
-    handle = io.BytesIO(checkpoint) if isinstance(checkpoint, (bytes, bytearray, memoryview)) else checkpoint
-    if not zipfile.is_zipfile(handle):
-        return
-    try:
-        with zipfile.ZipFile(handle) as archive:
-            corrupt = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CheckpointError(f"checkpoint {source} is a damaged zip archive ({exc}); restore the file or write it "
-                              "again") from None
-    if corrupt is not None:
-        raise CheckpointError(f"checkpoint {source} is corrupt: its member {corrupt} fails its CRC-32 check (its bytes "
-                              "changed after it was written); restore the file or write it again")
-
-
 def read_checkpoint(path: str | os.PathLike) -> Any:
     """What ``path`` holds, read without running code from it (``weights_only=True``, or safetensors)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    check_crcs(path, str(path))
     return read_tensor_file(path, CheckpointError)
 
 
@@ -137,7 +114,6 @@ def generator_from_bytes(data: bytes, source: str, arch: str | None = None, key_
 
     For workers that receive weights through an object store instead of a path.
     """
-    check_crcs(data, source)
     return generator_from_loaded(read_tensor_bytes(data, source, CheckpointError), source, arch, key_map, **hparams)
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from supernet import create_generator, save_generator
-from supernet.checkpoint import check_crcs, generator_from_bytes, load_generator, read_checkpoint
+from foundation.tensorfiles import check_crcs
+from supernet.checkpoint import generator_from_bytes, load_generator, read_checkpoint
 from supernet.errors import CheckpointError
 
 
@@ -28,7 +29,7 @@ def test_overwritten_tensor_bytes_are_refused_by_name(tmp_path):
     torch.manual_seed(0)
     path = save_generator(create_generator("resnet", ngf=8, n_blocks=3), tmp_path / "teacher.pt", kind="teacher")
     intact = path.read_bytes()
-    check_crcs(path, str(path))
+    check_crcs(path, str(path), CheckpointError)
     member = flip_tensor_bytes(path)
     torch.load(path, map_location="cpu", weights_only=True)  # torch itself loads the damaged weights silently
     pattern = f"checkpoint {path} is corrupt: its member {member} fails its CRC-32 check"
@@ -46,7 +47,7 @@ def test_a_legacy_checkpoint_has_no_crcs_and_still_loads(tmp_path):
     path = tmp_path / "legacy.pth"
     torch.save(generator.state_dict(), path, _use_new_zipfile_serialization=False)
     assert not zipfile.is_zipfile(path)
-    check_crcs(path, str(path))
+    check_crcs(path, str(path), CheckpointError)
     assert set(read_checkpoint(path)) == set(generator.state_dict())
 
 
@@ -56,7 +57,7 @@ def test_a_damaged_archive_is_refused_with_one_message(tmp_path):
     data = buffer.getvalue().replace(b"PK\x01\x02", b"XXXX", 1)  # the central directory's first entry
     assert zipfile.is_zipfile(io.BytesIO(data))
     with pytest.raises(CheckpointError, match="checkpoint damaged.pt is a damaged zip archive"):
-        check_crcs(data, "damaged.pt")
+        check_crcs(data, "damaged.pt", CheckpointError)
     local = buffer.getvalue().replace(b"PK\x03\x04", b"XXXX", 1)  # a member's own header: named like a bad CRC
     with pytest.raises(CheckpointError, match="checkpoint damaged.pt is corrupt: its member archive/data.pkl"):
-        check_crcs(local, "damaged.pt")
+        check_crcs(local, "damaged.pt", CheckpointError)
