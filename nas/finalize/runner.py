@@ -14,8 +14,9 @@ from typing import Callable, Sequence
 from foundation.errors import GanasError
 from foundation.files import atomic_write_bytes
 
+from .. import fields
 from ..budget import format_macs
-from ..executors import EXECUTORS, Executor
+from ..executors import EXECUTORS, Executor, check_executor
 from ..orchestrator.claim import SearchClaim
 from ..orchestrator.dispatcher import Dispatcher, WorkQueue
 from ..registry import registered_checkpoint
@@ -47,6 +48,8 @@ class Prepared:
 
 @dataclass(frozen=True)
 class FinalizeSettings:
+    """How a finalize runs; checked here (a bad value is a FieldError naming it) before anything is written."""
+
     steps: int = 1000  # fine-tuning steps per config
     batch_size: int = 1
     workers: int = 2
@@ -59,6 +62,16 @@ class FinalizeSettings:
     threads_per_worker: int | None = None
     latency_runs: int = 10
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        fields.STEPS.check(self.steps)
+        fields.FINETUNE_BATCH_SIZE.check(self.batch_size)
+        fields.WORKERS.check(self.workers)
+        check_executor(self.executor)
+        fields.LEASE_SECONDS.check(self.lease_seconds)
+        fields.CLAIM_SECONDS.check(self.claim_seconds)
+        fields.LATENCY_RUNS.check(self.latency_runs)
+        fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)
 
 
 @dataclass(frozen=True)
@@ -154,11 +167,6 @@ class Finalizer:
 
     def __init__(self, store: Store, workspace: Workspace, search_id: int, settings: FinalizeSettings,
                  executor: Executor | None = None, log: Callable[[str], None] = print):
-        for flag, value, what in (("--steps", settings.steps, "fine-tuning steps"),
-                                  ("--batch-size", settings.batch_size, "images per step"),
-                                  ("--workers", settings.workers, "workers")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise FinalizeError(f"{flag} must be a positive number of {what}, got {value!r}")
         self.store, self.workspace, self.search_id, self.settings, self.log = store, workspace, search_id, settings, log
         self.search = store.get_search(search_id)
         self.supernet: SupernetRecord = store.get_supernet(self.search.supernet_id)

@@ -16,8 +16,9 @@ from supernet.errors import CheckpointError
 from supernet.space import format_config, parse_config_numbers
 from supernet.spaces import get_space
 
+from .. import fields
 from ..budget import format_macs
-from ..executors import EXECUTORS, Executor
+from ..executors import EXECUTORS, Executor, check_executor
 from ..search_setup import SearchPlan, macs_function
 from ..store import CandidateRecord, CandidateStatus, NewCandidate, SearchBusyError, SearchState, Store
 from ..strategies import Objective, TrialResult, create_strategy
@@ -39,6 +40,8 @@ class ReplayError(GanasError):
 
 @dataclass(frozen=True)
 class OrchestratorSettings:
+    """How an orchestrator runs a search; checked here (a bad value is a FieldError naming it) before any run."""
+
     workers: int = 2
     executor: str = "ray"
     ray_address: str | None = None
@@ -47,6 +50,13 @@ class OrchestratorSettings:
     mlflow_uri: str | None = None
     progress: bool = True
     threads_per_worker: int | None = None
+
+    def __post_init__(self) -> None:
+        fields.WORKERS.check(self.workers)
+        check_executor(self.executor)
+        fields.LEASE_SECONDS.check(self.lease_seconds)
+        fields.CLAIM_SECONDS.check(self.claim_seconds)
+        fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)
 
 
 class Orchestrator:

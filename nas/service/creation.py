@@ -1,13 +1,12 @@
 """Creating supernets and searches from API requests, through the same functions the CLI uses.
 
 The service adds no rules of its own here: registration reads the checkpoint with
-:func:`nas.registry.register_supernet`, and search creation validates everything (supernet,
-metric, strategy and its settings, budgets against the space's smallest subnet) in
-:func:`nas.search_setup.create_search` before anything is written.
+:func:`nas.registry.register_supernet`, and search creation checks every field (budgets, counts,
+metric and the files it reads, strategy and its settings, metric options) in
+:func:`nas.search_setup.create_search` before anything is written; a refused field is answered 422.
 """
 from __future__ import annotations
 
-from nas.budget import parse_budgets
 from nas.store import SearchRecord, Store, SupernetRecord
 from nas.workspace import Workspace
 
@@ -26,5 +25,5 @@ def create_search(store: Store, workspace: Workspace, body: SearchCreate) -> Sea
     """A new search in state ``created``, validated before anything is written."""
     from nas.search_setup import create_search as create
 
-    options = body.model_dump(exclude={"supernet", "budgets"}, exclude_none=True)
-    return create(store, body.supernet, budgets=parse_budgets(body.budgets), workspace=workspace, **options)
+    options = body.model_dump(exclude={"supernet"}, exclude_none=True)
+    return create(store, body.supernet, workspace=workspace, **options)

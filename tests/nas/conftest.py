@@ -46,3 +46,13 @@ def build_registered_supernet(root: Path, name: str = "tiny", workspace: Path | 
 @pytest.fixture(scope="session")
 def registered_supernet(tmp_path_factory) -> SearchFixture:
     return build_registered_supernet(tmp_path_factory.mktemp("search"))
+
+
+@pytest.fixture
+def inception_weights(tmp_path, monkeypatch) -> Path:
+    """A file where ganas looks for the FID Inception weights ($GANAS_INCEPTION_WEIGHTS): enough for a search's
+    creation, which checks that the file is there and readable (workers load it)."""
+    path = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    path.write_bytes(b"inception weights")
+    monkeypatch.setenv("GANAS_INCEPTION_WEIGHTS", str(path))
+    return path

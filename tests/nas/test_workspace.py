@@ -82,18 +82,21 @@ def test_the_store_records_the_workspace_files_relative_to_it(original):
 
 
 def test_a_search_names_its_metric_files_relative_to_the_workspace(original, tmp_path):
+    from evaluators.segmenter import create_segmenter_network, save_segmenter
+
     ws, name, _, _ = original
     outside = tmp_path / "inception.pt"
     outside.write_bytes(b"")
-    (ws.root / "stats").mkdir(exist_ok=True)
+    save_segmenter(create_segmenter_network("tiny_unet", 3, width=4), ws.root / "segmenter.pt", "tiny_unet",
+                   {"width": 4}, 3)
     with Store(ws.database_url) as store:
-        search = create_search(store, name, trials=1, workspace=ws, segmenter=str(ws.root / "teacher.pt"),
-                               inception_weights=str(outside), extractor="inception", cache_dir=str(ws.root / "stats"),
-                               **SEARCH)
+        search = create_search(store, name, trials=1, workspace=ws, segmenter=str(ws.root / "segmenter.pt"),
+                               inception_weights=str(outside), extractor="inception", **SEARCH)
     spec = SearchPlan.from_search(search).evaluation
-    assert (spec.segmenter, spec.cache_dir, spec.extractor) == ("teacher.pt", "stats", "inception")
+    assert (spec.segmenter, spec.cache_dir, spec.extractor) == ("segmenter.pt", None, "inception")
     assert spec.inception_weights == str(outside)
-    assert spec.located(ws).segmenter == str(ws.root / "teacher.pt")
+    located = spec.located(ws)
+    assert located.segmenter == str(ws.root / "segmenter.pt") and located.cache_dir == str(ws.cache)
 
 
 def _snapshot(root: Path) -> dict:

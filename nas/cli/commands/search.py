@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from contextlib import contextmanager
 
-from ..arguments import store_flag, workspace_of
+from ..arguments import image_size, store_flag, workspace_of
 from ..output import print_table
 
 
@@ -28,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--seed", type=int, default=0)
     start.add_argument("--batch-size", type=int, default=8,
                        help="configs asked and evaluated together (default 8); results do not depend on timing")
-    start.add_argument("--macs-size", default=None, help="resolution of the budgets, H or HxW (default: the "
-                       "supernet's training size)")
+    start.add_argument("--macs-size", default=None, type=image_size, help="resolution of the budgets, H or HxW "
+                       "(default: the supernet's training size)")
     start.add_argument("--multi-objective", action="store_true", help="optimise MACs and the metric (Pareto front)")
     start.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                        help="strategy setting, e.g. population_size=50 (repeatable)")
@@ -134,9 +136,33 @@ def _existing(args):
     return _workspace(args).open_store(create=False)
 
 
+# request fields (as the REST API names them) that the flags of `ganas search` spell otherwise
+_FLAGS = {"budgets": "--budget", "strategy_settings": "--setting", "metric_options": "--metric-option"}
+
+
+def _flag(field: str) -> str:
+    head, _, key = field.partition(".")
+    flag = _FLAGS.get(head, "--" + head.replace("_", "-"))
+    return f"{flag} {key}" if key else flag
+
+
+@contextmanager
+def _flags():
+    """A refused field's message with the field named as its flag (``--batch-size``, not ``batch_size``)."""
+    from nas.cli import CliUsageError
+    from nas.fields import FieldError
+
+    try:
+        yield
+    except FieldError as exc:
+        raise CliUsageError(exc.renamed(_flag(exc.field))) from None
+
+
 def _settings(args):
+    from nas.fields import WORKERS
     from nas.orchestrator import OrchestratorSettings
 
+    WORKERS.check(args.workers)  # checked even where --executor local runs one
     workers = 1 if args.executor == "local" else args.workers
     return OrchestratorSettings(workers=workers, executor=args.executor, ray_address=args.ray_address,
                                 lease_seconds=args.lease_seconds, mlflow_uri=args.mlflow_uri,
@@ -159,35 +185,35 @@ def _key_values(pairs: list[str], flag: str = "--setting") -> dict:
 
 
 def _start(args) -> int:
-    from nas.budget import parse_macs
     from nas.search_setup import create_search
 
-    from ..arguments import image_size
-
+    with _flags():
+        settings = _settings(args)  # checked before the search is created: a refused run writes nothing
     workspace = _workspace(args)
     with workspace.open_store() as store:
-        search = create_search(
-            store, args.supernet, budgets=[parse_macs(b) for b in args.budget], metric=args.metric,
-            strategy=args.strategy, trials=args.trials, seed=args.seed,
-            multi_objective=True if args.multi_objective else None,
-            strategy_settings=_key_values(args.setting), batch_size=args.batch_size,
-            macs_size=image_size(args.macs_size) if args.macs_size else None, extractor=args.extractor,
-            inception_weights=args.inception_weights, segmenter=args.segmenter,
-            metric_options=_key_values(args.metric_option, "--metric-option"), workspace=workspace)
+        with _flags():
+            search = create_search(
+                store, args.supernet, budgets=args.budget, metric=args.metric, strategy=args.strategy,
+                trials=args.trials, seed=args.seed, multi_objective=True if args.multi_objective else None,
+                strategy_settings=_key_values(args.setting), batch_size=args.batch_size, macs_size=args.macs_size,
+                extractor=args.extractor, inception_weights=args.inception_weights, segmenter=args.segmenter,
+                metric_options=_key_values(args.metric_option, "--metric-option"), workspace=workspace)
         print(f"search {search.id} created (resume it any time with: ganas search resume {search.id})", flush=True)
-        return _run(store, workspace, search.id, args)
+        return _run(store, workspace, search.id, settings)
 
 
 def _resume(args) -> int:
+    with _flags():
+        settings = _settings(args)
     workspace = _workspace(args)
     with workspace.open_store(create=False) as store:
-        return _run(store, workspace, args.search_id, args)
+        return _run(store, workspace, args.search_id, settings)
 
 
-def _run(store, workspace, search_id: int, args) -> int:
+def _run(store, workspace, search_id: int, settings) -> int:
     from nas.orchestrator import Orchestrator
 
-    summary = Orchestrator(store, workspace, search_id, _settings(args)).run()
+    summary = Orchestrator(store, workspace, search_id, settings).run()
     _print_summary(store, summary)
     return 0
 
@@ -269,17 +295,21 @@ def _teacher_json(store, summary) -> dict | None:
 
 
 def _finalize(args) -> int:
+    from nas import fields
     from nas.budget import parse_macs
     from nas.finalize import FinalizeSettings, Finalizer, choose
 
-    settings = FinalizeSettings(steps=args.steps, batch_size=args.batch_size,
-                                workers=1 if args.executor == "local" else args.workers, executor=args.executor,
-                                ray_address=args.ray_address, lease_seconds=args.lease_seconds,
-                                mlflow_uri=args.mlflow_uri, model_name=args.model_name,
-                                latency_runs=args.latency_runs, progress=not args.quiet)
+    with _flags():
+        fields.WORKERS.check(args.workers)
+        settings = FinalizeSettings(steps=args.steps, batch_size=args.batch_size,
+                                    workers=1 if args.executor == "local" else args.workers, executor=args.executor,
+                                    ray_address=args.ray_address, lease_seconds=args.lease_seconds,
+                                    mlflow_uri=args.mlflow_uri, model_name=args.model_name,
+                                    latency_runs=args.latency_runs, progress=not args.quiet)
+        budgets = [parse_macs(b) for b in args.budget]
     workspace = _workspace(args)
     with workspace.open_store(create=False) as store:
-        choices = choose(store, args.search_id, [parse_macs(b) for b in args.budget], args.front, args.config)
+        choices = choose(store, args.search_id, budgets, args.front, args.config)
         finals = Finalizer(store, workspace, args.search_id, settings).run(choices)
         teacher = store.get_supernet(store.get_search(args.search_id).supernet_id).teacher
     if args.json:
@@ -302,15 +332,18 @@ def _list(args) -> int:
     from nas.budget import format_macs
 
     with _reader(args) as store:
+        listing = store.search_listing()
         rows = []
-        for s in store.list_searches():
+        for s in listing.records:
             counts = store.count_candidates(s.id)
             rows.append((s.id, s.supernet, s.state.value, s.strategy, " ".join(format_macs(b) for b in s.budgets),
                          s.objectives[0].metric, f"{counts.done}/{s.trials}"))
     if rows:
         print_table(rows, ["ID", "SUPERNET", "STATE", "STRATEGY", "BUDGETS", "METRIC", "DONE"])
-    else:
+    elif not listing.unreadable:
         print("no search yet (ganas search start ...)")
+    for row in listing.unreadable:
+        print(f"ganas search list: warning: {row.describe()}", file=sys.stderr)
     return 0
 
 
