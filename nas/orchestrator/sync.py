@@ -61,14 +61,19 @@ class SyncReport:
                     self.front_artifacts, self.final_models, self.run_ended))
 
     def describe(self) -> str:
-        head = f"search {self.search_id} synced to {self.uri} (run {self.run_id}{', created' if self.run_created else ''})"
+        head = f"search {self.search_id} synced to {self.uri} (run {self.run_id})"
         if not self.logged_anything:
             return f"{head}: MLflow already had everything"
-        parts = [f"{self.params} parameters", f"{self.metric_points} metric points",
-                 f"{self.candidate_batches} candidate batches", f"{self.front_runs} new front runs",
-                 f"the front {'re' if self.front_artifacts else 'un'}written", f"{self.final_models} final models",
-                 "the run ended" if self.run_ended else "the run's state kept"]
+        counted = [(self.params, "parameter"), (self.metric_points, "metric point"),
+                   (self.candidate_batches, "candidate batch"), (self.front_runs, "front member run"),
+                   (self.final_models, "final model")]
+        parts = (["the run"] * self.run_created + [_plural(n, what) for n, what in counted if n]
+                 + ["the front's tags and artifacts"] * self.front_artifacts + ["the run's end"] * self.run_ended)
         return f"{head}: logged {', '.join(parts)}"
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "es" if what.endswith("ch") else "s")
 
 
 def sync_search(store: Store, workspace: Workspace, search_id: int, uri: str | None = None,
