@@ -97,7 +97,8 @@ SCHEMES: dict[str, Callable[[SplitResult, str], str | None]] = {
 def check_tracking_uri(uri: str) -> str:
     """``uri`` itself, or :class:`TrackingUriError` saying why MLflow cannot log there and what to use instead."""
     if not isinstance(uri, str) or not uri.strip() or uri != uri.strip() or any(ord(c) < 32 for c in uri):
-        raise TrackingUriError(f"MLflow tracking URI {uri!r} is empty or has spaces or control characters; {SUGGESTION}")
+        raise TrackingUriError(f"MLflow tracking URI {uri!r} is empty or has spaces or control characters; "
+                               f"{SUGGESTION}")
     try:
         parts = urlsplit(uri)
     except ValueError as exc:

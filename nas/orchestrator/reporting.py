@@ -261,8 +261,8 @@ def front_members(running: RunningFront, versus, samples_dir: Path) -> list:
     """The front as MLflow shows it: each member with its ratios to the teacher and its sample grid."""
     from ..tracking import FrontMember
 
-    return [FrontMember(c.config, c.macs, c.params, _with_ratios(c, running.metric, versus), _sample(samples_dir, c.config))
-            for c in running.members]
+    return [FrontMember(c.config, c.macs, c.params, _with_ratios(c, running.metric, versus),
+                        _sample(samples_dir, c.config)) for c in running.members]
 
 
 def front_plot(running: RunningFront) -> Callable[[], bytes]:

@@ -27,9 +27,9 @@ from ..reference import reference_of
 from ..registry import registered_checkpoint
 from ..worker import TeacherTask, WorkerPayload
 from ..workspace import Workspace
+from .backlog import MlflowBacklog
 from .claim import SearchClaim
 from .dispatcher import CandidateQueue, Dispatcher
-from .backlog import MlflowBacklog
 from .reporting import SearchReporter, search_params
 
 FINISHED = (CandidateStatus.DONE, CandidateStatus.FAILED, CandidateStatus.INFEASIBLE)

@@ -54,6 +54,7 @@ class SyncReport:
     front_artifacts: bool
     final_models: int
     run_ended: bool
+    final_models_failed: int = 0  # done final models MLflow answered but would not register (each one logged)
 
     @property
     def logged_anything(self) -> bool:
@@ -62,14 +63,16 @@ class SyncReport:
 
     def describe(self) -> str:
         head = f"search {self.search_id} synced to {self.uri} (run {self.run_id})"
-        if not self.logged_anything:
+        if not self.logged_anything and not self.final_models_failed:
             return f"{head}: MLflow already had everything"
         counted = [(self.params, "parameter"), (self.metric_points, "metric point"),
                    (self.candidate_batches, "candidate batch"), (self.front_runs, "front member run"),
                    (self.final_models, "final model")]
         parts = (["the run"] * self.run_created + [_plural(n, what) for n, what in counted if n]
                  + ["the front's tags and artifacts"] * self.front_artifacts + ["the run's end"] * self.run_ended)
-        return f"{head}: logged {', '.join(parts)}"
+        failed = (f"; {_plural(self.final_models_failed, 'final model')} not registered (see above)"
+                  if self.final_models_failed else "")
+        return f"{head}: logged {', '.join(parts) or 'nothing'}{failed}"
 
 
 def _plural(n: int, what: str) -> str:
@@ -79,7 +82,8 @@ def _plural(n: int, what: str) -> str:
 def sync_search(store: Store, workspace: Workspace, search_id: int, uri: str | None = None,
                 model_name: str | None = None, log: Callable[[str], None] = print) -> SyncReport:
     """Log to MLflow (``uri``, default the workspace's) whatever of ``search_id`` it lacks; clears the search's
-    backlog for ``uri``. Refused while an orchestrator or finalizer holds the search (it logs by itself)."""
+    backlog for ``uri`` (but for final models MLflow would not register). Refused while an orchestrator or
+    finalizer holds the search (it logs by itself)."""
     from ..tracking_uri import check_tracking_uri
 
     uri = check_tracking_uri(uri) if uri is not None else workspace.mlflow_uri
@@ -95,7 +99,7 @@ def sync_search(store: Store, workspace: Workspace, search_id: int, uri: str | N
         raise MlflowUnavailableError(
             f"MLflow at {uri} failed during the sync ({type(exc).__name__}: {str(exc)[:300]}); what was logged "
             f"stays: run `{MlflowBacklog(workspace, search_id).sync_command(uri)}` again when it answers") from None
-    MlflowBacklog(workspace, search_id).clear(uri)
+    MlflowBacklog(workspace, search_id).set(uri, report.final_models_failed)
     return report
 
 
@@ -131,9 +135,9 @@ class _Sync:
         if members and not tracker.front_is_logged(run_id, [m.config for m in members]):
             front_runs, front_written = tracker.log_front(run_id, members, metric, front_plot(running)()), True
         ended = self._end(tracker, run_id)
-        finals = self._finals()
+        registered, failed = self._finals()
         return SyncReport(self.search.id, self.uri, run_id, created, params_logged, metric_points, candidate_batches,
-                          front_runs, front_written, finals, ended)
+                          front_runs, front_written, registered, ended, failed)
 
     def _replay(self, metric: str):
         """The search batch by batch, as its reporter logged it: progress points (metric -> step -> (value, time
@@ -183,22 +187,31 @@ class _Sync:
         tracker.finish(run_id, status)
         return True
 
-    def _finals(self) -> int:
-        """Register the done final models the store has no MLflow model URI for."""
+    def _finals(self) -> tuple[int, int]:
+        """Register the done final models the store has no MLflow model URI for; (registered, failed). One that
+        fails while MLflow answers (its ONNX file gone, say) is reported and the others go on."""
         from ..tracking import log_final_model
+        from ..tracking_uri import tracking_answers
 
         teacher = TeacherInfo.from_dict(self.supernet.teacher)
-        registered = 0
+        registered = failed = 0
         for final in self.store.finals(self.search.id, FinalStatus.DONE):
-            if final.model_uri or "onnx" not in final.files:
+            if final.model_uri:
                 continue
-            model_uri = log_final_model(self.uri, self.workspace.mlflow_artifacts, self.search.id, final,
-                                        self.workspace.root / final.files["onnx"], self.model_name,
-                                        teacher.macs if teacher else None)
+            onnx = self.workspace.root / final.files.get("onnx", "")
+            try:
+                model_uri = log_final_model(self.uri, self.workspace.mlflow_artifacts, self.search.id, final, onnx,
+                                            self.model_name, teacher.macs if teacher else None)
+            except Exception as exc:
+                if not tracking_answers(self.uri):
+                    raise
+                self.log(f"final model {final.config} not registered ({type(exc).__name__}: {str(exc)[:300]})")
+                failed += 1
+                continue
             self.store.set_final_model(final.id, model_uri)
             self.log(f"{final.config}: registered as {model_uri}")
             registered += 1
-        return registered
+        return registered, failed
 
 
 def _millis(seconds: float) -> int:

@@ -125,7 +125,17 @@ def test_a_final_model_mlflow_could_not_take_is_registered_by_a_sync_once(search
         assert final.status == FinalStatus.DONE and final.model_uri is None  # kept in the workspace all the same
         assert (ws.root / final.files["onnx"]).is_file()
         assert MlflowBacklog(ws, search_id).counts() == {closed: 1}
-        assert "does not answer" in messages[0] and f"ganas search sync {search_id} --mlflow-uri {closed}" in messages[-1]
+        assert "does not answer" in messages[0]
+        assert f"ganas search sync {search_id} --mlflow-uri {closed}" in messages[-1]
+
+        # a final model whose ONNX file is gone is reported, the sync goes on, and it stays in the backlog
+        onnx = ws.root / final.files["onnx"]
+        onnx.rename(onnx.with_suffix(".moved"))
+        lines = []
+        missing = sync_search(store, ws, search_id, log=lines.append)
+        assert (missing.final_models, missing.final_models_failed) == (0, 1) and "not registered" in lines[-1]
+        assert MlflowBacklog(ws, search_id).counts() == {closed: 1, ws.mlflow_uri: 1}
+        onnx.with_suffix(".moved").rename(onnx)
 
         # the workspace's MLflow had the search from its live run: a sync adds the final model, nothing else
         report = sync_search(store, ws, search_id, log=lambda m: None)
@@ -133,6 +143,7 @@ def test_a_final_model_mlflow_could_not_take_is_registered_by_a_sync_once(search
                 report.front_artifacts, report.final_models) == (False, 0, 0, 0, 0, False, 1)
         registered = store.get_final(final.id).model_uri
         assert registered.startswith(f"models:/ganas-{fixture.name}/")
+        assert MlflowBacklog(ws, search_id).counts() == {closed: 1}  # the closed port's MLflow is still behind
         assert not sync_search(store, ws, search_id, log=lambda m: None).logged_anything
         assert store.get_final(final.id).model_uri == registered
         from nas.tracking import log_final_model

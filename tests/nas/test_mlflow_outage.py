@@ -40,7 +40,7 @@ def _mlflow_view(uri, search_id):
     runs = client.search_runs([experiment], filter_string=f"tags.`ganas.search_id` = '{search_id}'")
     (run,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     run_id = run.info.run_id
-    history = {key: sorted({(m.step, round(m.value, 9)) for m in client.get_metric_history(run_id, key)})
+    history = {key: sorted((m.step, round(m.value, 9)) for m in client.get_metric_history(run_id, key))
                for key in run.data.metrics}
     children = client.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{run_id}'")
     front = {c.data.tags["ganas.config"]: {k: round(v, 9) for k, v in c.data.metrics.items()}
@@ -81,7 +81,7 @@ def test_mlflow_down_costs_the_search_nothing_and_a_sync_logs_what_a_live_run_lo
     live, synced = _mlflow_view(live_uri, reference.id), _mlflow_view(synced_uri, down.id)
     assert synced.pop("runs") == 1 + len(summary.front.front)  # no run twice
     live.pop("runs")
-    assert synced == live  # the sync logged what the live reporter logged: same params, history, front, batches
+    _assert_same_logs(synced, live)  # same params, history, front, batches
 
     # the status says MLflow at the closed port is still behind; a sync there fails in bounded time, exit 1
     capsys.readouterr()
@@ -119,8 +119,58 @@ def test_a_tracking_uri_that_cannot_work_is_refused_before_anything_is_written(r
         replace(LOCAL, mlflow_uri="./mlruns")
 
 
+def _assert_same_logs(synced, live):
+    """The sync logged what the live reporter logged (which logs its last step twice), and no point twice."""
+    assert all(len({step for step, _ in points}) == len(points) for points in synced["history"].values())
+    for view in (synced, live):
+        view["history"] = {key: sorted(set(points)) for key, points in view["history"].items()}
+    assert synced == live
+
+
 def main_error(ws, args, capsys) -> str:
     with pytest.raises(SystemExit) as exit_status:
         main(["search", "--workspace", str(ws.root), *args])
     assert exit_status.value.code == 2
     return capsys.readouterr().err
+
+
+def test_mlflow_dying_mid_search_is_caught_up_by_a_sync_into_the_same_run(registered_supernet, tmp_path,
+                                                                         monkeypatch):
+    import nas.tracking
+    import nas.tracking_uri
+
+    ws = Workspace(registered_supernet.workspace)
+    live_uri, dying_uri = f"sqlite:///{tmp_path}/live.db", f"sqlite:///{tmp_path}/dying.db"
+    with Store(ws.database_url) as store:
+        reference = _search(store, registered_supernet)
+        Orchestrator(store, ws, reference.id, replace(LOCAL, mlflow_uri=live_uri), log=lambda m: None).run()
+
+        # MLflow takes the run, its parameters and the teacher's figures, then dies for good
+        def dead(*args, **kwargs):
+            raise ConnectionError("Connection refused")
+
+        teacher_only = nas.tracking.SearchTracker.log_progress
+        monkeypatch.setattr(nas.tracking.SearchTracker, "log_progress",
+                            lambda self, run_id, step, values: teacher_only(self, run_id, step, values) if step == 0
+                            else dead())
+        for method in ("log_candidates", "log_front", "finish"):
+            monkeypatch.setattr(nas.tracking.SearchTracker, method, dead)
+        monkeypatch.setattr(nas.tracking_uri, "tracking_answers", lambda uri: False)
+        search = _search(store, registered_supernet)
+        messages = []
+        started = time.monotonic()
+        summary = Orchestrator(store, ws, search.id, replace(LOCAL, mlflow_uri=dying_uri), log=messages.append).run()
+        assert time.monotonic() - started < 60 and summary.state == "done"
+        assert _done(store, search.id) == _done(store, reference.id)
+        assert any(m.startswith("MLflow does not answer (ConnectionError") for m in messages)
+        assert MlflowBacklog(ws, search.id).counts()[dying_uri] >= 4  # 2 batches, the front, the run's end
+        monkeypatch.undo()  # MLflow is back
+
+        report = sync_search(store, ws, search.id, dying_uri, log=lambda m: None)
+        assert not report.run_created and report.params == 0 and report.candidate_batches == 2 and report.run_ended
+        assert MlflowBacklog(ws, search.id).counts() == {}
+    live, synced = _mlflow_view(live_uri, reference.id), _mlflow_view(dying_uri, search.id)
+    assert synced.pop("runs") == 1 + len(summary.front.front) and synced["history"]["teacher_ssim"] == \
+        live["history"]["teacher_ssim"]
+    live.pop("runs")
+    _assert_same_logs(synced, live)
