@@ -387,10 +387,9 @@ def _mlflow_backlog(args):
 
 def _sync(args) -> int:
     from nas.orchestrator.sync import sync_search
-    from nas.store import Store
 
     workspace = _workspace(args)
-    with Store(workspace.database_url) as store:
+    with workspace.open_store(create=False) as store:
         report = sync_search(store, workspace, args.search_id, args.mlflow_uri, args.model_name)
     print(report.describe())
     return 0
