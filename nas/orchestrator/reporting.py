@@ -54,8 +54,10 @@ class ReportQueue:
         self.retry_seconds, self.max_pending = retry_seconds, max_pending
         self.down = down  # MLflow did not answer the last try (or the probe at the start)
         self.dropped = 0
+        self._behind = 0  # jobs an outage held back that are still waiting once MLflow answers again
         self._jobs: deque[Callable[[], None]] = deque()
         self._condition = threading.Condition()
+        self._reporting = threading.Lock()  # one on_change at a time, each with the count of its moment
         self._closing = False
         self._refusals: set[str] = set()
         self.thread = threading.Thread(target=self._work, name="ganas-mlflow", daemon=True)
@@ -63,9 +65,15 @@ class ReportQueue:
 
     @property
     def unlogged(self) -> int:
-        """Jobs dropped, plus those waiting while MLflow is down (or left when the queue was closed)."""
+        """Jobs dropped, plus those waiting while MLflow is down, or held back by an outage and not logged yet
+        (or left when the queue was closed)."""
         with self._condition:
-            return self.dropped + (len(self._jobs) if self.down or self._closing else 0)
+            waiting = len(self._jobs) if self.down or self._closing else min(self._behind, len(self._jobs))
+            return self.dropped + waiting
+
+    def _report(self) -> None:
+        with self._reporting:
+            self.on_change(self.unlogged)
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._condition:
@@ -75,7 +83,7 @@ class ReportQueue:
                 self.dropped += 1
             self._condition.notify_all()
         if self.down:
-            self.on_change(self.unlogged)
+            self._report()
 
     def close(self, timeout: float) -> int:
         """Let the queue drain for at most ``timeout`` seconds (one more try if MLflow is down), then give up on
@@ -84,9 +92,8 @@ class ReportQueue:
             self._closing = True
             self._condition.notify_all()
         self.thread.join(timeout)
-        unlogged = self.unlogged
-        self.on_change(unlogged)
-        return unlogged
+        self._report()
+        return self.unlogged
 
     def _next(self) -> Callable[[], None] | None:
         with self._condition:
@@ -103,10 +110,15 @@ class ReportQueue:
                 continue
             with self._condition:
                 self._jobs.popleft()
-            if self.down:
-                self.down = False
+                recovered, caught_up = self.down, self._behind > 0
+                if recovered:
+                    self.down, self._behind = False, len(self._jobs)
+                elif caught_up:
+                    self._behind -= 1
+            if recovered:
                 self.log("MLflow answers again: the records it missed are being logged")
-                self.on_change(self.unlogged)
+            if recovered or caught_up:
+                self._report()
 
     def _failed(self, error: str) -> bool:
         """Handle a failed first job; False when the thread should stop (closing while MLflow is down)."""
@@ -114,16 +126,17 @@ class ReportQueue:
             with self._condition:
                 self._jobs.popleft()
                 self.dropped += 1
+                self._behind = max(0, self._behind - 1)
             if error not in self._refusals:
                 self._refusals.add(error)
                 self.log(f"MLflow refused a record ({error[:300]}); the search continues")
-            self.on_change(self.unlogged)
+            self._report()
             return True
         if not self.down:
             self.down = True
             self.log(f"MLflow does not answer ({error[:300]}); the search continues, and what MLflow misses is "
                      f"logged when it answers again (tried every {self.retry_seconds:.0f} s)")
-        self.on_change(self.unlogged)
+        self._report()
         with self._condition:
             if self._closing:
                 return False

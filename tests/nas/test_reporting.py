@@ -47,6 +47,7 @@ def test_records_held_during_an_outage_are_logged_in_order_when_mlflow_answers_a
     mlflow.up.set()
     _until(lambda: mlflow.logged == [0, 1, 2, 3, 4])
     assert queue.close(5) == 0 and changes[-1] == 0 and not queue.down
+    assert changes[-7:] == [5, 4, 3, 2, 1, 0, 0]  # counted down as they are logged, then closed
     assert [m.split(" (")[0] for m in messages] == ["MLflow does not answer", "MLflow answers again: the records it "
                                                     "missed are being logged"]
 
@@ -68,7 +69,7 @@ def test_closing_during_an_outage_gives_up_in_bounded_time():
     _until(lambda: queue.down)
     started = time.monotonic()
     assert queue.close(5) == 3  # one more try, then the rest is left to a sync
-    assert time.monotonic() - started < 2 and not queue.thread.is_alive()
+    assert time.monotonic() - started < 5 and not queue.thread.is_alive()  # not the 600 s retry wait
 
 
 def test_a_hung_call_does_not_hold_the_process():
@@ -77,7 +78,7 @@ def test_a_hung_call_does_not_hold_the_process():
     queue.submit(hang.wait)
     queue.submit(lambda: None)
     started = time.monotonic()
-    assert queue.close(0.3) == 2 and time.monotonic() - started < 1.5  # the daemon thread is left behind
+    assert queue.close(0.3) == 2 and time.monotonic() - started < 5  # the daemon thread is left behind
     hang.set()
 
 
@@ -153,7 +154,7 @@ def test_a_search_reporter_started_while_mlflow_is_down_opens_its_run_when_it_is
     assert backlog.describe() == [f"MLflow: 3 records not logged to {uri}; run ganas search sync 7 --mlflow-uri {uri}"]
     fake_mlflow.up.set()
     _until(lambda: backlog.counts() == {})  # logged while the search runs, not only at its end
-    assert ("progress", 4, 4) in FakeTracker.calls
+    assert ("progress", 4, 4) in FakeTracker.calls  # counted until logged
     reporter.finish()
     assert reporter.close(5) == 0
     assert FakeTracker.calls == [("start", 7), ("progress", 2, 2), ("progress", 4, 4), ("finish",)]
