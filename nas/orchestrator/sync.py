@@ -198,7 +198,11 @@ class _Sync:
         for final in self.store.finals(self.search.id, FinalStatus.DONE):
             if final.model_uri:
                 continue
-            onnx = self.workspace.root / final.files.get("onnx", "")
+            if "onnx" not in final.files:
+                self.log(f"final model {final.config} not registered: it has no ONNX export")
+                failed += 1
+                continue
+            onnx = self.workspace.absolute(final.files["onnx"])
             try:
                 model_uri = log_final_model(self.uri, self.workspace.mlflow_artifacts, self.search.id, final, onnx,
                                             self.model_name, teacher.macs if teacher else None)

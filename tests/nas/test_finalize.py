@@ -123,13 +123,13 @@ def test_a_final_model_mlflow_could_not_take_is_registered_by_a_sync_once(search
         (final,) = Finalizer(store, ws, search_id, replace(FINAL, mlflow_uri=closed), log=messages.append).run(
             choose(store, search_id, configs=[config]))
         assert final.status == FinalStatus.DONE and final.model_uri is None  # kept in the workspace all the same
-        assert (ws.root / final.files["onnx"]).is_file()
+        assert ws.absolute(final.files["onnx"]).is_file()
         assert MlflowBacklog(ws, search_id).counts() == {closed: 1}
         assert "does not answer" in messages[0]
         assert f"ganas search sync {search_id} --mlflow-uri {closed}" in messages[-1]
 
         # a final model whose ONNX file is gone is reported, the sync goes on, and it stays in the backlog
-        onnx = ws.root / final.files["onnx"]
+        onnx = ws.absolute(final.files["onnx"])
         onnx.rename(onnx.with_suffix(".moved"))
         lines = []
         missing = sync_search(store, ws, search_id, log=lines.append)
@@ -149,7 +149,7 @@ def test_a_final_model_mlflow_could_not_take_is_registered_by_a_sync_once(search
         from nas.tracking import log_final_model
 
         assert log_final_model(ws.mlflow_uri, ws.mlflow_artifacts, search_id, store.get_final(final.id),
-                               ws.root / final.files["onnx"], f"ganas-{fixture.name}", None) == registered
+                               ws.absolute(final.files["onnx"]), f"ganas-{fixture.name}", None) == registered
     from mlflow import MlflowClient
 
     client = MlflowClient(ws.mlflow_uri)
