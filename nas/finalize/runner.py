@@ -17,6 +17,7 @@ from foundation.files import atomic_write_bytes
 from .. import fields
 from ..budget import format_macs
 from ..executors import EXECUTORS, Executor, check_executor
+from ..orchestrator.backlog import MlflowBacklog
 from ..orchestrator.claim import SearchClaim
 from ..orchestrator.dispatcher import Dispatcher, WorkQueue
 from ..registry import registered_checkpoint
@@ -72,6 +73,10 @@ class FinalizeSettings:
         fields.CLAIM_SECONDS.check(self.claim_seconds)
         fields.LATENCY_RUNS.check(self.latency_runs)
         fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)
+        if self.mlflow_uri is not None:
+            from ..tracking_uri import check_tracking_uri
+
+            check_tracking_uri(self.mlflow_uri)  # one that cannot work is refused before anything is written
 
 
 @dataclass(frozen=True)
@@ -172,12 +177,16 @@ class Finalizer:
         self.supernet: SupernetRecord = store.get_supernet(self.search.supernet_id)
         self.executor = executor or (EXECUTORS["ray"](settings.ray_address, None) if settings.executor == "ray"
                                      else EXECUTORS[settings.executor]())
+        self.mlflow_uri = settings.mlflow_uri or workspace.mlflow_uri
+        self.backlog = MlflowBacklog(workspace, search_id)
+        self._mlflow_down = False  # after a model MLflow could not take because it did not answer
 
     def run(self, choices: Sequence[Choice]) -> list[FinalRecord]:
         """Fine-tune, measure and export ``choices``; returns their final records (done, or failed for good)."""
         ready = self.preflight()
         teacher, teacher_bytes, checkpoint, split = ready.teacher, ready.teacher_bytes, ready.checkpoint, ready.split
         items = [self._new_final(c, checkpoint) for c in choices]
+        self._probe_mlflow()
         claim = SearchClaim(self.store, self.search_id, self.settings.claim_seconds, self.log)
         claim.acquire(self.search)
         dispatcher = Dispatcher(self.executor, self.settings.lease_seconds, self.log)
@@ -240,22 +249,39 @@ class Finalizer:
         return NewFinal(choice.config, candidate.macs, candidate.params, self.settings.steps, choice.budget,
                         settings=finetune_settings(checkpoint, self.supernet))
 
+    def _probe_mlflow(self) -> None:
+        from ..tracking_uri import unreachable_reason
+
+        reason = unreachable_reason(self.mlflow_uri)
+        if reason is not None:
+            self.log(f"MLflow at {self.mlflow_uri} does not answer ({reason}): the final models are kept in the "
+                     f"workspace and registered once it answers ({self.backlog.sync_command(self.mlflow_uri)})")
+
     def _register(self, record: FinalRecord) -> FinalRecord:
-        """Log a done final model to MLflow and its Model Registry (once); the store keeps the model URI."""
+        """Log a done final model to MLflow and its Model Registry (once); the store keeps the model URI. When
+        MLflow cannot take it, the model is counted in the search's backlog for ``ganas search sync``."""
         if record.status != FinalStatus.DONE or record.model_uri:
             return record
         from ..tracking import log_final_model
+        from ..tracking_uri import tracking_answers
 
         teacher = TeacherInfo.from_dict(self.supernet.teacher)
         name = self.settings.model_name or f"ganas-{self.supernet.name}"
+        kept = (f"it is kept in {self.workspace.final_dir(self.search_id, record.config)}; "
+                f"`{self.backlog.sync_command(self.mlflow_uri)}` registers it once MLflow answers")
+        if self._mlflow_down:
+            self.backlog.add(self.mlflow_uri)
+            self.log(f"MLflow does not answer: final model {record.config} not registered; {kept}")
+            return record
         try:
-            uri = log_final_model(self.settings.mlflow_uri or self.workspace.mlflow_uri,
-                                  self.workspace.mlflow_artifacts, self.search_id, record,
+            uri = log_final_model(self.mlflow_uri, self.workspace.mlflow_artifacts, self.search_id, record,
                                   self.workspace.absolute(record.files["onnx"]), name,
                                   teacher.macs if teacher else None)
         except Exception as exc:  # the store keeps the model; MLflow is the audit log
-            self.log(f"MLflow could not log the final model {record.config} ({type(exc).__name__}: {exc}); it is "
-                     f"kept in {self.workspace.final_dir(self.search_id, record.config)}")
+            self._mlflow_down = not tracking_answers(self.mlflow_uri)  # down: the next models do not wait for it
+            self.backlog.add(self.mlflow_uri)
+            self.log(f"MLflow could not log the final model {record.config} ({type(exc).__name__}: "
+                     f"{str(exc)[:300]}); {kept}")
             return record
         return self.store.set_final_model(record.id, uri)
 

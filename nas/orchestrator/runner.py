@@ -27,9 +27,10 @@ from ..reference import reference_of
 from ..registry import registered_checkpoint
 from ..worker import TeacherTask, WorkerPayload
 from ..workspace import Workspace
+from .backlog import MlflowBacklog
 from .claim import SearchClaim
 from .dispatcher import CandidateQueue, Dispatcher
-from .reporting import SearchReporter
+from .reporting import SearchReporter, search_params
 
 FINISHED = (CandidateStatus.DONE, CandidateStatus.FAILED, CandidateStatus.INFEASIBLE)
 
@@ -47,7 +48,7 @@ class OrchestratorSettings:
     ray_address: str | None = None
     lease_seconds: float = 900.0  # a worker silent this long on one candidate is presumed hung
     claim_seconds: float = 60.0  # another orchestrator may take over this long after we stop heart-beating
-    mlflow_uri: str | None = None
+    mlflow_uri: str | None = None  # None: the workspace's own MLflow
     progress: bool = True
     threads_per_worker: int | None = None
 
@@ -57,6 +58,10 @@ class OrchestratorSettings:
         fields.LEASE_SECONDS.check(self.lease_seconds)
         fields.CLAIM_SECONDS.check(self.claim_seconds)
         fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)
+        if self.mlflow_uri is not None:
+            from ..tracking_uri import check_tracking_uri
+
+            check_tracking_uri(self.mlflow_uri)  # one that cannot work is refused before the search changes
 
 
 class Orchestrator:
@@ -156,12 +161,10 @@ class Orchestrator:
                                study_name=f"ganas-search-{self.search_id}")
 
     def _reporter(self) -> SearchReporter:
-        params = {"supernet": self.supernet.name, "space": self.supernet.space, "budgets": list(self.budgets),
-                  "strategy": self.search.strategy, "seed": self.search.seed, "trials": self.search.trials,
-                  "metric": self.objectives[0].metric, "batch_size": self.plan.batch_size,
-                  "macs_size": list(self.plan.macs_size)}
         return SearchReporter(self.settings.mlflow_uri or self.workspace.mlflow_uri, self.workspace.mlflow_artifacts,
-                              self.search_id, params, self.workspace.samples_dir(self.search_id), self.log)
+                              self.search_id, search_params(self.search, self.supernet, self.plan),
+                              self.workspace.samples_dir(self.search_id), self.log,
+                              MlflowBacklog(self.workspace, self.search_id))
 
     # -- the loop ------------------------------------------------------------------------------------
     def _loop(self, strategy, reporter: SearchReporter) -> SearchState:

@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         q.set_defaults(func=_status if name == "status" else _front)
     commands.add_parser("list", help="all searches").set_defaults(func=_list)
     _finalize_parser(commands)
+    _sync_parser(commands)
     for name in ("pause", "cancel"):
         q = commands.add_parser(name, help=f"{name} a search (its orchestrator stops after the running evaluations)")
         q.add_argument("search_id", type=int)
@@ -115,7 +116,7 @@ def _run_flags(p: argparse.ArgumentParser, lease: float = 900.0) -> None:
     p.add_argument("--ray-address", default=None, help="join an existing Ray cluster (default: start one locally)")
     p.add_argument("--executor", default="ray", choices=["ray", "local"],
                    help="ray (default) or local (in this process, one worker, for debugging)")
-    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: SQLite in the workspace)")
+    _mlflow_flag(p)
     p.add_argument("--lease-seconds", type=float, default=lease,
                    help=f"seconds a worker may spend on one task before it is presumed hung (default {lease:.0f})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -263,10 +264,13 @@ def _status(args) -> int:
                               "teacher": _teacher_json(store, summary),
                               "best": {str(b.budget): (b.candidate.to_dict() if b.candidate else None)
                                        for b in summary.best},
-                              "hypervolume": summary.hypervolume}, default=str))
+                              "hypervolume": summary.hypervolume,
+                              "mlflow_not_logged": _mlflow_backlog(args).counts()}, default=str))
             return 0
         print(f"counts: {counts.to_dict()}")
         _print_summary(store, summary)
+        for line in _mlflow_backlog(args).describe():
+            print(line)
     return 0
 
 
@@ -351,4 +355,41 @@ def _set_state(args) -> int:
     with _existing(args) as store:
         store.set_search_state(args.search_id, args.state)
     print(f"search {args.search_id} {args.state}")
+    return 0
+
+
+# -- ganas search sync: MLflow catches up from the store --------------------------------------------------------
+def _mlflow_flag(p: argparse.ArgumentParser) -> None:
+    from ..arguments import mlflow_uri
+
+    p.add_argument("--mlflow-uri", default=None, type=mlflow_uri,
+                   help="MLflow tracking URI: sqlite:///PATH or http://HOST:PORT (default: SQLite in the workspace)")
+
+
+def _sync_parser(commands) -> None:
+    s = commands.add_parser(
+        "sync", help="log to MLflow what it missed of a search (after an outage, or to another tracking server)",
+        description="Replays the search from the store and logs only what MLflow lacks: the search's run and "
+                    "parameters, the teacher's figures, the progress, the candidate batches, the Pareto front and "
+                    "the final models not yet registered. Running it twice logs nothing twice.")
+    s.add_argument("search_id", type=int)
+    _mlflow_flag(s)
+    s.add_argument("--model-name", default=None, help="registered model name for final models not registered yet "
+                   "(default ganas-SUPERNET, as finalize)")
+    s.set_defaults(func=_sync)
+
+
+def _mlflow_backlog(args):
+    from nas.orchestrator.backlog import MlflowBacklog
+
+    return MlflowBacklog(_workspace(args), args.search_id)
+
+
+def _sync(args) -> int:
+    from nas.orchestrator.sync import sync_search
+
+    workspace = _workspace(args)
+    with workspace.open_store(create=False) as store:
+        report = sync_search(store, workspace, args.search_id, args.mlflow_uri, args.model_name)
+    print(report.describe())
     return 0
