@@ -24,7 +24,7 @@ class WeightsFileError(GanasError):
 
 
 # ANSI escape sequences (colours, cursor moves) as terminals and Ray's tracebacks write them
-_ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+_ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[ -/]*[0-~])")  # CSI, OSC, others
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # what is left that a terminal or a web page would mangle
 
 

@@ -142,6 +142,43 @@ def test_hung_worker_costs_an_attempt_and_a_dead_worker_none(registered_supernet
         assert configs
 
 
+class TerminatedExecutor(FlakyExecutor):
+    """Evaluates for real until the third candidate, which never returns: SIGTERM arrives while it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.submitted = 0
+
+    def submit(self, name, task):
+        if getattr(task, "config", None) is None or self.submitted < 2:
+            self.submitted += getattr(task, "config", None) is not None
+            return self.inner.submit(name, task)
+        self.held[name] = task
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_hands_the_running_evaluation_back_uncharged_and_pauses(registered_supernet):
+    ws = Workspace(registered_supernet.workspace)
+    before = signal.getsignal(signal.SIGTERM)
+    with Store(ws.database_url) as store:
+        search = _search(store, registered_supernet, strategy="random", trials=4, seed=9, strategy_settings={},
+                         max_attempts=1)
+        log = []
+        orchestrator = Orchestrator(store, ws, search.id, LOCAL, executor=TerminatedExecutor(), log=log.append)
+        summary = orchestrator.run()
+        assert orchestrator.terminated and summary.state == "paused" and summary.counts.done == 2
+        (handed,) = [c for c in store.candidates(search.id) if c.lost]
+        assert (handed.status, handed.attempts, handed.lost) == (CandidateStatus.QUEUED, 0, 1)
+        assert "stopped while running it" in handed.error and "not counted as an attempt" in handed.error
+        stopped = store.get_search(search.id)
+        assert (stopped.owner, stopped.error) == (None, None)
+        assert any(f"continue with: ganas search resume {search.id}" in line for line in log), log
+        assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+        summary = Orchestrator(store, ws, search.id, LOCAL, log=lambda m: None).run()
+        assert summary.state == "done" and summary.counts.done == 4
+        assert store.get_candidate(handed.id).attempts == 1
+
+
 def test_tampered_checkpoint_and_second_orchestrator_change_nothing(registered_supernet, tmp_path):
     from tests.nas.conftest import build_registered_supernet
 
