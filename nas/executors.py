@@ -137,8 +137,8 @@ class RayExecutor(Executor):
                     start_local_ray(self.num_cpus or len(names))
                 self.started_ray = True
             except Exception as exc:
-                raise ExecutorError(f"cannot start or join Ray ({'address ' + self.address if self.address else 'local'}):"
-                                    f" {describe_error(exc)}") from None
+                where = f"address {self.address}" if self.address else "local"
+                raise ExecutorError(f"cannot start or join Ray ({where}): {describe_error(exc)}") from None
         self._ray = ray
         self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(RayWorker)
         self._payload_ref = ray.put(payload)  # one copy of the weights in the object store for every worker
