@@ -216,7 +216,6 @@ class Dispatcher:
                  f"(attempt {record.attempts}): {outcome.error[:300]}")
         return final
 
-
     def _hand_back(self, queue: WorkQueue, outcome: Any, work: _Running) -> bool:
         """The worker died under the item: back to the queue without charging an attempt (the lost-lease bound
         still ends a config that kills its worker every time); True when it was given up."""

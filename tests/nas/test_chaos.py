@@ -67,11 +67,19 @@ def _wait_for(condition, timeout: float = 240.0, step: float = 0.02):
 
 
 @pytest.fixture(scope="module")
-def reference(registered_supernet):
+def chaos_supernet(tmp_path_factory):
+    """A workspace of this module's own: its many searches stay out of the shared one."""
+    from tests.nas.conftest import build_registered_supernet
+
+    return build_registered_supernet(tmp_path_factory.mktemp("chaos"))
+
+
+@pytest.fixture(scope="module")
+def reference(chaos_supernet):
     """The uninterrupted run, in a process of its own as every run below."""
-    ws = Workspace(registered_supernet.workspace)
+    ws = Workspace(chaos_supernet.workspace)
     with Store(ws.database_url) as store:
-        search = create_search(store, registered_supernet.name, **SEARCH)
+        search = create_search(store, chaos_supernet.name, **SEARCH)
     _finish(_resume(ws.root, search.id))
     with Store(ws.database_url) as store:
         assert store.get_search(search.id).state == SearchState.DONE
@@ -81,11 +89,11 @@ def reference(registered_supernet):
 
 
 @pytest.mark.slow
-def test_orchestrator_killed_at_random_moments_ends_as_the_uninterrupted_run(registered_supernet, reference):
+def test_orchestrator_killed_at_random_moments_ends_as_the_uninterrupted_run(chaos_supernet, reference):
     rng = random.Random(2024)
-    ws = Workspace(registered_supernet.workspace)
+    ws = Workspace(chaos_supernet.workspace)
     with Store(ws.database_url) as store:
-        search = create_search(store, registered_supernet.name, **SEARCH)
+        search = create_search(store, chaos_supernet.name, **SEARCH)
         in_flight: list[str] = []  # candidates leased when their orchestrator died
         kills = 0
         while kills < KILLS and store.count_candidates(search.id).done + 3 < SEARCH["trials"]:
@@ -124,13 +132,13 @@ def _api(port: int, path: str, body: dict | None = None) -> dict:
 
 
 @pytest.mark.slow
-def test_killing_ganas_serve_leaves_its_orchestrator_running(registered_supernet, reference):
-    ws = Workspace(registered_supernet.workspace)
+def test_killing_ganas_serve_leaves_its_orchestrator_running(chaos_supernet, reference):
+    ws = Workspace(chaos_supernet.workspace)
     port = _free_port()
     server = _ganas(ws.root, "serve", "--port", str(port), session=True)
     try:
         _wait_for(lambda: _answers(port), timeout=180, step=0.3)
-        body = {**SEARCH, "supernet": registered_supernet.name, "budgets": ["60M", "80M"]}
+        body = {**SEARCH, "supernet": chaos_supernet.name, "budgets": ["60M", "80M"]}
         search_id = _api(port, "/api/searches", body)["id"]
         started = _api(port, f"/api/searches/{search_id}/start", {"executor": "local", "workers": 1})
         orchestrator = started["orchestrator"]["pid"]
@@ -167,13 +175,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_sigterm_stops_the_search_paused_and_resumable(registered_supernet, reference):
+def test_sigterm_stops_the_search_paused_and_resumable(chaos_supernet, reference):
     """``ganas search resume`` told to end: the in-process worker finishes its evaluation, nothing is left leased or
     failed, the exit status is 143 with one line saying how to continue (a Ray worker's evaluation is handed back
     instead: tests/nas/test_orchestrator.py)."""
-    ws = Workspace(registered_supernet.workspace)
+    ws = Workspace(chaos_supernet.workspace)
     with Store(ws.database_url) as store:
-        search = create_search(store, registered_supernet.name, **SEARCH)
+        search = create_search(store, chaos_supernet.name, **SEARCH)
         process = _resume(ws.root, search.id)
         _wait_for(lambda: store.count_candidates(search.id).done >= 2 and store.candidates(search.id, "leased"))
         process.send_signal(signal.SIGTERM)
