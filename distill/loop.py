@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import random
-import signal
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch.utils.data import Dataset, default_collate
 
 from foundation.errors import GanasError
 from foundation.files import atomic_path
+from foundation.signals import StopRequest
 
 TRAINING_FORMAT = "ganas.training/1"
 
@@ -110,36 +110,6 @@ def _save_atomic(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-class _StopRequest:
-    """SIGINT / SIGTERM finish the current step, save, and stop; a second Ctrl-C stops at once.
-
-    Saving mid-step would store half-updated models, so the first signal only sets a flag.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.requested = False
-        self._previous: dict = {}
-
-    def __enter__(self):
-        for sig in self.SIGNALS:
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not in the main thread: leave signals alone
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def run_training(recipe: Recipe, dataset: Dataset, settings: LoopSettings, out_dir: str | os.PathLike,
                  resume: bool = False, progress: bool = True, description: str = "training",
                  stop_after: int | None = None) -> dict:
@@ -177,7 +147,7 @@ def run_training(recipe: Recipe, dataset: Dataset, settings: LoopSettings, out_d
     bar = tqdm(total=settings.steps, initial=start, desc=description, disable=not progress, unit="step",
                dynamic_ncols=True)
     step = start
-    with _StopRequest() as stop, bar:
+    with StopRequest() as stop, bar:
         while step < settings.steps:
             torch.manual_seed(derived_seed(settings.seed, "torch", step))
             rng = random.Random(derived_seed(settings.seed, "recipe", step))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from foundation.errors import describe_error
 from foundation.hashing import bytes_sha256
 from supernet.errors import CheckpointError
 
@@ -57,7 +58,7 @@ class Outcome:
     seconds: float = 0.0
     error: str = ""
     sample_png: bytes | None = None
-    worker_lost: bool = False  # the worker process died or was killed: restart it
+    worker_lost: bool = False  # the worker process died or was killed: restart it, the attempt is not charged
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class SearchWorker:
             outcome = run()
             return replace(outcome, seconds=time.perf_counter() - start)
         except Exception as exc:
-            text = f"{type(exc).__name__}: {exc}"
+            text = describe_error(exc)
             tail = traceback.format_exc(limit=3).strip().splitlines()[-3:]
             lost = task.lost(self.name, text + " | " + " / ".join(tail))
             return replace(lost, worker_lost=False, seconds=time.perf_counter() - start)

@@ -3,16 +3,19 @@ the held-out split, export them, and record one final model per config (in the s
 
 Jobs are rows of the store leased to workers exactly as candidates are (retried, re-queued when a
 worker hangs or dies), so a finalize killed at any moment is resumed by running it again: done jobs
-are kept, unfinished ones run again (from their last fine-tuning checkpoint on the same machine).
+are kept, unfinished ones run again (from their last fine-tuning checkpoint on the same machine). SIGTERM
+hands the running jobs back (not counted as attempts) and ends the run; running it again continues.
 """
 from __future__ import annotations
 
+import signal
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from foundation.errors import GanasError
 from foundation.files import atomic_write_bytes
+from foundation.signals import StopRequest
 
 from .. import fields
 from ..budget import format_macs
@@ -157,8 +160,8 @@ class FinalQueue(WorkQueue):
     def fail(self, item_id, owner, error):
         return self.store.fail_final(item_id, owner, error)
 
-    def requeue_owner(self, owner):
-        return self.store.requeue_finals(self.search_id, owner=owner)
+    def requeue_owner(self, owner, reason=None):
+        return self.store.requeue_finals(self.search_id, owner=owner, reason=reason)
 
     def requeue_leased(self):
         return self.store.requeue_finals(self.search_id)
@@ -180,14 +183,28 @@ class Finalizer:
         self.mlflow_uri = settings.mlflow_uri or workspace.mlflow_uri
         self.backlog = MlflowBacklog(workspace, search_id)
         self._mlflow_down = False  # after a model MLflow could not take because it did not answer
+        self.signals = StopRequest((signal.SIGTERM,))
+
+    @property
+    def terminated(self) -> bool:
+        """The run ended early because the process was asked to end (SIGTERM): run it again to continue."""
+        return self.signals.requested
 
     def run(self, choices: Sequence[Choice]) -> list[FinalRecord]:
-        """Fine-tune, measure and export ``choices``; returns their final records (done, or failed for good)."""
+        """Fine-tune, measure and export ``choices``; returns their final records (done, failed for good, or
+        queued again when a signal stopped the run)."""
         ready = self.preflight()
         teacher, teacher_bytes, checkpoint, split = ready.teacher, ready.teacher_bytes, ready.checkpoint, ready.split
         items = [self._new_final(c, checkpoint) for c in choices]
         self._probe_mlflow()
-        claim = SearchClaim(self.store, self.search_id, self.settings.claim_seconds, self.log)
+        with self.signals:
+            finals = self._run(items, checkpoint, teacher, teacher_bytes, split)
+        records = [self.store.get_final(f.id) for f in finals]
+        return [self._register(r) for r in records]
+
+    def _run(self, items: list[NewFinal], checkpoint: bytes, teacher: TeacherInfo, teacher_bytes: bytes,
+             split: str) -> tuple[FinalRecord, ...]:
+        claim = SearchClaim(self.store, self.search_id, self.settings.claim_seconds, self.log, self.signals)
         claim.acquire(self.search)
         dispatcher = Dispatcher(self.executor, self.settings.lease_seconds, self.log)
         queue = FinalQueue(self.store, self.search, self.workspace, split, self.settings)
@@ -205,6 +222,7 @@ class Finalizer:
                 self.log(f"finalizing {len(open_ids)} config(s) of search {self.search_id} on {len(names)} worker(s), "
                          f"{self.settings.steps} fine-tuning steps each; figures on the {split} split")
                 dispatcher.start(names, payload, queue)
+                self.signals.arm()  # again: starting Ray replaced the SIGTERM handler
                 dispatcher.run(queue, open_ids, claim.stop_request)
         except (KeyboardInterrupt, SystemExit):
             dispatcher.release_all(queue)
@@ -212,8 +230,7 @@ class Finalizer:
         finally:
             dispatcher.shutdown()
             claim.release()
-        records = [self.store.get_final(f.id) for f in finals]
-        return [self._register(r) for r in records]
+        return finals
 
     @property
     def plan(self) -> SearchPlan:

@@ -1,7 +1,8 @@
 """Who drives a search: one live orchestrator at a time, holding a claim in the store that it heart-beats.
 
 The claim also answers "should I stop?": the search's state (paused or cancelled by any client
-of the store) is read at most once a second, so a running batch is not slowed by the check.
+of the store) is read at most once a second, so a running batch is not slowed by the check; a stop
+requested by a signal to this process (SIGTERM) is answered at once.
 """
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import time
 import uuid
 from typing import Callable
 
+from foundation.signals import StopRequest
+
 from ..store import SearchRecord, SearchState, Store
+from .dispatcher import Stop
 
 STATE_CHECK_SECONDS = 1.0
 
@@ -39,8 +43,10 @@ def dead_local_owner(owner: str) -> bool:
 class SearchClaim:
     """This process's claim on one search: acquire, heart-beat, read stop requests, release."""
 
-    def __init__(self, store: Store, search_id: int, claim_seconds: float, log: Callable[[str], None]):
+    def __init__(self, store: Store, search_id: int, claim_seconds: float, log: Callable[[str], None],
+                 signals: StopRequest | None = None):
         self.store, self.search_id, self.claim_seconds, self.log = store, search_id, claim_seconds, log
+        self.signals = signals or StopRequest(())
         self.owner = owner_name()
         self._last_heartbeat = 0.0
         self._last_check = 0.0
@@ -60,17 +66,25 @@ class SearchClaim:
     def state(self) -> SearchState:
         return SearchState(self.store.get_search(self.search_id).state)
 
+    @property
+    def terminated(self) -> bool:
+        """This process was asked to end (SIGTERM): hand the work back and leave the search resumable."""
+        return self.signals.requested
+
     def stopping(self) -> bool:
-        """Heart-beat if due, then: was the search paused or cancelled?"""
+        """Heart-beat if due, then: was the search paused or cancelled, or this process asked to end?"""
         if time.monotonic() - self._last_heartbeat > self.claim_seconds / 4:
             self.store.heartbeat(self.search_id, self.owner, self.claim_seconds)
             self._last_heartbeat = time.monotonic()
-        return self.state() in (SearchState.PAUSED, SearchState.CANCELLED)
+        return self.terminated or self.state() in (SearchState.PAUSED, SearchState.CANCELLED)
 
-    def stop_request(self) -> SearchState | None:
-        """Paused or cancelled (None: go on), checked at most once a second while evaluations run."""
+    def stop_request(self) -> Stop | None:
+        """What the dispatcher should do (None: go on); the search's state is read at most once a second."""
+        if self.terminated:
+            return Stop.HAND_BACK
         now = time.monotonic()
         if now - self._last_check >= STATE_CHECK_SECONDS:
             self._last_check = now
-            self._stop_seen = self.state() if self.stopping() else None
+            state = self.state() if self.stopping() else None
+            self._stop_seen = {SearchState.PAUSED: Stop.FINISH, SearchState.CANCELLED: Stop.HAND_BACK}.get(state)
         return self._stop_seen

@@ -3,22 +3,32 @@
 Work is anything the store leases per search: candidates to evaluate, or finalize jobs. Leases
 follow the store's contract and clock: an item is leased for ``lease_seconds``; when the store's
 clock passes the lease's expiry, ``requeue_expired`` gives it back to the queue (the attempt
-counts) and the hung worker is restarted; a worker restarted under the same name gets its own
-unfinished items back first (``requeue_owner``).
+counts) and the hung worker is restarted. Only the item's own evaluation is charged: when its
+worker dies under it (the executor reports it lost: a crash, a killed process, a dead Ray node) or
+the run stops, the lease is handed back uncharged (``requeue_owner``) and the worker replaced; a
+worker restarted under the same name gets its own unfinished items back first.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
 from ..executors import Executor
-from ..store import CandidateRecord, LeaseError, SearchState, Store
+from ..store import CandidateRecord, LeaseError, Store
 from ..worker import Outcome, Task, WorkerPayload
 
 WAIT_SECONDS = 0.5  # longest wait for an outcome before the stop request and the leases are looked at again
 LEASED, QUEUED, FAILED = "leased", "queued", "failed"
+
+
+class Stop(Enum):
+    """What a stop request asks of a running dispatch."""
+
+    FINISH = "finish"  # paused: lease nothing more, finish the running work
+    HAND_BACK = "hand back"  # cancelled, or the process was asked to end: hand every lease back now, uncharged
 
 
 class WorkQueue(ABC):
@@ -47,7 +57,8 @@ class WorkQueue(ABC):
         """Re-queue while attempts remain, else mark failed; returns the record."""
 
     @abstractmethod
-    def requeue_owner(self, owner: str) -> int: ...
+    def requeue_owner(self, owner: str, reason: str | None = None) -> int:
+        """Hand back ``owner``'s leases without charging an attempt (``reason``: why, recorded as the last error)."""
 
     @abstractmethod
     def requeue_leased(self) -> int: ...
@@ -83,8 +94,8 @@ class CandidateQueue(WorkQueue):
     def fail(self, item_id, owner, error):
         return self.store.fail_candidate(item_id, owner, error)
 
-    def requeue_owner(self, owner):
-        return self.store.requeue_owner(self.search_id, owner)
+    def requeue_owner(self, owner, reason=None):
+        return self.store.requeue_owner(self.search_id, owner, reason)
 
     def requeue_leased(self):
         return self.store.requeue_leased(self.search_id)
@@ -109,20 +120,20 @@ class Dispatcher:
 
     def start(self, names: list[str], payload: WorkerPayload, queue: WorkQueue) -> None:
         """Give each named worker its own unfinished leases back first, free any other lease, start them."""
-        returned = sum(queue.requeue_owner(name) for name in names)
+        returned = sum(queue.requeue_owner(name, f"{name} was restarted with the orchestrator while running it")
+                       for name in names)
         orphaned = queue.requeue_leased()  # leases of workers this run does not have
         if returned or orphaned:
-            self.log(f"re-queued {returned + orphaned} item(s) leased before the restart")
+            self.log(f"re-queued {returned + orphaned} item(s) leased before the restart (not counted as attempts)")
         self.workers = list(names)
         self.executor.start(names, payload)
 
     def shutdown(self) -> None:
         self.executor.shutdown()
 
-    def release_all(self, queue: WorkQueue) -> None:
-        """Hand every lease of this run's workers back to the queue (interrupted, or cancelled)."""
-        for name in self.workers:
-            queue.requeue_owner(name)
+    def release_all(self, queue: WorkQueue) -> int:
+        """Hand every lease of this run's workers back to the queue, uncharged (interrupted, or cancelled)."""
+        return sum(queue.requeue_owner(name, f"{name} was stopped while running it") for name in self.workers)
 
     def run_one(self, task: Any) -> Any:
         """Run one unleased task (the teacher's evaluation) on the first worker and return its outcome."""
@@ -134,23 +145,25 @@ class Dispatcher:
                     self.executor.restart(outcome.worker)
                 return outcome
 
-    def run(self, queue: WorkQueue, ids: set[int], stop_request: Callable[[], SearchState | None]) -> bool:
+    def run(self, queue: WorkQueue, ids: set[int], stop_request: Callable[[], Stop | None]) -> bool:
         """Lease the queue's items ``ids`` to idle workers until every one is finished.
 
-        Returns False when the search was paused (running work is finished first) or cancelled
-        (it is dropped and re-queued) before all were finished.
+        Returns False when a stop was requested before all were finished: :attr:`Stop.FINISH` finishes the
+        running work first, :attr:`Stop.HAND_BACK` hands it back to the queue at once.
         """
         unfinished = set(ids)
         running: dict[str, _Running] = {}
         while True:
             stop = stop_request()
-            if stop == SearchState.CANCELLED or (stop == SearchState.PAUSED and not running):
-                self.release_all(queue)
+            if stop is Stop.HAND_BACK or (stop is Stop.FINISH and not running):
+                released = self.release_all(queue)
+                if released:
+                    self.log(f"handed {released} running item(s) back to the queue (not counted as attempts)")
                 return False
             self._expire(queue, running, unfinished)
             if stop is None:
                 for name in self.workers:
-                    if name not in running:
+                    if name not in running and self.executor.ready(name):
                         self._lease(queue, name, ids, running)
             if not running and not unfinished:
                 return True
@@ -189,6 +202,7 @@ class Dispatcher:
         """Store one outcome; True when its item is finished (done, or failed for good)."""
         if outcome.worker_lost:
             self.executor.restart(outcome.worker)
+            return self._hand_back(queue, outcome, work)
         try:
             if outcome.ok:
                 queue.complete(outcome, work.config)
@@ -200,6 +214,18 @@ class Dispatcher:
         final = _status(record) == FAILED
         self.log(f"{record.config} {'failed for good' if final else 'will be retried'} "
                  f"(attempt {record.attempts}): {outcome.error[:300]}")
+        return final
+
+    def _hand_back(self, queue: WorkQueue, outcome: Any, work: _Running) -> bool:
+        """The worker died under the item: back to the queue without charging an attempt (the lost-lease bound
+        still ends a config that kills its worker every time); True when it was given up."""
+        if not queue.requeue_owner(outcome.worker, outcome.error):
+            self.log(f"{outcome.worker} was lost after its lease on {work.config} ended: {outcome.error[:300]}")
+            return False
+        record = queue.get(work.item_id)
+        final = _status(record) == FAILED
+        self.log(f"{record.config}: {outcome.error[:300]}; {'given up' if final else 're-queued'} "
+                 f"(lost lease {record.lost}, not counted as an attempt); worker {outcome.worker} replaced")
         return final
 
 

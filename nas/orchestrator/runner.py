@@ -5,13 +5,17 @@ so what a strategy proposes never depends on which worker finished first; on res
 strategy is rebuilt by replaying the stored batches (or, for Optuna, from its study), leased
 candidates go back to the queue, and completed ones are never evaluated again. A killed
 orchestrator therefore resumes to the same evaluated set and Pareto front as one never killed.
+SIGTERM stops it cleanly: the running evaluations are handed back (not counted as attempts), the
+search is left paused, and ``ganas search resume`` continues it.
 """
 from __future__ import annotations
 
+import signal
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from foundation.errors import GanasError
+from foundation.errors import GanasError, describe_error
+from foundation.signals import StopRequest
 from supernet.errors import CheckpointError
 from supernet.space import format_config, parse_config_numbers
 from supernet.spaces import get_space
@@ -71,7 +75,8 @@ class Orchestrator:
                  executor: Executor | None = None, log: Callable[[str], None] = print):
         self.store, self.workspace, self.search_id, self.settings = store, workspace, search_id, settings
         self.log = log
-        self.claim = SearchClaim(store, search_id, settings.claim_seconds, log)
+        self.signals = StopRequest((signal.SIGTERM,))
+        self.claim = SearchClaim(store, search_id, settings.claim_seconds, log, self.signals)
         self.dispatcher = Dispatcher(executor or _executor(settings), settings.lease_seconds, log)
         self.queue = CandidateQueue(store, search_id, workspace.samples_dir(search_id))
         self.search = store.get_search(search_id)
@@ -86,6 +91,11 @@ class Orchestrator:
     def owner(self) -> str:
         return self.claim.owner
 
+    @property
+    def terminated(self) -> bool:
+        """The run ended early because the process was asked to end (SIGTERM); the search is resumable."""
+        return self.claim.terminated
+
     def summary(self) -> SearchSummary:
         return summarize(self.store, self.search_id)
 
@@ -93,6 +103,10 @@ class Orchestrator:
         if self.search.state in (SearchState.DONE, SearchState.CANCELLED):
             return self.summary()
         checkpoint = registered_checkpoint(self.supernet, self.workspace)  # verified before anything changes
+        with self.signals:
+            return self._run(checkpoint)
+
+    def _run(self, checkpoint: bytes) -> SearchSummary:
         self.claim.acquire(self.search)
         reporter = None
         try:
@@ -106,20 +120,23 @@ class Orchestrator:
                 checkpoint, self.supernet.checkpoint_sha256, asdict(self.plan.evaluation.located(self.workspace)),
                 self.settings.threads_per_worker, teacher,
                 dict(self.supernet.teacher) if teacher is not None else None), self.queue)
-            if teacher is not None and self.search.teacher is None:
+            self.signals.arm()  # again: starting Ray replaced the SIGTERM handler
+            if teacher is not None and self.search.teacher is None and not self.terminated:
                 self._evaluate_teacher()
             reporter.teacher(reference_of(self.supernet, self.search), self.objectives[0].metric)
             state = self._loop(strategy, reporter)
             if state == SearchState.DONE:
                 self.store.set_search_state(self.search_id, SearchState.DONE)
                 reporter.finish()
+            elif self.terminated:
+                self._pause_after_signal()
         except SearchBusyError:
             raise  # another orchestrator took the search over: its state is no longer ours to change
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 self.dispatcher.release_all(self.queue)
                 raise
-            self.store.set_search_state(self.search_id, SearchState.FAILED, error=f"{type(exc).__name__}: {exc}")
+            self.store.set_search_state(self.search_id, SearchState.FAILED, error=describe_error(exc))
             raise
         finally:
             self.dispatcher.shutdown()
@@ -127,6 +144,13 @@ class Orchestrator:
                 reporter.close()
             self.claim.release()
         return self.summary()
+
+    def _pause_after_signal(self) -> None:
+        """Leave a search stopped by a signal paused (resumable by ``ganas search resume`` or the service)."""
+        if self.claim.state() == SearchState.RUNNING:
+            self.store.set_search_state(self.search_id, SearchState.PAUSED)
+        self.log(f"search {self.search_id} stopped by {self.signals.signal_name}: paused, no evaluation counted as an "
+                 f"attempt; continue with: ganas search resume {self.search_id}")
 
     # -- set-up -------------------------------------------------------------------------------------
     def _teacher_bytes(self) -> bytes | None:

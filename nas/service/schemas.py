@@ -79,7 +79,8 @@ class SearchCreate(_Input):
     extractor: Optional[str] = Field(None, description="FID/KID feature extractor: inception or a TorchScript path")
     inception_weights: Optional[str] = Field(None, description="path of the FID Inception weights file")
     segmenter: Optional[str] = Field(None, description="path of the mIoU segmenter (required for miou)")
-    max_attempts: int = Field(3, description="evaluations of a candidate before it counts as failed (at least 1)")
+    max_attempts: int = Field(3, description="failed (or hung) evaluations of a candidate before it counts as failed "
+                              "(at least 1); a dead worker or orchestrator costs none")
     metric_options: dict[str, Any] = Field(default_factory=dict, description="options of the metrics for every "
                                            "worker (kid_subset_size, latency_runs, ...)")
 
@@ -198,7 +199,8 @@ class CandidateOut(BaseModel):
     metrics: dict[str, float]
     evaluator: Optional[str]
     error: Optional[str]
-    attempts: int
+    attempts: int = Field(description="evaluations counted against max_attempts (finished, failed, hung or running)")
+    lost: int = Field(0, description="leases lost to a dead worker or orchestrator: not attempts")
     lease_owner: Optional[str]
     lease_expires_at: Optional[float]
     last_owner: Optional[str]
@@ -360,6 +362,7 @@ class FinalOut(BaseModel):
     model_uri: Optional[str] = Field(description="where MLflow's Model Registry keeps it (models:/NAME/VERSION)")
     error: Optional[str]
     attempts: int
+    lost: int = Field(0, description="leases lost to a dead worker or finalizer: not attempts")
     created_at: float
     finished_at: Optional[float]
     seconds: Optional[float]

@@ -8,17 +8,17 @@ from .errors import (DuplicateNameError, EmptyStoreError, InvalidValueError, Lea
                      ReadOnlyStoreError, SchemaVersionError, SearchBusyError, StateTransitionError,
                      StoreConnectionError, StoreError, StoreUrlError, UnreadableRowError)
 from .models import SCHEMA_VERSION
-from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, FinalRecord,
-                      FinalStatus, FrozenDict, Listing, NewCandidate, NewFinal, Objective, SearchRecord, SearchState,
-                      SupernetRecord, UnreadableRow)
+from .records import (LOST_LEASES_LIMIT, SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord,
+                      CandidateStatus, FinalRecord, FinalStatus, FrozenDict, Listing, NewCandidate, NewFinal,
+                      Objective, SearchRecord, SearchState, SupernetRecord, UnreadableRow)
 from .schema import MIGRATIONS, Migration, ensure_schema, register_migration
 from .store import Store
 
 __all__ = [
     "AddResult", "CandidateCounts", "CandidateRecord", "CandidateStatus", "DEFAULT_FILENAME", "Database",
     "FinalRecord", "FinalStatus", "Listing", "NewFinal", "UnreadableRow", "UnreadableRowError",
-    "DuplicateNameError", "EmptyStoreError", "FrozenDict", "InvalidValueError", "LeaseError", "MIGRATIONS",
-    "Migration", "NewCandidate", "NotFoundError", "Objective", "ReadOnlyStoreError", "SCHEMA_VERSION",
+    "DuplicateNameError", "EmptyStoreError", "FrozenDict", "InvalidValueError", "LOST_LEASES_LIMIT", "LeaseError",
+    "MIGRATIONS", "Migration", "NewCandidate", "NotFoundError", "Objective", "ReadOnlyStoreError", "SCHEMA_VERSION",
     "SEARCH_TRANSITIONS", "SchemaVersionError", "SearchBusyError", "SearchRecord", "SearchState",
     "StateTransitionError", "Store", "StoreConnectionError", "StoreError", "StoreUrlError", "SupernetRecord",
     "absolute_url", "as_url", "ensure_schema", "register_migration", "workspace_url",

@@ -6,6 +6,8 @@ from typing import Iterable, Mapping
 
 from sqlalchemy import case, insert, select
 
+from foundation.errors import clean_message
+
 from .errors import NotFoundError
 from .models import final_record, finals, max_attempts
 from .records import FinalRecord, FinalStatus, NewFinal, check_json, check_metrics, check_name, check_seconds
@@ -26,7 +28,7 @@ class FinalJobs:
             rows = [dict(search_id=search_id, config=i.config, budget=i.budget, steps=i.steps,
                          settings=check_json(dict(i.settings or {}), "fine-tune settings"), macs=i.macs,
                          params=i.params, status=FinalStatus.QUEUED.value, before={}, after={}, teacher={},
-                         files={}, export_errors={}, attempts=0, created_at=now)
+                         files={}, export_errors={}, attempts=0, lost=0, created_at=now)
                     for i in {i.config: i for i in items}.values() if i.config not in known]
             if rows:
                 conn.execute(insert(finals), rows)
@@ -58,21 +60,22 @@ class FinalJobs:
         now = self.clock()
         out_of_attempts = finals.c.attempts >= max_attempts(finals)
         return self._end_lease(finals, final_record, final_id, owner, dict(
-            status=case((out_of_attempts, FinalStatus.FAILED.value), else_=Q), error=str(error),
+            status=case((out_of_attempts, FinalStatus.FAILED.value), else_=Q), error=clean_message(error),
             finished_at=case((out_of_attempts, now), else_=None)), now)
 
-    def requeue_finals(self, search_id: int, owner: str | None = None, expired_before: float | None = None) -> int:
-        """Re-queue finalize jobs: those of ``owner``, those whose lease expired before a time, or all leased."""
+    def requeue_finals(self, search_id: int, owner: str | None = None, expired_before: float | None = None,
+                       reason: str | None = None) -> int:
+        """Re-queue finalize jobs as candidates are: those whose lease expired before a time (the attempt counts),
+        or hand back those of ``owner`` (``reason``: why) or every leased one (not counted as attempts)."""
         now = self.clock()
         if owner is not None:
-            condition, why = finals.c.lease_owner == owner, lambda r: f"worker {owner!r} restarted while running it"
-        elif expired_before is not None:
-            condition = finals.c.lease_expires_at <= expired_before
-            why = lambda r: f"lease of {r.lease_owner!r} expired"  # noqa: E731
-        else:
-            condition = finals.c.lease_owner.is_not(None)
-            why = lambda r: f"the finalizer restarted while {r.lease_owner!r} held it"  # noqa: E731
-        return self._requeue(finals, search_id, condition, now, why)
+            why = reason or f"worker {owner!r} restarted while running it"
+            return self._requeue(finals, search_id, finals.c.lease_owner == owner, now, lambda r: why, charged=False)
+        if expired_before is not None:
+            return self._requeue(finals, search_id, finals.c.lease_expires_at <= expired_before, now,
+                                 lambda r: f"lease of {r.lease_owner!r} expired", charged=True)
+        return self._requeue(finals, search_id, finals.c.lease_owner.is_not(None), now,
+                             lambda r: f"the finalizer restarted while {r.lease_owner!r} held it", charged=False)
 
     def set_final_model(self, final_id: int, model_uri: str) -> FinalRecord:
         """Record where the final model was registered (an MLflow model URI), after it is done."""

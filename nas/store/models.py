@@ -23,7 +23,7 @@ from .errors import UnreadableRowError
 from .records import (MAX_CONFIG_LENGTH, MAX_NAME_LENGTH, CandidateRecord, CandidateStatus, FinalRecord, FinalStatus,
                       Objective, SearchRecord, SearchState, SupernetRecord, UnreadableRow, freeze)
 
-SCHEMA_VERSION = 3  # 2: the searches' plan column; 3: teachers, finals (see schema.py's migrations)
+SCHEMA_VERSION = 4  # 2: the searches' plan column; 3: teachers, finals; 4: lost leases (see schema.py's migrations)
 TABLE_PREFIX = "ganas_"
 
 NAMING_CONVENTION = {
@@ -123,6 +123,7 @@ class CandidateRow(Base):
     leased_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     eval_seconds: Mapped[float | None] = mapped_column(Double, nullable=True)
+    lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # leases lost, not attempts
 
 
 class FinalRow(Base):
@@ -161,6 +162,7 @@ class FinalRow(Base):
     leased_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     seconds: Mapped[float | None] = mapped_column(Double, nullable=True)
+    lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 supernets = SupernetRow.__table__
@@ -274,7 +276,7 @@ def candidate_record(row: Row) -> CandidateRecord:
         params=m["params"], status=CandidateStatus(m["status"]), metrics=freeze(m["metrics"]),
         evaluator=m["evaluator"], error=m["error"], attempts=m["attempts"], lease_owner=m["lease_owner"],
         lease_expires_at=m["lease_expires_at"], last_owner=m["last_owner"], queued_at=m["queued_at"],
-        leased_at=m["leased_at"], finished_at=m["finished_at"], eval_seconds=m["eval_seconds"])
+        leased_at=m["leased_at"], finished_at=m["finished_at"], eval_seconds=m["eval_seconds"], lost=m["lost"])
 
 
 def final_record(row: Row) -> FinalRecord:
@@ -287,4 +289,4 @@ def final_record(row: Row) -> FinalRecord:
         files=freeze(m["files"]), export_errors=freeze(m["export_errors"]), model_uri=m["model_uri"],
         error=m["error"], attempts=m["attempts"], lease_owner=m["lease_owner"],
         lease_expires_at=m["lease_expires_at"], last_owner=m["last_owner"], created_at=m["created_at"],
-        leased_at=m["leased_at"], finished_at=m["finished_at"], seconds=m["seconds"])
+        leased_at=m["leased_at"], finished_at=m["finished_at"], seconds=m["seconds"], lost=m["lost"])

@@ -19,6 +19,9 @@ from .errors import InvalidValueError
 
 MAX_CONFIG_LENGTH = 512  # the width of the config column
 MAX_NAME_LENGTH = 255
+# Lost leases (its worker or the orchestrator died under it) a candidate or finalize job survives before it is
+# failed for good. They are not attempts; the bound only stops a config that kills its worker every time.
+LOST_LEASES_LIMIT = 10
 
 
 class SearchState(str, Enum):
@@ -301,9 +304,12 @@ class SearchRecord(_Record):
 class CandidateRecord(_Record):
     """One config of a search, its cost, its evaluation and its lease (times are Unix seconds).
 
-    ``attempts`` counts leases; ``lease_owner`` is set only while leased; ``last_owner`` is the
-    holder of the last lease that ended (who evaluated it, or whose lease lapsed: a re-queued
-    candidate goes back to that owner first); ``error`` is the last failure, or why infeasible.
+    ``attempts`` counts the leases charged to it: each lease counts while it runs, and stays counted when
+    the evaluation failed or its lease expired; a lease lost because its worker or the orchestrator died
+    (or handed back on a stop) moves to ``lost`` instead (at most :data:`LOST_LEASES_LIMIT`).
+    ``lease_owner`` is set only while leased; ``last_owner`` is the holder of the last lease that ended
+    (who evaluated it, or whose lease lapsed: a re-queued candidate goes back to that owner first);
+    ``error`` is the last failure, or why infeasible.
     """
 
     id: int
@@ -324,6 +330,7 @@ class CandidateRecord(_Record):
     leased_at: float | None
     finished_at: float | None
     eval_seconds: float | None
+    lost: int = 0  # leases lost to a dead worker or orchestrator, or handed back: not attempts
 
 
 @dataclass(frozen=True)
@@ -408,3 +415,4 @@ class FinalRecord(_Record):
     leased_at: float | None
     finished_at: float | None
     seconds: float | None
+    lost: int = 0  # leases lost to a dead worker or finalizer, or handed back: not attempts

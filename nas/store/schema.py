@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from sqlalchemy import JSON, Column, column, inspect, select, table
+from sqlalchemy import JSON, Column, Integer, column, inspect, select, table
 from sqlalchemy.engine import Connection
 
 from .engine import Database
@@ -162,3 +162,17 @@ def _teachers_and_finals(conn: Connection) -> None:
     for name in ("ganas_supernets", "ganas_searches"):
         operations.add_column(name, Column("teacher", JSON(none_as_null=True), nullable=True))
     Base.metadata.tables["ganas_finals"].create(conn)
+
+
+@register_migration(3, "candidates and finalize jobs count their lost leases apart from their attempts")
+def _lost_leases(conn: Connection) -> None:
+    """Version 4: ``lost`` on ``ganas_candidates`` and ``ganas_finals``, the leases that ended because a worker or
+    the orchestrator died (not attempts). Existing rows start at 0; their attempts stay as they were counted.
+    A finals table made by step 2 in the same run already has the column (it is created from the models)."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    operations = Operations(MigrationContext.configure(conn))
+    for name in ("ganas_candidates", "ganas_finals"):
+        if "lost" not in {c["name"] for c in inspect(conn).get_columns(name)}:
+            operations.add_column(name, Column("lost", Integer, nullable=False, server_default="0"))

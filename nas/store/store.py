@@ -18,6 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import OperationalError
 
+from foundation.errors import clean_message
+
 from ..fields import INT32_MAX, shown
 from .engine import Database
 from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SearchBusyError,
@@ -25,10 +27,10 @@ from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFound
 from .final_jobs import FinalJobs
 from .models import (SCHEMA_VERSION, candidate_record, candidates, finals, json_problem, max_attempts, search_record,
                      searches, supernet_record, supernets)
-from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, Listing,
-                      NewCandidate, Objective, SearchRecord, SearchState, SupernetRecord, UnreadableRow,
-                      candidate_status, check_count, check_json, check_metrics, check_name, check_plan, check_seconds,
-                      check_sha256, search_state)
+from .records import (LOST_LEASES_LIMIT, SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord,
+                      CandidateStatus, Listing, NewCandidate, Objective, SearchRecord, SearchState, SupernetRecord,
+                      UnreadableRow, candidate_status, check_count, check_json, check_metrics, check_name, check_plan,
+                      check_seconds, check_sha256, search_state)
 from .schema import check_readable, ensure_schema
 
 Q, LEASED = CandidateStatus.QUEUED.value, CandidateStatus.LEASED.value
@@ -87,6 +89,11 @@ class Store(FinalJobs):
     expiry (a hung worker). ``candidates`` replays the search in proposal order. Finalize jobs
     (``add_finals``, ``lease_finals``, ``complete_final``, ``fail_final``, ``requeue_finals``)
     follow the same lease rules.
+
+    What counts as an attempt: a lease counts while it runs and stays counted when the evaluation
+    failed (``fail_candidate``) or ran past its lease (``requeue_expired``); a lease handed back because
+    its worker or the orchestrator died, or stopped (``requeue_owner``, ``requeue_leased``), is given
+    back and counted in ``lost`` instead, up to :data:`LOST_LEASES_LIMIT`.
     """
 
     def __init__(self, url: str | os.PathLike, *, clock: Callable[[], float] = time.time,
@@ -245,7 +252,8 @@ class Store(FinalJobs):
                 raise StateTransitionError(f"search {search_id} is {current.value} and cannot become {new.value}; "
                                            f"allowed next states: {allowed}")
             conn.execute(searches.update().where(searches.c.id == search_id)
-                         .values(state=new.value, error=error, updated_at=self.clock()))
+                         .values(state=new.value, error=None if error is None else clean_message(error),
+                                 updated_at=self.clock()))
             return self._search(conn, search_id)
 
     def claim_search(self, search_id: int, owner: str, ttl_seconds: float) -> SearchRecord:
@@ -331,7 +339,7 @@ class Store(FinalJobs):
                 order = next_order if item.order is None else item.order
                 next_order = max(next_order, order + 1)
                 rows.append(dict(search_id=search_id, config=item.config, order_index=order, macs=item.macs,
-                                 params=item.params, status=item.status.value, metrics={}, attempts=0,
+                                 params=item.params, status=item.status.value, metrics={}, attempts=0, lost=0,
                                  error=item.reason, queued_at=now,
                                  finished_at=None if item.status == CandidateStatus.QUEUED else now))
             if rows:
@@ -400,7 +408,7 @@ class Store(FinalJobs):
         now = self.clock()
         out_of_attempts = candidates.c.attempts >= max_attempts(candidates)
         return self._end_lease(candidates, candidate_record, candidate_id, owner, dict(
-            status=case((out_of_attempts, CandidateStatus.FAILED.value), else_=Q), error=str(error),
+            status=case((out_of_attempts, CandidateStatus.FAILED.value), else_=Q), error=clean_message(error),
             finished_at=case((out_of_attempts, now), else_=None)), now)
 
     def _end_lease(self, table: Any, to_record: Callable[[Row], Any], item_id: int, owner: str, values: dict,
@@ -423,25 +431,33 @@ class Store(FinalJobs):
                          "lease expired and it was re-queued or finished); discard this result")
 
     def requeue_expired(self, search_id: int, now: float | None = None) -> int:
-        """Re-queue leases that expired before ``now`` (failed once out of attempts); returns how many."""
+        """Re-queue leases that expired before ``now`` (a hung evaluation: the attempt counts, failed once out of
+        attempts); returns how many."""
         now = self.clock() if now is None else now
         return self._requeue(candidates, search_id, candidates.c.lease_expires_at <= now, now,
-                             lambda r: f"lease of {r.lease_owner!r} expired {_ago(r.lease_expires_at - now)}")
+                             lambda r: f"lease of {r.lease_owner!r} expired {_ago(r.lease_expires_at - now)}",
+                             charged=True)
 
-    def requeue_owner(self, search_id: int, owner: str) -> int:
-        """Re-queue every lease held by ``owner`` (a restarted worker or orchestrator); returns how many.
+    def requeue_owner(self, search_id: int, owner: str, reason: str | None = None) -> int:
+        """Hand back every lease held by ``owner`` (its worker died or was restarted, or its orchestrator
+        stopped), not counted as an attempt; returns how many. ``reason`` is recorded as the last error.
 
         They return to the queue ahead of others for ``owner``'s next :meth:`lease_candidates`.
         """
+        why = reason or f"worker {owner!r} restarted while evaluating it"
         return self._requeue(candidates, search_id, candidates.c.lease_owner == owner, self.clock(),
-                             lambda r: f"worker {owner!r} restarted while evaluating it")
+                             lambda r: why, charged=False)
 
     def requeue_leased(self, search_id: int) -> int:
-        """Re-queue every lease of the search (a restarted orchestrator whose workers are gone)."""
+        """Hand back every lease of the search (a restarted orchestrator whose workers are gone), not counted as
+        attempts."""
         return self._requeue(candidates, search_id, candidates.c.lease_owner.is_not(None), self.clock(),
-                             lambda r: f"the orchestrator restarted while {r.lease_owner!r} held it")
+                             lambda r: f"the orchestrator restarted while {r.lease_owner!r} held it", charged=False)
 
-    def _requeue(self, table: Any, search_id: int, condition: Any, now: float, reason: Callable[[Row], str]) -> int:
+    def _requeue(self, table: Any, search_id: int, condition: Any, now: float, reason: Callable[[Row], str],
+                 charged: bool) -> int:
+        """End the matching leases: back to the queue, or failed for good once out of attempts (``charged``) or
+        out of lost leases (not charged: the attempt the lease counted is given back)."""
         order = table.c.order_index if table is candidates else table.c.id
         with self.db.write() as conn:
             limit = self._search_row(conn, search_id).max_attempts
@@ -451,11 +467,13 @@ class Store(FinalJobs):
                 pick = pick.with_for_update(skip_locked=True)
             count = 0
             for row in conn.execute(pick).all():
-                exhausted = row.attempts >= limit
-                text = f"{reason(row)} (attempt {row.attempts} of {limit})"
+                attempts, lost = (row.attempts, row.lost) if charged else (max(row.attempts - 1, 0), row.lost + 1)
+                exhausted = attempts >= limit if charged else lost >= LOST_LEASES_LIMIT
+                text = clean_message(f"{reason(row)} ({_lease_note(attempts, limit, lost, charged, exhausted)})")
                 count += conn.execute(table.update().where(table.c.id == row.id, table.c.status == LEASED).values(
                     status=CandidateStatus.FAILED.value if exhausted else Q, error=text, lease_owner=None,
-                    lease_expires_at=None, last_owner=row.lease_owner, finished_at=now if exhausted else None)).rowcount
+                    lease_expires_at=None, last_owner=row.lease_owner, finished_at=now if exhausted else None,
+                    attempts=attempts, lost=lost)).rowcount
             return count
 
     def get_candidate(self, candidate_id: int) -> CandidateRecord:
@@ -491,6 +509,15 @@ class Store(FinalJobs):
 
 def _no_search(search_id: Any) -> str:
     return f"no search with id {shown(search_id)} (`ganas search list` lists them)"
+
+
+def _lease_note(attempts: int, limit: int, lost: int, charged: bool, exhausted: bool) -> str:
+    if charged:
+        return f"attempt {attempts} of {limit}"
+    if exhausted:
+        return (f"{lost} leases lost to dead workers or orchestrators: given up, as a config that kills its worker "
+                "would be retried forever")
+    return f"not counted as an attempt; lost lease {lost} of {LOST_LEASES_LIMIT}"
 
 
 def _search_query():

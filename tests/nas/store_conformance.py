@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from foundation.errors import GanasError
-from nas.store import (SCHEMA_VERSION, CandidateStatus, Database, DuplicateNameError, FinalStatus, FrozenDict,
+from nas.store import (LOST_LEASES_LIMIT, SCHEMA_VERSION, CandidateStatus, Database, DuplicateNameError, FinalStatus, FrozenDict,
                        InvalidValueError, LeaseError, Migration, NewFinal, NotFoundError, Objective, SchemaVersionError, SearchBusyError,
                        SearchState, StateTransitionError, Store, ensure_schema)
 from nas.store.models import TABLE_PREFIX, candidates, meta, searches
@@ -213,6 +213,7 @@ class StoreConformance:
         with engine.begin() as conn:
             for search, settings in zip(made, layouts):
                 conn.execute(searches.update().where(searches.c.id == search.id).values(strategy_settings=settings))
+            _back_to_version_3(conn)
             _back_to_version_2(conn)
             conn.execute(text("ALTER TABLE ganas_searches DROP COLUMN plan"))
         engine.dispose()
@@ -225,12 +226,34 @@ class StoreConformance:
         assert after["ganas_meta"][2] == [repr(("schema_version", str(SCHEMA_VERSION)))]
         assert {t: v[:2] for t, v in after.items()} == {t: v[:2] for t, v in new.items()}  # columns and indexes
 
+    def test_version_3_stores_count_lost_leases_from_zero(self, store, search, store_url, clock):
+        """Version 4 adds ``lost`` to candidates and finals: 0 for existing rows, attempts as they were."""
+        self.add(store, search, 2)
+        store.lease_candidates(search.id, "w", 1, 60)
+        store.add_finals(search.id, [NewFinal("16_16", 1000, 10, steps=5)])
+        new = snapshot(store_url)
+        store.close()
+        engine = create_engine(store_url)
+        with engine.begin() as conn:
+            _back_to_version_3(conn)
+        engine.dispose()
+        set_version(store_url, "3")
+        with Store(store_url, clock=clock) as migrated:
+            listed = migrated.candidates(search.id)
+            assert [(c.status, c.attempts, c.lost) for c in listed] == [(CandidateStatus.LEASED, 1, 0),
+                                                                        (CandidateStatus.QUEUED, 0, 0)]
+            assert [f.lost for f in migrated.finals(search.id)] == [0]
+            assert migrated.requeue_leased(search.id) == 1 and migrated.get_candidate(listed[0].id).lost == 1
+        after = snapshot(store_url)
+        assert {t: v[:2] for t, v in after.items()} == {t: v[:2] for t, v in new.items()}
+
     def test_version_2_stores_gain_teachers_and_the_finals_table(self, store, supernet, search, store_url, clock):
         """Version 3 adds the teacher columns (None for existing rows) and the finals table."""
         new = snapshot(store_url)
         store.close()
         engine = create_engine(store_url)
         with engine.begin() as conn:
+            _back_to_version_3(conn)
             _back_to_version_2(conn)
         engine.dispose()
         set_version(store_url, "2")
@@ -277,15 +300,23 @@ class StoreConformance:
         store.add_finals(search.id, [NewFinal("16_16", 1000, 10, steps=5), NewFinal("24_16", 1500, 12, steps=5)])
         (first,) = store.lease_finals(search.id, "w0", 1, 60)
         assert store.fail_final(first.id, "w0", "boom").status == FinalStatus.QUEUED  # attempt 1 of 2
-        assert store.lease_finals(search.id, "w0", 1, 60)[0].id == first.id  # its own first
-        assert store.requeue_finals(search.id, owner="w0") == 1  # attempt 2 of 2: failed for good
-        failed = store.get_final(first.id)
-        assert failed.status == FinalStatus.FAILED and "restarted" in failed.error
+        again = store.lease_finals(search.id, "w0", 1, 60)[0]
+        assert (again.id, again.attempts) == (first.id, 2)  # its own first
+        assert store.requeue_finals(search.id, owner="w0", reason="worker 'w0' lost: ActorDiedError") == 1
+        back = store.get_final(first.id)  # a dead worker costs no attempt
+        assert (back.status, back.attempts, back.lost) == (FinalStatus.QUEUED, 1, 1)
+        assert "w0' lost: ActorDiedError" in back.error and "not counted as an attempt" in back.error
+        (third,) = store.lease_finals(search.id, "w0", 1, 60)
+        assert store.fail_final(third.id, "w0", "boom").status == FinalStatus.FAILED  # attempt 2 of 2: for good
         (second,) = store.lease_finals(search.id, "w1", 1, 60)
         clock.advance(61)
-        assert store.requeue_finals(search.id, expired_before=clock()) == 1
+        assert store.requeue_finals(search.id, expired_before=clock()) == 1  # a hung job: the attempt counts
         expired = store.get_final(second.id)
         assert expired.status == FinalStatus.QUEUED and "expired" in expired.error and expired.last_owner == "w1"
+        assert (expired.attempts, expired.lost) == (1, 0)
+        store.lease_finals(search.id, "w2", 1, 60)
+        assert store.requeue_finals(search.id) == 1  # the finalizer restarted: not counted either
+        assert (store.get_final(second.id).attempts, store.get_final(second.id).lost) == (1, 1)
         with pytest.raises(NotFoundError):
             store.get_final(10**6)
         with pytest.raises(InvalidValueError):
@@ -511,13 +542,43 @@ class StoreConformance:
         assert store.requeue_owner(search.id, "w") == 2 and store.requeue_owner(search.id, "x") == 2
         assert store.requeue_owner(search.id, "nobody") == 0
         back = store.lease_candidates(search.id, "w", 2, 60)
-        assert [c.id for c in back] == [c.id for c in w] and all(c.attempts == 2 for c in back)
+        assert [c.id for c in back] == [c.id for c in w] and all((c.attempts, c.lost) == (1, 1) for c in back)
         rest = store.lease_candidates(search.id, "x", 5, 60)
         assert [c.id for c in rest] == [x[0].id, x[1].id, records[4].id]
         assert "restarted" in store.get_candidate(x[0].id).error
         assert store.requeue_leased(search.id) == 5  # an orchestrator restart: every lease back to the queue
         assert store.count_candidates(search.id).queued == 5
-        assert [c.attempts for c in store.candidates(search.id)] == [2, 2, 2, 2, 1]
+        listed = store.candidates(search.id)  # no restart was counted as an attempt
+        assert [(c.attempts, c.lost) for c in listed] == [(0, 2), (0, 2), (0, 2), (0, 2), (0, 1)]
+        assert "the orchestrator restarted" in listed[0].error and "not counted as an attempt" in listed[0].error
+
+    def test_lost_leases_cost_no_attempt_and_are_bounded(self, store, supernet, clock):
+        """A worker or orchestrator that dies costs a candidate nothing, even with one attempt; a config that
+        kills its worker every time is given up after LOST_LEASES_LIMIT lost leases."""
+        search = store.create_search(supernet.id, budgets=[1], objectives=["fid"], strategy="random", trials=1,
+                                     max_attempts=1)
+        (c,) = self.add(store, search, 1).records
+        for lost in range(1, LOST_LEASES_LIMIT + 1):
+            (leased,) = store.lease_candidates(search.id, "w", 1, 60)
+            assert leased.attempts == 1
+            reason = "worker 'w' lost: \x1b[31mActorDiedError\x1b[0m: The actor died"
+            assert (store.requeue_owner(search.id, "w", reason) if lost % 2 else store.requeue_leased(search.id)) == 1
+            after = store.get_candidate(c.id)
+            assert (after.attempts, after.lost) == (0, lost) and "\x1b" not in after.error
+            if lost < LOST_LEASES_LIMIT:
+                assert after.status == CandidateStatus.QUEUED and after.finished_at is None
+        assert after.status == CandidateStatus.FAILED and after.finished_at == clock.now
+        assert f"{LOST_LEASES_LIMIT} leases lost" in after.error and "given up" in after.error
+        assert store.lease_candidates(search.id, "w", 1, 60) == ()
+
+    def test_stored_errors_have_no_terminal_escapes(self, store, search, clock):
+        self.add(store, search, 1)
+        (c,) = store.lease_candidates(search.id, "w", 1, 60)
+        coloured = "\x1b[36mray::RayWorker.run()\x1b[39m\x1b[22m\n  File \"x.py\"\x07 DatasetError: bad image"
+        assert store.fail_candidate(c.id, "w", coloured).error == 'ray::RayWorker.run()\n  File "x.py" DatasetError: ' \
+                                                                  "bad image"
+        failed = store.set_search_state(search.id, "failed", error="\x1b[1mWorkerStartError\x1b[0m: no")
+        assert failed.error == "WorkerStartError: no"
 
     # -- records -----------------------------------------------------------------------------------
     def test_records_are_immutable_values(self, store, supernet, search):
@@ -578,6 +639,12 @@ class StoreConformance:
         with Store(store_url, clock=clock) as reopened:
             assert [x.status for x in reopened.candidates(search.id)] == [CandidateStatus.DONE, CandidateStatus.QUEUED]
             assert reopened.get_search(search.id) == search
+
+
+def _back_to_version_3(conn) -> None:
+    """Undo version 4 (the lost-lease counts) on an open connection."""
+    for name in ("ganas_candidates", "ganas_finals"):
+        conn.execute(text(f"ALTER TABLE {name} DROP COLUMN lost"))
 
 
 def _back_to_version_2(conn) -> None:

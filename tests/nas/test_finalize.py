@@ -1,9 +1,13 @@
 """Finalize: fine-tune the chosen subnets on workers, measure them next to the teacher on val, export, register."""
+import os
 import shutil
+import signal
+import time
 
 import pytest
 
 from nas.cli import main
+from nas.executors import LocalExecutor
 from nas.finalize import FinalizeError, FinalizeSettings, Finalizer, choose
 from nas.orchestrator import Orchestrator, OrchestratorSettings
 from nas.search_setup import create_search
@@ -70,7 +74,8 @@ def test_a_killed_finalize_resumes_its_leased_job(searched):
                                                                          store.get_supernet(fixture.name)))])
         (leased,) = store.lease_finals(search_id, f"final{search_id}-w0", 1, 3600)  # then the process was killed
         (done,) = Finalizer(store, ws, search_id, FINAL, log=lambda m: None).run([choice])
-        assert done.id == leased.id and done.status == FinalStatus.DONE and done.attempts == 2
+        assert done.id == leased.id and done.status == FinalStatus.DONE
+        assert (done.attempts, done.lost) == (1, 1)  # the killed finalizer's lease was not an attempt
 
 
 def _finals(ws, search_id):
@@ -156,3 +161,27 @@ def test_a_final_model_mlflow_could_not_take_is_registered_by_a_sync_once(search
     runs = client.search_runs([client.get_experiment_by_name("ganas-search").experiment_id],
                               filter_string=f"tags.`ganas.final` = 'true' and tags.`ganas.config` = '{config}'")
     assert len(runs) == 1 and runs[0].data.metrics["after_ssim"] == pytest.approx(final.after["ssim"])
+
+
+class _TerminatedOnSubmit(LocalExecutor):
+    """The job handed to the worker never finishes: SIGTERM arrives while it runs."""
+
+    def submit(self, name, task):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def wait(self, timeout):
+        time.sleep(0.05)
+        return []
+
+
+def test_sigterm_hands_a_running_finalize_job_back_uncharged(searched):
+    fixture, ws, _ = searched
+    with Store(ws.database_url) as store:  # a search of its own: the module's configs are finalized by the others
+        search_id = create_search(store, fixture.name, budgets=[80_000_000], metric="ssim", strategy="random",
+                                  trials=1, seed=11, max_attempts=1).id
+        Orchestrator(store, ws, search_id, LOCAL, log=lambda m: None).run()
+        finalizer = Finalizer(store, ws, search_id, FINAL, executor=_TerminatedOnSubmit(), log=lambda m: None)
+        (job,) = finalizer.run(choose(store, search_id))
+        assert finalizer.terminated and (job.status, job.attempts, job.lost) == (FinalStatus.QUEUED, 0, 1)
+        assert "not counted as an attempt" in job.error
+        assert store.get_search(search_id).owner is None  # the claim was released

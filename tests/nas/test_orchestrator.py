@@ -15,7 +15,7 @@ from nas.orchestrator import Orchestrator, OrchestratorSettings
 from nas.pareto import pareto_front
 from nas.search_setup import SearchSetupError, create_search
 from nas.summary import summarize
-from nas.store import CandidateStatus, NotFoundError, SearchBusyError, SearchState, Store
+from nas.store import LOST_LEASES_LIMIT, CandidateStatus, NotFoundError, SearchBusyError, SearchState, Store
 from nas.worker import Outcome
 from nas.workspace import Workspace
 from supernet.errors import CheckpointError
@@ -118,7 +118,9 @@ class FlakyExecutor(Executor):
         self.inner.shutdown()
 
 
-def test_hung_worker_lease_expires_and_dead_worker_fails_after_max_attempts(registered_supernet):
+def test_hung_worker_costs_an_attempt_and_a_dead_worker_none(registered_supernet):
+    """A hung evaluation's lease expires and counts; a worker that dies under a candidate costs it nothing, until a
+    config that kills its worker every time is given up after LOST_LEASES_LIMIT lost leases."""
     ws = Workspace(registered_supernet.workspace)
     with Store(ws.database_url) as store:
         search = _search(store, registered_supernet, strategy="random", trials=4, seed=7, strategy_settings={},
@@ -131,12 +133,50 @@ def test_hung_worker_lease_expires_and_dead_worker_fails_after_max_attempts(regi
         settings = OrchestratorSettings(workers=1, executor="local", progress=False, lease_seconds=1.0)
         summary = Orchestrator(store, ws, search.id, settings, executor=executor, log=lambda m: None).run()
         hung = store.find_candidate(search.id, first)
-        assert hung.status == CandidateStatus.DONE and hung.attempts == 2  # retried after its lease expired
+        assert hung.status == CandidateStatus.DONE and (hung.attempts, hung.lost) == (2, 0)  # retried after its lease
         lost = store.find_candidate(search.id, second)
-        assert lost.status == CandidateStatus.FAILED and lost.attempts == 2 and "died" in lost.error
+        assert lost.status == CandidateStatus.FAILED and (lost.attempts, lost.lost) == (0, LOST_LEASES_LIMIT)
+        assert "died" in lost.error and "given up" in lost.error
         assert summary.state == "done" and summary.counts.done == 3 and summary.counts.failed == 1  # the search went on
-        assert len(executor.restarts) >= 3
+        assert len(executor.restarts) == 1 + LOST_LEASES_LIMIT
         assert configs
+
+
+class TerminatedExecutor(FlakyExecutor):
+    """Evaluates for real until the third candidate, which never returns: SIGTERM arrives while it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.submitted = 0
+
+    def submit(self, name, task):
+        if getattr(task, "config", None) is None or self.submitted < 2:
+            self.submitted += getattr(task, "config", None) is not None
+            return self.inner.submit(name, task)
+        self.held[name] = task
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_hands_the_running_evaluation_back_uncharged_and_pauses(registered_supernet):
+    ws = Workspace(registered_supernet.workspace)
+    before = signal.getsignal(signal.SIGTERM)
+    with Store(ws.database_url) as store:
+        search = _search(store, registered_supernet, strategy="random", trials=4, seed=9, strategy_settings={},
+                         max_attempts=1)
+        log = []
+        orchestrator = Orchestrator(store, ws, search.id, LOCAL, executor=TerminatedExecutor(), log=log.append)
+        summary = orchestrator.run()
+        assert orchestrator.terminated and summary.state == "paused" and summary.counts.done == 2
+        (handed,) = [c for c in store.candidates(search.id) if c.lost]
+        assert (handed.status, handed.attempts, handed.lost) == (CandidateStatus.QUEUED, 0, 1)
+        assert "stopped while running it" in handed.error and "not counted as an attempt" in handed.error
+        stopped = store.get_search(search.id)
+        assert (stopped.owner, stopped.error) == (None, None)
+        assert any(f"continue with: ganas search resume {search.id}" in line for line in log), log
+        assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+        summary = Orchestrator(store, ws, search.id, LOCAL, log=lambda m: None).run()
+        assert summary.state == "done" and summary.counts.done == 4
+        assert store.get_candidate(handed.id).attempts == 1
 
 
 def test_tampered_checkpoint_and_second_orchestrator_change_nothing(registered_supernet, tmp_path):

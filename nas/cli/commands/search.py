@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from ..arguments import image_size, store_flag, workspace_of
 from ..output import print_table
 
+TERMINATED = 143  # exit status after SIGTERM (128 + 15): the work was handed back, the run can be continued
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("search", help="search a registered supernet under MACs budgets",
@@ -214,8 +216,13 @@ def _resume(args) -> int:
 def _run(store, workspace, search_id: int, settings) -> int:
     from nas.orchestrator import Orchestrator
 
-    summary = Orchestrator(store, workspace, search_id, settings).run()
+    orchestrator = Orchestrator(store, workspace, search_id, settings)
+    summary = orchestrator.run()
     _print_summary(store, summary)
+    if orchestrator.terminated:
+        print(f"ganas search: stopped by SIGTERM; search {search_id} is paused with its running evaluations handed "
+              f"back (not counted as attempts); continue with: ganas search resume {search_id}", file=sys.stderr)
+        return TERMINATED
     return 0
 
 
@@ -314,12 +321,17 @@ def _finalize(args) -> int:
     workspace = _workspace(args)
     with workspace.open_store(create=False) as store:
         choices = choose(store, args.search_id, budgets, args.front, args.config)
-        finals = Finalizer(store, workspace, args.search_id, settings).run(choices)
+        finalizer = Finalizer(store, workspace, args.search_id, settings)
+        finals = finalizer.run(choices)
         teacher = store.get_supernet(store.get_search(args.search_id).supernet_id).teacher
     if args.json:
         print(json.dumps([f.to_dict() for f in finals], default=str))
     else:
         print_finals(finals, teacher)
+    if finalizer.terminated:
+        print(f"ganas search: stopped by SIGTERM; the running fine-tuning jobs were handed back (not counted as "
+              f"attempts); continue with the same ganas search finalize {args.search_id} command", file=sys.stderr)
+        return TERMINATED
     return 0 if all(f.status.value == "done" for f in finals) else 1
 
 
