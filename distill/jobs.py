@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -205,23 +205,27 @@ def initial_supernet(path: Path, space: str, sort: bool) -> ChannelGenerator:
 
 def train_gan_compression(data: DataSpec, teacher: TeacherSource, settings: GANCompressionSettings,
                           loop: LoopSettings, out: Path, resume: bool = False, progress: bool = True,
-                          init_from: Path | None = None, sort_channels: bool = False) -> Path:
+                          init_from: Path | None = None, sort_channels: bool = False,
+                          ready: Callable[[], None] | None = None) -> Path:
     """Distil ``teacher`` into a supernet of ``settings.space`` on train1; writes ``out/supernet.pt``.
 
     ``init_from``: start the supernet from a trained full-width generator (``sort_channels``:
-    reorder its channels by importance first) instead of pix2pix's random init.
+    reorder its channels by importance first) instead of pix2pix's random init. ``ready`` is called
+    once the teacher, the student and their distilled layers are checked, before anything is written.
     """
     if sort_channels and init_from is None:
         raise TrainingError("--sort-channels reorders a trained network's channels: give --init-from CHECKPOINT")
     teacher_g, teacher_meta = teacher.load()  # before anything is written: a teacher that fails leaves no split
-    check_teacher(teacher_g, *teacher_example(data, loop.seed), str(teacher.path), settings.teacher_layers)
-    data.ensure_split(loop.seed)
-    dataset = data.open("train1", loop.seed)
+    example, target = teacher_example(data, loop.seed)
+    check_teacher(teacher_g, example, target, str(teacher.path), settings.teacher_layers)
     d_state = (teacher_meta.get("discriminator") or {}).get("state_dict") if settings.task == "paired" else None
-    example = dataset[0]["A"].unsqueeze(0)
     student = initial_supernet(Path(init_from), settings.space, sort_channels) if init_from is not None else None
     recipe = GANCompressionRecipe(settings, teacher_g, loop.steps, example, seed=loop.seed, student=student,
                                   teacher_discriminator=_compatible(d_state, settings, teacher_meta))
+    if ready is not None:
+        ready()
+    data.ensure_split(loop.seed)
+    dataset = data.open("train1", loop.seed)
     result = run_training(recipe, dataset, loop, out, resume, progress, "supernet (GAN Compression)")
     if not result["finished"]:
         return Path(result["checkpoint"])

@@ -4,8 +4,9 @@ A program has no ganas architecture, so no closed form and no thop module hooks.
 torch.export program runs PyTorch operators: one forward pass under a dispatch mode counts them with
 :mod:`evaluators.macs`'s rules (conv and transposed conv: output elements x C_in / groups x kernel; an
 affine norm: one MAC per element; a matrix product: output elements x inner size; the rest free). An
-ONNX model is counted off its graph with the same rules, after shape inference at the image size (its
-exporter may have folded BatchNorm into the convs: then it is counted as the graph holds it).
+ONNX model is counted off its graph with the same rules, at the image size (its
+exporter may have folded BatchNorm into the convs: then it is counted as the graph holds it), its
+sizes read off one ONNX Runtime run.
 """
 from __future__ import annotations
 
@@ -79,18 +80,11 @@ def _onnx_count(model, shape: tuple[int, int, int, int]) -> MacsCount:
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.ModelProto.FromString(model.SerializeToString())
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     constants = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
                  if n.op_type == "Constant" and n.attribute and n.attribute[0].type == onnx.AttributeProto.TENSOR}
     values = {**constants, **initializers}
-    image = next(i for i in model.graph.input if i.name not in initializers)
-    for dim, size in zip(image.type.tensor_type.shape.dim, shape):
-        dim.Clear()
-        dim.dim_value = size
-    inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]}
+    shapes = _onnx_shapes(model, shape, initializers)
     macs = params = 0
     for node in model.graph.node:
         weights = [values[name] for name in node.input[1:] if name in initializers]
@@ -101,13 +95,41 @@ def _onnx_count(model, shape: tuple[int, int, int, int]) -> MacsCount:
             macs += math.prod(shapes[node.output[0]]) * per_output * math.prod(weight.shape[2:])
             params += sum(w.size for w in weights)
         elif node.op_type in ("Gemm", "MatMul"):
-            inner = shapes.get(node.input[0], [0])[-1]
-            macs += math.prod(shapes[node.output[0]]) * inner
+            macs += math.prod(shapes[node.output[0]]) * shapes[node.input[0]][-1]
             params += sum(w.size for w in weights)
         elif node.op_type.endswith("Normalization") and _affine(node, values):
             macs += math.prod(shapes[node.input[0]])
             params += sum(values[name].size for name in node.input[1:3])
     return MacsCount(int(macs), int(params))
+
+
+_READS = {"Conv": 0, "ConvTranspose": 0, "Gemm": 1, "MatMul": 1}  # counted op -> how many of its inputs' shapes
+
+
+def _onnx_shapes(model, shape: tuple[int, ...], initializers) -> dict[str, tuple[int, ...]]:
+    """The shapes of the values the count reads, from one ONNX Runtime run on zeros: shape inference cannot
+    follow every exporter's graph (pads computed at run time leave sizes unknown)."""
+    import numpy as np
+    import onnx
+    import onnxruntime
+
+    wanted: dict[str, None] = {}
+    for node in model.graph.node:
+        if node.op_type in _READS:
+            wanted.update(dict.fromkeys([node.output[0], *node.input[:_READS[node.op_type]]]))
+        elif node.op_type.endswith("Normalization"):
+            wanted[node.input[0]] = None
+    image = next(i.name for i in model.graph.input if i.name not in initializers)
+    names = [name for name in wanted if name != image and name not in initializers]
+    probe = onnx.ModelProto.FromString(model.SerializeToString())
+    known = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                              for name in names if name not in known)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    results = session.run(names, {image: np.zeros(shape, dtype=np.float32)})
+    return {image: tuple(shape), **{name: tuple(r.shape) for name, r in zip(names, results)}}
 
 
 def _affine(node, values) -> bool:

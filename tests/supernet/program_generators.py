@@ -3,8 +3,10 @@ TorchScript (scripted or traced), a torch.export archive (static or with dynamic
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -76,16 +78,27 @@ def save_program(module: nn.Module, kind: str, path: Path, size: int = 32, dynam
             torch.jit.save(torch.jit.trace(module, example[:1]), str(path))
         elif kind == "pt2":
             torch.export.save(torch.export.export(module, (example,), dynamic_shapes=shapes), path)
-        elif kind == "onnx":
-            program = torch.onnx.export(module, (example,), dynamo=True, verbose=False, dynamic_shapes=shapes)
-            program.save(path, external_data=False)
+        elif kind == "onnx":  # the TorchScript-based exporter, which wrote most ONNX generators in the wild
+            axes = {0: "batch", 2: "height", 3: "width"}
+            torch.onnx.export(module, (example,), str(path), dynamo=False, input_names=["image"],
+                              output_names=["fake"], dynamic_axes={"image": axes, "fake": axes} if dynamic else None)
         else:
             raise ValueError(kind)
     return path
 
 
-def program_bytes(module: nn.Module, kind: str, tmp_path: Path, **options) -> bytes:
-    return save_program(module, kind, tmp_path / f"program.{kind}", **options).read_bytes()
+@functools.lru_cache(maxsize=None)
+def program_bytes(kind: str, seed: int = 1, dynamic: bool = True, **hparams) -> bytes:
+    """The bytes of ``tiny_generator(seed, **hparams)`` saved as ``kind``, made once per test process (an ONNX
+    export takes seconds)."""
+    with tempfile.TemporaryDirectory() as folder:
+        return save_program(tiny_generator(seed, **hparams), kind, Path(folder) / f"G.{kind}",
+                            dynamic=dynamic).read_bytes()
+
+
+def write_program(path: Path, kind: str, **options) -> Path:
+    path.write_bytes(program_bytes(kind, **options))
+    return path
 
 
 def rewrite_zip(path: Path, change, extra: dict[str, bytes] | None = None) -> None:

@@ -265,14 +265,16 @@ def _train_supernet(args) -> int:
         teacher, loaded = _teacher_source(args, layers)
         student = {"n_blocks": args.blocks} if args.blocks else {}
         settings = _gc_settings(args, _space_for(args, loaded), args.student_arch, student, args.sampling, layers)
-    if args.register:  # a store that cannot be opened is reported now, not after the training
-        workspace_of(args).open_store().close()
+    # a store that cannot be opened is reported before the training, once nothing else can refuse the run
+    store_check = (lambda: workspace_of(args).open_store().close()) if args.register else None
     if args.method == "gan-compression":
         from distill.jobs import train_gan_compression
 
         path = train_gan_compression(_data(args), teacher, settings, _loop(args), args.out,
-                                     args.resume, not args.quiet, args.init_from, args.sort_channels)
+                                     args.resume, not args.quiet, args.init_from, args.sort_channels, store_check)
     else:
+        if store_check is not None:
+            store_check()
         from distill.jobs import train_omgd
         from distill.losses import OMGDStudentLoss
         from distill.omgd import OMGDSettings
