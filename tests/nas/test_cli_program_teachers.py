@@ -192,3 +192,29 @@ def test_a_unet_space_of_another_depth_is_refused(setup, capsys, tmp_path):
     torch.save(create_generator("unet", ngf=8, num_downs=5).state_dict(), tmp_path / "unet5.pth")
     err = _refused(setup, capsys, tmp_path / "unet5.pth", space="unet64-channels-32")
     assert "space unet64-channels-32 has 6 levels but the teacher U-Net has 5" in err
+
+
+# -- search workers and finalize run the recorded program ---------------------------------------------------------
+
+def test_a_search_and_finalize_measure_a_program_teacher(setup, capsys, tmp_path):
+    from nas.finalize import FinalizeSettings, Finalizer, choose
+    from nas.orchestrator import Orchestrator, OrchestratorSettings
+    from nas.search_setup import create_search
+    from nas.store import FinalStatus, Store
+    from nas.workspace import Workspace
+    from tests.nas.conftest import build_registered_supernet
+
+    fixture = build_registered_supernet(tmp_path)  # a tiny supernet whose recorded teacher is a ganas checkpoint
+    status, out, err = _run(["supernet", "--workspace", str(fixture.workspace), "register", str(fixture.checkpoint),
+                             "--name", "by-program", "--teacher", str(setup / "G.ts")], capsys)
+    assert status == 0, err
+    ws = Workspace(fixture.workspace)
+    with Store(ws.database_url) as store:
+        search = create_search(store, "by-program", budgets=[80_000_000], metric="ssim", strategy="random", trials=2,
+                               seed=0, batch_size=2)
+        Orchestrator(store, ws, search.id, OrchestratorSettings(workers=1, executor="local", progress=False),
+                     log=lambda m: None).run()
+        assert 0 < store.get_search(search.id).teacher["metrics"]["ssim"] <= 1  # the program, scored by a worker
+        settings = FinalizeSettings(steps=2, workers=1, executor="local", latency_runs=2, progress=False)
+        (final,) = Finalizer(store, ws, search.id, settings, log=lambda m: None).run(choose(store, search.id)[:1])
+    assert final.status == FinalStatus.DONE and set(final.teacher) == {"ssim"} and final.teacher_latency_ms > 0
