@@ -120,7 +120,7 @@ def search_and_finalize(s: DemoSettings, args, ws: Workspace, supernet: Path, se
                         clock: Clock) -> list[dict]:
     """Register the supernet, run the demo's search on it, finalize the best config per budget (seed_dir/finals.json)."""
     with Store(ws.database_url) as store:
-        name = register_supernet(store, supernet, f"bench-compression-seed{s.seed}").name
+        name = register_supernet(store, supernet, f"bench-compression-seed{s.seed}", workspace=ws).name
     search_file, finals_file = seed_dir / "search.json", seed_dir / "finals.json"
 
     def search() -> None:

@@ -40,7 +40,7 @@ def build(root: Path, size: int, images: int):
                                 dataset=data.describe("train1", 0), method="bench")
     workspace = Workspace(root / "ws").ensure()
     with Store(workspace.database_url) as store:
-        register_supernet(store, checkpoint, "bench")
+        register_supernet(store, checkpoint, "bench", workspace=workspace)
     return workspace
 
 

@@ -96,15 +96,17 @@ def dashboard_router() -> APIRouter:
 
     @router.get("/supernets", response_class=HTMLResponse)
     def supernets_page(request: Request, reader: DashboardReader = Depends(get_reader)):
-        supernets, search_counts = reader.supernets()
-        return render(request, "supernets.html", title="Supernets", supernets=supernets, search_counts=search_counts)
+        table = reader.supernets()
+        return render(request, "supernets.html", title="Supernets", supernets=table.rows, search_counts=table.counts,
+                      warnings=table.warnings)
 
     @router.get("/searches", response_class=HTMLResponse)
     def searches_page(request: Request, supernet: Optional[str] = None, state: Optional[str] = None,
                       reader: DashboardReader = Depends(get_reader)):
-        rows = reader.searches(supernet, state)
+        table = reader.searches(supernet, state)
+        rows = table.rows
         return render(request, "searches.html", title="Searches", rows=rows, supernet=supernet, state=state,
-                      states=[s.value for s in SearchState],
+                      states=[s.value for s in SearchState], warnings=table.warnings,
                       refresh=REFRESH_SECONDS if any(r.search.state == SearchState.RUNNING for r in rows) else None)
 
     @router.get("/searches/{search_id}", response_class=HTMLResponse)

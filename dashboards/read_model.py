@@ -10,26 +10,27 @@ reader does only reads; the one change a page can ask for, a finalize, goes thro
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from fastapi import Request
 
 from nas.budget import format_macs
+from nas.fields import FieldError
 from nas.reference import Comparison, SearchReference, compare_final, search_reference, times_fewer
 from nas.service.context import FINAL_FILE_KINDS, ServiceContext, get_context
 from nas.service.launcher import FinalizeOptions, LaunchInfo
 from nas.summary import SearchFront, SearchSummary, finished_count, progress_fraction, summarize
-from nas.store import (CandidateRecord, CandidateStatus, FinalRecord, InvalidValueError, NotFoundError, SearchRecord,
-                       SearchState, SupernetRecord)
+from nas.store import (CandidateRecord, CandidateStatus, FinalRecord, NotFoundError, SearchRecord,
+                       SearchState, SupernetRecord, UnreadableRow)
 from nas.store.records import thaw
 from nas.teacher import TeacherInfo
 from foundation.errors import GanasError
 
 __all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateStatus", "CandidateView", "Comparison",
            "DashboardActions", "DashboardReader", "FinalRow", "Position", "SearchFront", "SearchRow", "SearchView",
-           "SearchState", "format_macs", "get_actions", "get_reader"]
+           "SearchState", "Table", "format_macs", "get_actions", "get_reader"]
 
 FINALIZE_DEFAULT_STEPS = 1000  # as ganas search finalize
 
@@ -48,6 +49,19 @@ class SearchRow:
     done: int
     failed: int
     progress: float
+
+
+@dataclass(frozen=True)
+class Table:
+    """The rows of a listing page, and a warning for each row of the store it left out because it cannot be read."""
+
+    rows: tuple
+    warnings: tuple[str, ...] = ()
+    counts: Mapping[int, int] = field(default_factory=dict)  # supernets: searches per supernet id
+
+
+def _warnings(unreadable: Sequence[UnreadableRow]) -> tuple[str, ...]:
+    return tuple(row.describe() for row in unreadable)
 
 
 @dataclass(frozen=True)
@@ -125,20 +139,22 @@ class DashboardReader:
         self._context = context
         self._store = context.store
 
-    def supernets(self) -> tuple[tuple[SupernetRecord, ...], dict[int, int]]:
-        """Every supernet, oldest first, and how many searches each has (by supernet id)."""
-        supernets = self._store.list_supernets()
+    def supernets(self) -> Table:
+        """Every supernet, oldest first, and how many searches each has (``counts``, by supernet id)."""
+        listing = self._store.supernet_listing()
         searches = self._store.list_searches()
-        return tuple(supernets), {s.id: sum(1 for x in searches if x.supernet_id == s.id) for s in supernets}
+        counts = {s.id: sum(1 for x in searches if x.supernet_id == s.id) for s in listing.records}
+        return Table(listing.records, _warnings(listing.unreadable), counts)
 
-    def searches(self, supernet: str | None = None, state: str | None = None) -> tuple[SearchRow, ...]:
-        """The searches table, oldest first, optionally of one supernet and/or in one state."""
+    def searches(self, supernet: str | None = None, state: str | None = None) -> Table:
+        """The searches table (:class:`SearchRow`), oldest first, optionally of one supernet and/or in one state."""
+        listing = self._store.search_listing(supernet or None, state or None)
         rows = []
-        for search in self._store.list_searches(supernet or None, state or None):
+        for search in listing.records:
             counts = self._store.count_candidates(search.id)
             rows.append(SearchRow(search, finished_count(counts), counts.done, counts.failed,
                                   progress_fraction(counts, search.trials)))
-        return tuple(rows)
+        return Table(tuple(rows), _warnings(listing.unreadable))
 
     def search(self, search_id: int, status: CandidateStatus | None = None, metric: str | None = None) -> SearchView:
         summary = summarize(self._store, search_id, metric)
@@ -197,7 +213,7 @@ class DashboardActions:
         options = FinalizeOptions(steps=_whole(first("steps", str(FINALIZE_DEFAULT_STEPS)), "steps"),
                                   budgets=tuple(sorted({_whole(b, "budget") for b in form.get("budget", [])})),
                                   front=bool(form.get("front")), workers=_whole(first("workers", "2"), "workers"),
-                                  executor=_executor(first("executor", "ray")))
+                                  executor=first("executor", "ray"))
         start_finalize(self._context.store, self._context.workspace, self._context.launcher, search_id,
                        options)
 
@@ -211,19 +227,11 @@ def _whole(text: str, what: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise InvalidValueError(f"{what} must be a whole number, got {text!r}") from None
+        raise FieldError(what, f"{what} must be a whole number, got {text!r}") from None
 
 
 def _final_row(record: FinalRecord, teacher: TeacherInfo | None) -> FinalRow:
     return FinalRow(record, compare_final(teacher, record), times_fewer(record.teacher_latency_ms, record.latency_ms))
-
-
-def _executor(name: str) -> str:
-    from nas.executors import EXECUTORS
-
-    if name not in EXECUTORS:
-        raise InvalidValueError(f"unknown executor {name!r}; use one of: {', '.join(EXECUTORS)}")
-    return name
 
 
 def _positions(space_name: str, config: str) -> tuple[Position, ...]:

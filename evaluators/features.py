@@ -23,13 +23,14 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from foundation.errors import GanasError
+from foundation.errors import GanasError, WeightsFileError
 from foundation.hashing import file_sha256
 from foundation.registry import Registry
+from foundation.weights import WeightsSpec, find_weights
 
 from .inception import (DEFAULT_PREPROCESSING, NUM_FEATURES, FIDInceptionV3, get_preprocessing, load_fid_inception,
                         weights_digest)
-from .torchscript import load_torchscript, probe_width
+from .torchscript import archive_members, is_torchscript, load_torchscript, probe_width
 from .weights import INCEPTION_WEIGHTS, find_inception_weights
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
@@ -180,6 +181,46 @@ def create_extractor(name: str, **options: Any) -> FeatureExtractor:
         raise ExtractorError(f"feature extractor {name!r} takes no option(s) {', '.join(unknown)}; "
                              f"allowed: {allowed or 'none'}")
     return factory(**options)
+
+
+# the weight file each built-in extractor reads (checked up front by check_extractor_inputs)
+EXTRACTOR_WEIGHTS: dict[str, WeightsSpec] = {"inception": INCEPTION_WEIGHTS, "inception-pytorch-fid": INCEPTION_WEIGHTS}
+
+
+def check_extractor_inputs(spec: str = "inception", weights: str | os.PathLike | None = None) -> None:
+    """Refuse up front, without loading a network, what :func:`load_extractor` would refuse for want of a file:
+    an unknown name, a TorchScript path that is missing or not TorchScript, Inception weights not on this
+    machine or unreadable (:class:`~foundation.errors.WeightsNotFoundError` / ``WeightsFileError``)."""
+    if spec in _EXTRACTORS:
+        if spec in EXTRACTOR_WEIGHTS:
+            _check_readable(find_weights(EXTRACTOR_WEIGHTS[spec], weights))
+        elif weights is not None:
+            raise ExtractorError(f"feature extractor {spec!r} reads no weights file; give the weights to "
+                                 f"{' or '.join(EXTRACTOR_WEIGHTS)}")
+        return
+    path = Path(os.path.expanduser(spec))
+    if path.name in INCEPTION_WEIGHTS.file_names:  # the weights file itself stands for the inception extractor
+        _check_readable(find_weights(INCEPTION_WEIGHTS, path))
+        return
+    if path.suffix in TORCHSCRIPT_SUFFIXES or path.exists():
+        if weights is not None:
+            raise ExtractorError("a TorchScript extractor reads no Inception weights; give one or the other")
+        if not path.is_file():
+            raise ExtractorError(f"TorchScript extractor file {path} does not exist")
+        if not is_torchscript(archive_members(path, ExtractorError, "TorchScript extractor")):
+            raise ExtractorError(f"{path} is not a TorchScript file; save the extractor with "
+                                 "torch.jit.save(torch.jit.script(module), path)")
+        return
+    raise ExtractorError(f"unknown feature extractor {spec!r}: use one of {', '.join(list_extractors())}, or the "
+                         f"path of a TorchScript file ({', '.join(TORCHSCRIPT_SUFFIXES)})")
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        with open(path, "rb") as file:
+            file.read(1)
+    except OSError as exc:
+        raise WeightsFileError(f"weights file {path} cannot be read ({exc.strerror or exc})") from None
 
 
 def load_extractor(spec: str, **options: Any) -> FeatureExtractor:

@@ -39,6 +39,14 @@ class UnknownMetricError(GanasError):
     """A metric name that is not registered."""
 
 
+class MetricOptionError(GanasError):
+    """A metric option with a value no metric can use; ``option`` names it."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 class Need(enum.Enum):
     """What a metric needs beyond generated images; each is checked against the dataset up front."""
 
@@ -91,6 +99,32 @@ class MetricOptions:
     latency_runs: int = 20
     latency_warmup: int = 3
     latency_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, (low, high, optional) in _WHOLE_OPTIONS.items():
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise MetricOptionError(name, f"metric option {name} must be an integer from {low} to {high:,}"
+                                        f"{' (or null)' if optional else ''}, got {_shown(value)}")
+        for name, optional in _TEXT_OPTIONS.items():
+            value = getattr(self, name)
+            if not (value is None and optional) and (not isinstance(value, str) or not value.strip()):
+                raise MetricOptionError(name, f"metric option {name} must be a non-empty name"
+                                        f"{' (or null)' if optional else ''}, got {_shown(value)}")
+
+
+# option -> (lowest, highest, may be None): KID needs subsets of at least 2 images; seeds as NumPy takes them
+_WHOLE_OPTIONS = {"kid_subsets": (1, 2**31 - 1, False), "kid_subset_size": (2, 2**31 - 1, False),
+                  "seed": (0, 2**32 - 1, False), "latency_runs": (1, 2**31 - 1, False),
+                  "latency_warmup": (0, 2**31 - 1, False), "latency_threads": (1, 4096, True)}
+_TEXT_OPTIONS = {"latency_backend": False, "latency_device": True}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge integer"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass

@@ -27,7 +27,7 @@ from foundation.hashing import file_sha256
 from foundation.registry import Registry
 from imagedata import FolderDataset, LabelledDataset
 
-from .torchscript import load_torchscript, probe_width
+from .torchscript import archive_members, is_torch_archive, is_torchscript, load_torchscript, probe_width
 
 FORMAT = "ganas.segmenter/1"
 
@@ -154,18 +154,36 @@ def is_torchscript_file(path: Path) -> bool:
     """TorchScript archives are zip files with a ``constants.pkl`` and ``code/`` inside; checkpoints are not."""
     try:
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+            return is_torchscript(archive.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
-    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
-def load_segmenter(path: str | os.PathLike) -> Segmenter:
-    """A ganas segmenter checkpoint (:func:`save_segmenter`) or a TorchScript file, in eval mode on the CPU."""
+def _existing(path: str | os.PathLike) -> Path:
     path = Path(os.path.expanduser(os.fspath(path)))
     if not path.is_file():
         raise SegmenterError(f"segmenter file {path} does not exist; train one with `ganas train segmenter "
                              "--data DIR --out PATH` or pass a TorchScript segmenter")
+    return path
+
+
+def check_segmenter_file(path: str | os.PathLike) -> Path:
+    """Refuse up front a file :func:`load_segmenter` would refuse: missing, unreadable, not a torch archive (read
+    from its zip directory), or a checkpoint that is not a ganas segmenter (loaded: these nets are small). A
+    TorchScript file is only recognised here; its network runs when a worker loads it."""
+    path = _existing(path)
+    members = archive_members(path, SegmenterError, "segmenter")
+    if is_torchscript(members):
+        return path
+    if not is_torch_archive(members):
+        raise SegmenterError(f"{path} is neither a ganas segmenter checkpoint ({FORMAT}) nor a TorchScript file")
+    load_segmenter(path)
+    return path
+
+
+def load_segmenter(path: str | os.PathLike) -> Segmenter:
+    """A ganas segmenter checkpoint (:func:`save_segmenter`) or a TorchScript file, in eval mode on the CPU."""
+    path = _existing(path)
     digest = file_sha256(path)[:8]
     if is_torchscript_file(path):
         module = load_torchscript(path, SegmenterError)

@@ -4,13 +4,16 @@ One reader for every file of weights ganas is given (checkpoints, teachers, pret
 a ``torch.save`` archive (.pth / .pt / .ckpt, zip or legacy format) is unpickled with PyTorch's
 weights-only unpickler, which refuses any global it does not know instead of importing and calling
 it; a safetensors file (which holds no code at all) is read with the ``safetensors`` package when
-it is installed. Every failure is one typed error that names the file and says what to do.
+it is installed. A zip archive's CRC-32s are checked first: ``torch.load`` never checks them, so
+overwritten tensor bytes would load as wrong weights without an error. Every failure is one typed
+error that names the file and says what to do.
 """
 from __future__ import annotations
 
 import io
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ def read_tensor_bytes(data: bytes, source: str, error: type[GanasError] = GanasE
     """The object saved in ``data`` (the bytes of a file called ``source``)."""
     if source.endswith(SAFETENSORS_SUFFIX) or looks_like_safetensors(data):
         return _read_safetensors(data, source, error)
+    check_crcs(data, source, error)
     import pickle
     import warnings
 
@@ -48,6 +52,22 @@ def read_tensor_bytes(data: bytes, source: str, error: type[GanasError] = GanasE
     except Exception as exc:  # torch raises many types for a corrupt file
         raise error(f"{source} cannot be read as a PyTorch checkpoint ({type(exc).__name__}: "
                     f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def check_crcs(data: bytes | str | os.PathLike, source: str, error: type[GanasError] = GanasError) -> None:
+    """Refuse a ``torch.save`` zip archive (its bytes, or its path) whose bytes changed after it was written
+    (a legacy, pre-zip file has no CRCs to check and passes)."""
+    handle = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if not zipfile.is_zipfile(handle):
+        return
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            corrupt = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise error(f"checkpoint {source} is a damaged zip archive ({exc}); restore the file or write it again") from None
+    if corrupt is not None:
+        raise error(f"checkpoint {source} is corrupt: its member {corrupt} fails its CRC-32 check (its bytes changed "
+                    "after it was written); restore the file or write it again")
 
 
 def looks_like_safetensors(data: bytes) -> bool:

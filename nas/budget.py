@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Iterable, Sequence
 
-from foundation.errors import GanasError
+from .fields import INT64_MAX, FieldError
+from .fields import shown as shown_value
 
 # Decimal SI multipliers; case-insensitive because milli-MACs make no sense.
 SI_UNITS: dict[str, int] = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
@@ -20,26 +21,30 @@ _FORMAT_UNITS = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3))
 _BUDGET_RE = re.compile(r"^\s*(?P<number>[0-9_.eE+-]+?)\s*(?P<unit>[kKmMgGtT]?)\s*(?:macs?)?\s*$", re.IGNORECASE)
 
 
-class BudgetError(GanasError):
-    """A budget that is not a positive number of MACs."""
+class BudgetError(FieldError):
+    """A budget that is not a positive number of MACs the store can hold (the field ``budgets`` of a request)."""
+
+    def __init__(self, message: str, field: str = "budgets") -> None:
+        super().__init__(field, message)
 
 
-class BudgetInfeasibleError(GanasError):
+class BudgetInfeasibleError(BudgetError):
     """A budget below the MACs of the smallest subnet of the search space."""
 
 
 def parse_macs(value: str | int | float) -> int:
     """``"2G"`` -> 2_000_000_000; also ``500M``, ``1.5G``, ``1.5e9``, ``2_000_000``, plain ints.
 
-    Units are decimal SI (K, M, G, T; any case). The result must be a positive whole number.
+    Units are decimal SI (K, M, G, T; any case). The result must be a positive whole number the store can
+    hold (at most 2**63 - 1).
     """
+    shown = shown_value(value)
     if isinstance(value, bool):
-        raise BudgetError(f"MACs budget {value!r} is not a number")
+        raise BudgetError(f"MACs budget {shown} is not a number")
     if isinstance(value, int):
-        number, unit, shown = Decimal(value), "", str(value)
+        number, unit = Decimal(value), ""
     else:
-        shown = str(value)
-        match = _BUDGET_RE.match(shown) if isinstance(value, str) else None
+        match = _BUDGET_RE.match(value) if isinstance(value, str) else None
         try:
             if isinstance(value, float):
                 number, unit = Decimal(repr(value)), ""
@@ -49,16 +54,20 @@ def parse_macs(value: str | int | float) -> int:
                 number, unit = Decimal(match["number"]), match["unit"].upper()
         except InvalidOperation:
             raise BudgetError(
-                f"MACs budget {shown!r} is not a number with an optional unit K, M, G or T "
+                f"MACs budget {shown} is not a number with an optional unit K, M, G or T "
                 "(e.g. 2G, 500M, 1.5G, 1.5e9, 2000000000)"
             ) from None
     if not number.is_finite():
-        raise BudgetError(f"MACs budget {shown!r} is not finite")
+        raise BudgetError(f"MACs budget {shown} is not finite")
+    if number.adjusted() > 30:  # far beyond the bound below: refused before any arithmetic on it
+        raise BudgetError(f"MACs budget {shown} is above {INT64_MAX:,} MACs, the most a budget can be")
     macs = number * SI_UNITS[unit]
     if macs != macs.to_integral_value():
-        raise BudgetError(f"MACs budget {shown!r} is not a whole number of MACs ({macs})")
+        raise BudgetError(f"MACs budget {shown} is not a whole number of MACs ({macs})")
     if macs <= 0:
-        raise BudgetError(f"MACs budget {shown!r} must be positive")
+        raise BudgetError(f"MACs budget {shown} must be positive")
+    if macs > INT64_MAX:
+        raise BudgetError(f"MACs budget {shown} is above {INT64_MAX:,} MACs, the most a budget can be")
     return int(macs)
 
 
@@ -113,8 +122,9 @@ class Budgets:
 
     def __post_init__(self) -> None:
         for value in self.values:
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise BudgetError(f"MACs budget {value!r} must be a positive integer; parse text with parse_macs")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= INT64_MAX:
+                raise BudgetError(f"MACs budget {shown_value(value)} must be a positive integer of at most "
+                                  f"{INT64_MAX:,} MACs")
         object.__setattr__(self, "values", tuple(sorted(set(self.values))))
 
     @property

@@ -134,7 +134,7 @@ def _register(workspace: Workspace, checkpoint: Path):
     from .registry import register_supernet
 
     with workspace.open_store() as store:
-        return register_supernet(store, checkpoint, SUPERNET_NAME)
+        return register_supernet(store, checkpoint, SUPERNET_NAME, workspace=workspace)
 
 
 def _segmenter(data, path: Path, s: DemoSettings) -> float:
@@ -175,7 +175,8 @@ def _search(workspace: Workspace, supernet: str, segmenter: Path, s: DemoSetting
             search = previous[-1]
         else:
             search = create_search(store, supernet, budgets=s.budgets, metric=s.metric, strategy=s.strategy,
-                                   trials=s.trials, seed=s.seed, batch_size=s.batch_size, segmenter=str(segmenter))
+                                   trials=s.trials, seed=s.seed, batch_size=s.batch_size, segmenter=str(segmenter),
+                                   workspace=workspace)
         settings = OrchestratorSettings(workers=s.workers if s.executor == "ray" else 1, executor=s.executor,
                                         progress=s.progress, lease_seconds=600)
         summary = Orchestrator(store, workspace, search.id, settings).run()

@@ -13,6 +13,7 @@ from typing import Any
 
 from foundation.errors import GanasError
 
+from .fields import FieldError, shown
 from .worker import SearchWorker, WorkerPayload
 
 
@@ -165,3 +166,10 @@ def _private_cluster_auth():
 
 
 EXECUTORS = {"ray": RayExecutor, "local": LocalExecutor}
+
+
+def check_executor(value: Any) -> str:
+    """A registered executor name (the rule of the ``executor`` field of a run)."""
+    if value not in EXECUTORS:
+        raise FieldError("executor", f"unknown executor {shown(value)}; use one of: {', '.join(EXECUTORS)}")
+    return value

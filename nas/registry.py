@@ -2,7 +2,8 @@
 
 A trained supernet checkpoint is recorded in the store with its architecture, search space,
 dataset, the metrics that dataset can give, and the checkpoint's SHA-256 (verified again when a
-worker loads it).
+worker loads it). The checkpoint's, the dataset's and the teacher's paths are recorded relative to
+the workspace when they lie inside it (:meth:`nas.workspace.Workspace.relative`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from supernet.checkpoint import read_checkpoint
 from supernet.errors import CheckpointError
 from supernet.spaces import get_space
 
-from .store import Store, SupernetRecord
+from .store import NotFoundError, Store, SupernetRecord
+from .workspace import Workspace, recorded_path
 
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -47,13 +49,17 @@ def metrics_for(dataset: Mapping[str, Any]) -> list[str]:
 
 def register_supernet(store: Store, checkpoint: str | Path, name: str | None = None, teacher: str | Path | None = None,
                       teacher_arch: str | None = None, teacher_hparams: Mapping[str, Any] | None = None,
-                      teacher_key_map: Any = None) -> SupernetRecord:
+                      teacher_key_map: Any = None, workspace: Workspace | None = None) -> SupernetRecord:
     """Record a supernet checkpoint written by ``ganas train supernet``, with its teacher; returns the record.
 
     The teacher is the one the checkpoint says it was distilled from (GAN Compression), checked
     against the SHA-256 recorded at training, or ``teacher`` (an OMGD supernet's, or a replacement).
     Every search and final model of the supernet is then shown against it. Another implementation's
     state dict is imported as :mod:`supernet.foreign` says (``teacher_key_map``: a mapping given by hand).
+    Paths inside ``workspace`` are recorded relative to it (without a workspace, every path is recorded
+    absolute). Registering the same file under the same name again, without ``teacher``, returns the
+    record as it is once it has a teacher (the checkpoint's own paths, absolute as of training, may
+    point out of a copied workspace).
     """
     path = Path(checkpoint).resolve()
     record = read_checkpoint(path)
@@ -64,15 +70,30 @@ def register_supernet(store: Store, checkpoint: str | Path, name: str | None = N
     if not space:
         raise CheckpointError(f"{path} has no search space (it was trained as a single static student)")
     get_space(space)
+    name = name or _NAME.sub("-", f"{path.parent.name}-{record['arch']}").strip("-")
+    sha = file_sha256(path)
+    again = _registered(store, name, sha) if teacher is None else None
+    if again is not None and again.teacher is not None:
+        return again
     dataset = dict(meta.get("dataset") or {})
     channels = {k: record["hparams"].get(k) for k in ("input_nc", "output_nc")}
     info = _teacher_info(meta.get("teacher"), dataset, teacher, teacher_arch, teacher_hparams, teacher_key_map,
                          channels)
-    default_name = _NAME.sub("-", f"{path.parent.name}-{record['arch']}").strip("-")
+    if dataset.get("root"):
+        dataset["root"] = recorded_path(dataset["root"], workspace)
     return store.register_supernet(
-        name or default_name, architecture=record["arch"], space=space, checkpoint=str(path),
-        checkpoint_sha256=file_sha256(path), hparams=dict(record["hparams"]), dataset=dataset,
-        metrics=metrics_for(dataset), teacher=info.to_dict() if info is not None else None)
+        name, architecture=record["arch"], space=space, checkpoint=recorded_path(path, workspace),
+        checkpoint_sha256=sha, hparams=dict(record["hparams"]), dataset=dataset, metrics=metrics_for(dataset),
+        teacher=info.recorded(workspace).to_dict() if info is not None else None)
+
+
+def _registered(store: Store, name: str, sha256: str) -> SupernetRecord | None:
+    """The supernet registered as ``name`` from the same file, if any."""
+    try:
+        found = store.get_supernet(name)
+    except NotFoundError:
+        return None
+    return found if found.checkpoint_sha256 == sha256 else None
 
 
 def _teacher_info(recorded: Mapping[str, Any] | None, dataset: Mapping[str, Any], path: str | Path | None,
@@ -90,13 +111,16 @@ def _teacher_info(recorded: Mapping[str, Any] | None, dataset: Mapping[str, Any]
                             **dict(channels or {}))
 
 
-def registered_checkpoint(supernet: SupernetRecord) -> bytes:
-    """A registered supernet's checkpoint bytes, refused unless the file is still the one registered."""
+def registered_checkpoint(supernet: SupernetRecord, workspace: Workspace) -> bytes:
+    """A registered supernet's checkpoint bytes, in ``workspace``; refused unless the file is still the one
+    registered and intact (its zip CRCs, which torch does not check, for a file registered before they were)."""
     from foundation.hashing import bytes_sha256
+    from foundation.tensorfiles import check_crcs
 
-    path = Path(supernet.checkpoint)
+    path = workspace.absolute(supernet.checkpoint)
     data = path.read_bytes() if path.is_file() else None
     if data is None or bytes_sha256(data) != supernet.checkpoint_sha256:
         raise CheckpointError(f"supernet {supernet.name!r}: {path} is missing or no longer the registered file "
                               "(corrupt or replaced); register the new file under a new name")
+    check_crcs(data, str(path), CheckpointError)
     return data

@@ -1,17 +1,20 @@
 """The teacher as the reference: the generator a supernet was distilled from, recorded, verified, measured.
 
-A supernet's record keeps its teacher (file, SHA-256, kind, architecture, MACs and parameters at the
-supernet's resolution); a search evaluates it once with the search's own evaluator, and finalize
-on the held-out split, so that every figure of a subnet is shown next to the teacher's. A program
-teacher (TorchScript, torch.export, ONNX) is recorded by its kind; its architecture is that kind.
+A supernet's record keeps its teacher (file, relative to the workspace when inside it, SHA-256, kind,
+architecture, MACs and parameters at the supernet's resolution); a search evaluates it once with the
+search's own evaluator, and finalize on the held-out split, so that every figure of a subnet is shown
+next to the teacher's. A program teacher (TorchScript, torch.export, ONNX) is recorded by its kind; its
+architecture is that kind.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from supernet.errors import CheckpointError
+
+from .workspace import Workspace, recorded_path
 
 
 class TeacherChangedError(CheckpointError):
@@ -48,11 +51,17 @@ class TeacherInfo:
         values["hparams"] = dict(values.get("hparams") or {})
         return cls(**values)
 
-    def read_bytes(self) -> bytes:
-        """The teacher file's bytes, refused unless it is still the file recorded at registration."""
-        from foundation.hashing import bytes_sha256
+    def recorded(self, workspace: Workspace | None) -> "TeacherInfo":
+        """This teacher as the store records it: its path relative to ``workspace`` when inside it."""
+        return replace(self, path=recorded_path(self.path, workspace))
 
-        path = Path(self.path)
+    def read_bytes(self, workspace: Workspace) -> bytes:
+        """The teacher file's bytes (its recorded path in ``workspace``), refused unless it is still the file
+        recorded at registration and intact."""
+        from foundation.hashing import bytes_sha256
+        from foundation.tensorfiles import check_crcs
+
+        path = workspace.absolute(self.path)
         if not path.is_file():
             raise TeacherChangedError(f"the teacher {path} recorded with this supernet is missing (moved or "
                                       "deleted); put it back, or register the supernet again with --teacher FILE")
@@ -61,6 +70,7 @@ class TeacherInfo:
             raise TeacherChangedError(f"the teacher {path} changed since the supernet was registered (its SHA-256 "
                                       f"is no longer {self.sha256[:12]}...); restore that file, or register the "
                                       "supernet again with --teacher FILE")
+        check_crcs(data, str(path), TeacherChangedError)
         return data
 
     def check(self, data: bytes) -> bytes:
@@ -71,14 +81,14 @@ class TeacherInfo:
             raise TeacherChangedError(f"teacher bytes do not match the recorded SHA-256 {self.sha256[:12]}...")
         return data
 
-    def load(self, data: bytes | None = None):
-        """The teacher (eval mode), from verified ``data`` or from its verified file, loaded as recorded."""
+    def load(self, data: bytes):
+        """The teacher (eval mode), from ``data`` (:meth:`read_bytes`, maybe sent to a worker), verified and loaded
+        as recorded."""
         from supernet.teachers import TeacherOptions, load_teacher
 
-        data = self.read_bytes() if data is None else self.check(data)
         options = TeacherOptions(self.reference_arch, dict(self.hparams), self.key_map) \
             if self.kind == "checkpoint" else None
-        return load_teacher(data, self.path, options, self.kind).generator
+        return load_teacher(self.check(data), self.path, options, self.kind).generator
 
 
 def describe_teacher(path: str | Path, size: Sequence[int], reference_arch: str | None = None,

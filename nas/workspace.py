@@ -4,6 +4,11 @@ Default ``./ganas-workspace``; ``--workspace`` or ``$GANAS_WORKSPACE`` overrides
 searches, candidates, Optuna's studies) is the workspace's SQLite file ``ganas.db`` unless a store URL is
 chosen (``--store`` or ``$GANAS_STORE_URL``), e.g. a PostgreSQL database shared by several machines; the
 folder still holds MLflow's default store, samples, caches and final models.
+
+A workspace can be moved, copied or mounted elsewhere: every path the store records goes through
+:meth:`Workspace.relative` (relative to the root when inside the workspace, absolute otherwise) and
+is read back through :meth:`Workspace.absolute`, against whichever workspace reads it (with a shared
+store, each machine's own mount of the workspace).
 """
 from __future__ import annotations
 
@@ -27,6 +32,11 @@ class WorkspaceError(GanasError):
     """A workspace folder that does not exist (for a command that only reads) or that cannot be one."""
 
 
+def recorded_path(path: str | os.PathLike, workspace: "Workspace | None") -> str:
+    """How the store records ``path``: :meth:`Workspace.relative` to ``workspace``; absolute without one."""
+    return workspace.relative(path) if workspace is not None else str(Path(path).expanduser().resolve())
+
+
 @dataclass(frozen=True)
 class Workspace:
     root: Path
@@ -47,6 +57,19 @@ class Workspace:
             except StoreUrlError:
                 pass
         return cls(Path(chosen).expanduser().resolve(), url)
+
+    def relative(self, path: str | os.PathLike) -> str:
+        """How the store records ``path``: relative to the root (POSIX) when it lies inside the workspace, so
+        that a copy of the workspace reads its own files; absolute otherwise (a dataset kept elsewhere)."""
+        resolved = Path(path).expanduser().resolve()
+        root = self.root.resolve()
+        return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
+
+    def absolute(self, stored: str | os.PathLike) -> Path:
+        """A path as the store records it, in this workspace: relative ones are joined to the root, absolute
+        ones (files outside the workspace, and every path stores written before relative paths) kept as is."""
+        path = Path(stored)
+        return path if path.is_absolute() else self.root / path
 
     def ensure(self) -> "Workspace":
         self._refuse_file()

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from foundation.registry import Registry
-from foundation.tensorfiles import SAFETENSORS_SUFFIX, read_tensor_bytes
+from foundation.tensorfiles import SAFETENSORS_SUFFIX, check_crcs, read_tensor_bytes
 
 from .errors import CheckpointError
 from .programs import (ProgramGenerator, load_exported_program, load_onnx_program, load_torchscript_program,
@@ -145,6 +145,8 @@ def _program_loader(load: Callable[[bytes, str], ProgramGenerator], kind: str):
             raise CheckpointError(f"{file.source} is a {_KINDS.get(kind).description}: it runs as it is, so "
                                   "--teacher-arch, --teacher-ngf and --teacher-map (which describe a state dict) do "
                                   "not apply; drop them")
+        if file.zip_names is not None:  # an archive whose bytes changed after it was written is refused first
+            check_crcs(file.data, file.source, CheckpointError)
         return LoadedTeacher(load(file.data, file.source), kind)
     return load_program
 

@@ -86,6 +86,7 @@ RECIPES: dict[str, Recipe] = {
     "ganas search pause": Recipe(search="running"),
     "ganas search cancel": Recipe(search="unfinished"),
     "ganas search finalize": Recipe(("--steps", "2", "--executor", "local", "--latency-runs", "2"), search="done"),
+    "ganas search sync": Recipe(search="done"),
     "ganas evaluate": Recipe(("--size", "32", "--kid-subset-size", "2", "--latency-runs", "2")),
     "ganas export": Recipe(("--size", "32")),
     "ganas macs": Recipe(),

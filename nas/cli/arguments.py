@@ -28,3 +28,13 @@ def workspace_of(args: argparse.Namespace):
     from nas.workspace import Workspace
 
     return Workspace.resolve(args.workspace, args.store)
+
+
+def mlflow_uri(text: str) -> str:
+    """An MLflow tracking URI that can work (``nas.tracking_uri.check_tracking_uri``), checked before any write."""
+    from nas.tracking_uri import TrackingUriError, check_tracking_uri
+
+    try:
+        return check_tracking_uri(text)
+    except TrackingUriError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -14,8 +14,10 @@ from typing import Callable, Sequence
 from foundation.errors import GanasError
 from foundation.files import atomic_write_bytes
 
+from .. import fields
 from ..budget import format_macs
-from ..executors import EXECUTORS, Executor
+from ..executors import EXECUTORS, Executor, check_executor
+from ..orchestrator.backlog import MlflowBacklog
 from ..orchestrator.claim import SearchClaim
 from ..orchestrator.dispatcher import Dispatcher, WorkQueue
 from ..registry import registered_checkpoint
@@ -47,6 +49,8 @@ class Prepared:
 
 @dataclass(frozen=True)
 class FinalizeSettings:
+    """How a finalize runs; checked here (a bad value is a FieldError naming it) before anything is written."""
+
     steps: int = 1000  # fine-tuning steps per config
     batch_size: int = 1
     workers: int = 2
@@ -59,6 +63,20 @@ class FinalizeSettings:
     threads_per_worker: int | None = None
     latency_runs: int = 10
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        fields.STEPS.check(self.steps)
+        fields.FINETUNE_BATCH_SIZE.check(self.batch_size)
+        fields.WORKERS.check(self.workers)
+        check_executor(self.executor)
+        fields.LEASE_SECONDS.check(self.lease_seconds)
+        fields.CLAIM_SECONDS.check(self.claim_seconds)
+        fields.LATENCY_RUNS.check(self.latency_runs)
+        fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)
+        if self.mlflow_uri is not None:
+            from ..tracking_uri import check_tracking_uri
+
+            check_tracking_uri(self.mlflow_uri)  # one that cannot work is refused before anything is written
 
 
 @dataclass(frozen=True)
@@ -130,7 +148,7 @@ class FinalQueue(WorkQueue):
         written = {}
         for kind, data in files.items():
             path = atomic_write_bytes(folder / FILE_NAMES[kind], data)
-            written[kind] = str(path.relative_to(self.workspace.root))
+            written[kind] = self.workspace.relative(path)
         self.store.complete_final(outcome.final_id, outcome.worker, before=outcome.before, after=outcome.after,
                                   teacher=outcome.teacher, evaluator=outcome.evaluator, split=self.split,
                                   latency_ms=outcome.latency_ms, teacher_latency_ms=outcome.teacher_latency_ms,
@@ -154,22 +172,21 @@ class Finalizer:
 
     def __init__(self, store: Store, workspace: Workspace, search_id: int, settings: FinalizeSettings,
                  executor: Executor | None = None, log: Callable[[str], None] = print):
-        for flag, value, what in (("--steps", settings.steps, "fine-tuning steps"),
-                                  ("--batch-size", settings.batch_size, "images per step"),
-                                  ("--workers", settings.workers, "workers")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise FinalizeError(f"{flag} must be a positive number of {what}, got {value!r}")
         self.store, self.workspace, self.search_id, self.settings, self.log = store, workspace, search_id, settings, log
         self.search = store.get_search(search_id)
         self.supernet: SupernetRecord = store.get_supernet(self.search.supernet_id)
         self.executor = executor or (EXECUTORS["ray"](settings.ray_address, None) if settings.executor == "ray"
                                      else EXECUTORS[settings.executor]())
+        self.mlflow_uri = settings.mlflow_uri or workspace.mlflow_uri
+        self.backlog = MlflowBacklog(workspace, search_id)
+        self._mlflow_down = False  # after a model MLflow could not take because it did not answer
 
     def run(self, choices: Sequence[Choice]) -> list[FinalRecord]:
         """Fine-tune, measure and export ``choices``; returns their final records (done, or failed for good)."""
         ready = self.preflight()
         teacher, teacher_bytes, checkpoint, split = ready.teacher, ready.teacher_bytes, ready.checkpoint, ready.split
         items = [self._new_final(c, checkpoint) for c in choices]
+        self._probe_mlflow()
         claim = SearchClaim(self.store, self.search_id, self.settings.claim_seconds, self.log)
         claim.acquire(self.search)
         dispatcher = Dispatcher(self.executor, self.settings.lease_seconds, self.log)
@@ -182,8 +199,8 @@ class Finalizer:
             open_ids = {f.id for f in finals if f.status in (FinalStatus.QUEUED, FinalStatus.LEASED)}
             if open_ids:
                 names = [f"final{self.search_id}-w{i}" for i in range(min(self.settings.workers, len(open_ids)))]
-                payload = WorkerPayload(checkpoint, self.supernet.checkpoint_sha256, asdict(self.plan.evaluation)
-                                        | {"cache_dir": self.plan.evaluation.cache_dir or str(self.workspace.cache)},
+                payload = WorkerPayload(checkpoint, self.supernet.checkpoint_sha256,
+                                        asdict(self.plan.evaluation.located(self.workspace)),
                                         self.settings.threads_per_worker, teacher_bytes, teacher.to_dict())
                 self.log(f"finalizing {len(open_ids)} config(s) of search {self.search_id} on {len(names)} worker(s), "
                          f"{self.settings.steps} fine-tuning steps each; figures on the {split} split")
@@ -210,15 +227,16 @@ class Finalizer:
             raise FinalizeError(f"supernet {self.supernet.name!r} records no teacher to fine-tune from and compare "
                                 "with; register it with --teacher FILE (ganas supernet register CHECKPOINT --teacher "
                                 "FILE)")
-        teacher_bytes = teacher.read_bytes()  # moved or changed since registration: refused before any write
-        return Prepared(teacher, teacher_bytes, registered_checkpoint(self.supernet), self._held_out_split())
+        teacher_bytes = teacher.read_bytes(self.workspace)  # moved or changed: refused before any write
+        return Prepared(teacher, teacher_bytes, registered_checkpoint(self.supernet, self.workspace),
+                        self._held_out_split())
 
     def _held_out_split(self) -> str:
         from imagedata import detect_layout, get_layout
 
         from ..worker import held_out_split
 
-        spec = self.plan.evaluation
+        spec = self.plan.evaluation.located(self.workspace)
         root = Path(spec.data_root)
         layout = get_layout(spec.layout or detect_layout(root).layout)
         try:
@@ -231,21 +249,39 @@ class Finalizer:
         return NewFinal(choice.config, candidate.macs, candidate.params, self.settings.steps, choice.budget,
                         settings=finetune_settings(checkpoint, self.supernet))
 
+    def _probe_mlflow(self) -> None:
+        from ..tracking_uri import unreachable_reason
+
+        reason = unreachable_reason(self.mlflow_uri)
+        if reason is not None:
+            self.log(f"MLflow at {self.mlflow_uri} does not answer ({reason}): the final models are kept in the "
+                     f"workspace and registered once it answers ({self.backlog.sync_command(self.mlflow_uri)})")
+
     def _register(self, record: FinalRecord) -> FinalRecord:
-        """Log a done final model to MLflow and its Model Registry (once); the store keeps the model URI."""
+        """Log a done final model to MLflow and its Model Registry (once); the store keeps the model URI. When
+        MLflow cannot take it, the model is counted in the search's backlog for ``ganas search sync``."""
         if record.status != FinalStatus.DONE or record.model_uri:
             return record
         from ..tracking import log_final_model
+        from ..tracking_uri import tracking_answers
 
         teacher = TeacherInfo.from_dict(self.supernet.teacher)
         name = self.settings.model_name or f"ganas-{self.supernet.name}"
+        kept = (f"it is kept in {self.workspace.final_dir(self.search_id, record.config)}; "
+                f"`{self.backlog.sync_command(self.mlflow_uri)}` registers it once MLflow answers")
+        if self._mlflow_down:
+            self.backlog.add(self.mlflow_uri)
+            self.log(f"MLflow does not answer: final model {record.config} not registered; {kept}")
+            return record
         try:
-            uri = log_final_model(self.settings.mlflow_uri or self.workspace.mlflow_uri,
-                                  self.workspace.mlflow_artifacts, self.search_id, record,
-                                  self.workspace.root / record.files["onnx"], name, teacher.macs if teacher else None)
+            uri = log_final_model(self.mlflow_uri, self.workspace.mlflow_artifacts, self.search_id, record,
+                                  self.workspace.absolute(record.files["onnx"]), name,
+                                  teacher.macs if teacher else None)
         except Exception as exc:  # the store keeps the model; MLflow is the audit log
-            self.log(f"MLflow could not log the final model {record.config} ({type(exc).__name__}: {exc}); it is "
-                     f"kept in {self.workspace.final_dir(self.search_id, record.config)}")
+            self._mlflow_down = not tracking_answers(self.mlflow_uri)  # down: the next models do not wait for it
+            self.backlog.add(self.mlflow_uri)
+            self.log(f"MLflow could not log the final model {record.config} ({type(exc).__name__}: "
+                     f"{str(exc)[:300]}); {kept}")
             return record
         return self.store.set_final_model(record.id, uri)
 

@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from foundation.errors import GanasError
+from supernet.errors import CheckpointError
 from supernet.space import format_config, parse_config_numbers
 from supernet.spaces import get_space
 
+from .. import fields
 from ..budget import format_macs
-from ..executors import EXECUTORS, Executor
+from ..executors import EXECUTORS, Executor, check_executor
 from ..search_setup import SearchPlan, macs_function
 from ..store import CandidateRecord, CandidateStatus, NewCandidate, SearchBusyError, SearchState, Store
 from ..strategies import Objective, TrialResult, create_strategy
@@ -25,9 +27,10 @@ from ..reference import reference_of
 from ..registry import registered_checkpoint
 from ..worker import TeacherTask, WorkerPayload
 from ..workspace import Workspace
+from .backlog import MlflowBacklog
 from .claim import SearchClaim
 from .dispatcher import CandidateQueue, Dispatcher
-from .reporting import SearchReporter
+from .reporting import SearchReporter, search_params
 
 FINISHED = (CandidateStatus.DONE, CandidateStatus.FAILED, CandidateStatus.INFEASIBLE)
 
@@ -38,14 +41,27 @@ class ReplayError(GanasError):
 
 @dataclass(frozen=True)
 class OrchestratorSettings:
+    """How an orchestrator runs a search; checked here (a bad value is a FieldError naming it) before any run."""
+
     workers: int = 2
     executor: str = "ray"
     ray_address: str | None = None
     lease_seconds: float = 900.0  # a worker silent this long on one candidate is presumed hung
     claim_seconds: float = 60.0  # another orchestrator may take over this long after we stop heart-beating
-    mlflow_uri: str | None = None
+    mlflow_uri: str | None = None  # None: the workspace's own MLflow
     progress: bool = True
     threads_per_worker: int | None = None
+
+    def __post_init__(self) -> None:
+        fields.WORKERS.check(self.workers)
+        check_executor(self.executor)
+        fields.LEASE_SECONDS.check(self.lease_seconds)
+        fields.CLAIM_SECONDS.check(self.claim_seconds)
+        fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)
+        if self.mlflow_uri is not None:
+            from ..tracking_uri import check_tracking_uri
+
+            check_tracking_uri(self.mlflow_uri)  # one that cannot work is refused before the search changes
 
 
 class Orchestrator:
@@ -76,7 +92,7 @@ class Orchestrator:
     def run(self) -> SearchSummary:
         if self.search.state in (SearchState.DONE, SearchState.CANCELLED):
             return self.summary()
-        checkpoint = registered_checkpoint(self.supernet)  # verified before anything changes
+        checkpoint = registered_checkpoint(self.supernet, self.workspace)  # verified before anything changes
         self.claim.acquire(self.search)
         reporter = None
         try:
@@ -87,7 +103,7 @@ class Orchestrator:
             names = [f"search{self.search_id}-w{i}" for i in range(self.settings.workers)]
             teacher = self._teacher_bytes()
             self.dispatcher.start(names, WorkerPayload(
-                checkpoint, self.supernet.checkpoint_sha256, _evaluation_dict(self.plan, self.workspace),
+                checkpoint, self.supernet.checkpoint_sha256, asdict(self.plan.evaluation.located(self.workspace)),
                 self.settings.threads_per_worker, teacher,
                 dict(self.supernet.teacher) if teacher is not None else None), self.queue)
             if teacher is not None and self.search.teacher is None:
@@ -115,7 +131,7 @@ class Orchestrator:
     # -- set-up -------------------------------------------------------------------------------------
     def _teacher_bytes(self) -> bytes | None:
         """The supernet's teacher, verified; a search without one still runs, just not against a reference."""
-        from ..teacher import TeacherChangedError, TeacherInfo
+        from ..teacher import TeacherInfo
 
         info = TeacherInfo.from_dict(self.supernet.teacher)
         if info is None:
@@ -123,8 +139,8 @@ class Orchestrator:
                      "(register it with --teacher FILE)")
             return None
         try:
-            return info.read_bytes()
-        except TeacherChangedError as exc:
+            return info.read_bytes(self.workspace)
+        except CheckpointError as exc:  # moved, changed or corrupt
             self.log(f"{exc}; the search runs without the teacher's reference figures")
             return None
 
@@ -145,12 +161,10 @@ class Orchestrator:
                                study_name=f"ganas-search-{self.search_id}")
 
     def _reporter(self) -> SearchReporter:
-        params = {"supernet": self.supernet.name, "space": self.supernet.space, "budgets": list(self.budgets),
-                  "strategy": self.search.strategy, "seed": self.search.seed, "trials": self.search.trials,
-                  "metric": self.objectives[0].metric, "batch_size": self.plan.batch_size,
-                  "macs_size": list(self.plan.macs_size)}
         return SearchReporter(self.settings.mlflow_uri or self.workspace.mlflow_uri, self.workspace.mlflow_artifacts,
-                              self.search_id, params, self.workspace.samples_dir(self.search_id), self.log)
+                              self.search_id, search_params(self.search, self.supernet, self.plan),
+                              self.workspace.samples_dir(self.search_id), self.log,
+                              MlflowBacklog(self.workspace, self.search_id))
 
     # -- the loop ------------------------------------------------------------------------------------
     def _loop(self, strategy, reporter: SearchReporter) -> SearchState:
@@ -255,9 +269,3 @@ def _result(c: CandidateRecord) -> TrialResult:
     if c.status == CandidateStatus.DONE:
         return TrialResult(config, c.macs, dict(c.metrics))
     return TrialResult(config, c.macs, {}, feasible=c.status != CandidateStatus.INFEASIBLE, failed=True)
-
-
-def _evaluation_dict(plan: SearchPlan, workspace: Workspace) -> dict:
-    data = asdict(plan.evaluation)
-    data["cache_dir"] = data.get("cache_dir") or str(workspace.cache)
-    return data

@@ -6,12 +6,13 @@ the status of :data:`nas.service.errors.HTTP_STATUS`.
 """
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Optional, Sequence
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 
-from nas.store import CandidateStatus, NotFoundError
+from nas.store import CandidateStatus, NotFoundError, UnreadableRow
 
 from . import schemas
 from .context import ServiceContext, get_context
@@ -31,29 +32,34 @@ def api_router() -> APIRouter:
     router = APIRouter(responses=ERRORS)
 
     @router.get("/supernets", response_model=list[schemas.SupernetOut], tags=["supernets"])
-    def list_supernets(ctx: ServiceContext = Depends(get_context)):
-        """Every registered supernet, oldest first."""
-        return [schemas.SupernetOut.of(s) for s in ctx.store.list_supernets()]
+    def list_supernets(response: Response, ctx: ServiceContext = Depends(get_context)):
+        """Every registered supernet, oldest first (one the store cannot read is named in a ``Warning`` header)."""
+        listing = ctx.store.supernet_listing()
+        warn_unreadable(response, listing.unreadable)
+        return [schemas.SupernetOut.of(s) for s in listing.records]
 
     @router.post("/supernets", response_model=schemas.SupernetOut, status_code=201, tags=["supernets"])
     def post_supernet(body: schemas.SupernetCreate, ctx: ServiceContext = Depends(get_context)):
         """Register a supernet checkpoint that is on the server's disk."""
-        return schemas.SupernetOut.of(register_supernet(ctx.store, body.checkpoint, body.name))
+        return schemas.SupernetOut.of(register_supernet(ctx.store, ctx.workspace, body.checkpoint, body.name))
 
     @router.get("/supernets/{name}", response_model=schemas.SupernetOut, tags=["supernets"])
     def get_supernet(name: str, ctx: ServiceContext = Depends(get_context)):
         return schemas.SupernetOut.of(ctx.store.get_supernet(name))
 
     @router.get("/searches", response_model=list[schemas.SearchOut], tags=["searches"])
-    def list_searches(supernet: Optional[str] = None, state: Optional[str] = None,
+    def list_searches(response: Response, supernet: Optional[str] = None, state: Optional[str] = None,
                       ctx: ServiceContext = Depends(get_context)):
-        """Searches, oldest first; optionally of one supernet and/or in one state."""
-        return [schemas.SearchOut.of(s) for s in ctx.store.list_searches(supernet, state)]
+        """Searches, oldest first; optionally of one supernet and/or in one state. A search the store cannot read
+        is left out and named in a ``Warning`` header (``199 ganas "search 7 cannot be read ..."``)."""
+        listing = ctx.store.search_listing(supernet, state)
+        warn_unreadable(response, listing.unreadable)
+        return [schemas.SearchOut.of(s) for s in listing.records]
 
     @router.post("/searches", response_model=schemas.SearchOut, status_code=201, tags=["searches"])
     def post_search(body: schemas.SearchCreate, ctx: ServiceContext = Depends(get_context)):
         """Create a search (state ``created``); start it with ``POST /api/searches/{id}/start``."""
-        return schemas.SearchOut.of(create_search(ctx.store, body))
+        return schemas.SearchOut.of(create_search(ctx.store, ctx.workspace, body))
 
     @router.get("/searches/{search_id}", response_model=schemas.SearchDetail, tags=["searches"])
     def get_search(search_id: int, metric: Optional[str] = None, ctx: ServiceContext = Depends(get_context)):
@@ -124,6 +130,13 @@ def api_router() -> APIRouter:
         return schemas.FinalizeOut.of(search_id, options.steps, started)
 
     return router
+
+
+def warn_unreadable(response: Response, rows: Sequence[UnreadableRow]) -> None:
+    """One ``Warning: 199`` header per row a listing left out (RFC 7234's miscellaneous warning), in ASCII."""
+    for row in rows:
+        text = re.sub(r"[\x00-\x1f\x7f]", " ", row.describe()).replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.append("Warning", f'199 ganas "{text.encode("ascii", "backslashreplace").decode()}"')
 
 
 def _action_endpoint(name: str):

@@ -29,7 +29,7 @@ from nas.workspace import Workspace
 from .api import api_router
 from .auth import COOKIE, LOGIN_PARAMETER, TokenAuth
 from .context import ServiceContext
-from .errors import http_status
+from .errors import error_body, http_status
 from .guard import AllowedHosts, check_request
 from .launcher import CommandFactory, OrchestratorLauncher, orchestrator_command
 
@@ -128,7 +128,7 @@ def create_app(workspace: Workspace | str | os.PathLike, token: str | None = Non
     def error_response(request: Request, exc: GanasError) -> Response:
         status = http_status(exc)
         if pages is None or _is_api(request.url.path):
-            return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+            return JSONResponse(error_body(exc), status_code=status)
         return pages.error_page(request, status, str(exc))
 
     @app.exception_handler(GanasError)

@@ -65,7 +65,7 @@ class ServiceContext:
             raise FinalFileNotFoundError(f"final model {config} of search {search_id} has no {kind} file "
                                          f"(status {record.status.value})")
         root = self.workspace.root.resolve()
-        path = (root / relative).resolve()
+        path = self.workspace.absolute(relative).resolve()
         if not path.is_relative_to(root) or not path.is_file():
             raise FinalFileNotFoundError(f"the {kind} file of final model {config} of search {search_id} is not in "
                                          f"the workspace ({relative} was moved or deleted)")

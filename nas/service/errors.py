@@ -2,14 +2,15 @@
 
 Every error the service raises is a :class:`GanasError` (the CLI prints it and exits 2); the
 app turns any ``GanasError`` into a JSON ``{"detail": message, "error": class name}`` with the
-status found by walking the exception's class hierarchy through :data:`HTTP_STATUS`.
+status found by walking the exception's class hierarchy through :data:`HTTP_STATUS`. A refused field
+(:class:`~nas.fields.FieldError`) is a 422 shaped as FastAPI's own: it adds ``field`` and ``errors``.
 """
 from __future__ import annotations
 
 from foundation.errors import GanasError
-from nas.budget import BudgetError, BudgetInfeasibleError
+from nas.fields import FieldError
 from nas.store import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SearchBusyError,
-                       StateTransitionError, StoreConnectionError)
+                       StateTransitionError, StoreConnectionError, UnreadableRowError)
 
 
 class ServiceError(GanasError):
@@ -60,8 +61,7 @@ class AllowedHostsError(ServiceError):
 HTTP_STATUS: dict[type[BaseException], int] = {
     GanasError: 400,
     InvalidValueError: 400,
-    BudgetError: 400,
-    BudgetInfeasibleError: 400,
+    FieldError: 422,  # a refused value of a request field (budgets, seed, workers, ...): the body names it
     NotFoundError: 404,
     SampleNotFoundError: 404,
     FinalFileNotFoundError: 404,
@@ -75,6 +75,7 @@ HTTP_STATUS: dict[type[BaseException], int] = {
     OrchestratorRunningError: 409,
     ActionNotAllowedError: 409,
     LaunchError: 500,
+    UnreadableRowError: 500,  # the store holds a row it cannot read: the server's data, not the request
     StoreConnectionError: 503,
 }
 
@@ -85,3 +86,13 @@ def http_status(error: BaseException) -> int:
         if cls in HTTP_STATUS:
             return HTTP_STATUS[cls]
     return 500
+
+
+def error_body(error: GanasError) -> dict:
+    """The JSON answer to ``error``: ``detail`` and ``error``; a refused field adds ``field`` and, as a request
+    FastAPI refuses itself, ``errors`` with the field's location in the body."""
+    body = {"detail": str(error), "error": type(error).__name__}
+    if isinstance(error, FieldError):
+        body["field"] = error.field
+        body["errors"] = [{"loc": ["body", *error.field.split(".")], "msg": str(error), "type": "value_error"}]
+    return body

@@ -23,6 +23,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
+from nas import fields
+from nas.budget import Budgets
+from nas.executors import check_executor
 from nas.store import SearchRecord, Store
 from nas.workspace import STORE_ENV_VAR, Workspace
 
@@ -42,6 +45,11 @@ class LaunchOptions:
     lease_seconds: float | None = None  # how long one evaluation may take before it is presumed hung
     job = "orchestrator"
     log_name = LOG_NAME
+
+    def __post_init__(self) -> None:  # the rules of ganas search resume's flags, before a process is spawned
+        fields.WORKERS.check(self.workers)
+        check_executor(self.executor)
+        fields.check_optional(fields.LEASE_SECONDS, self.lease_seconds)
 
     def arguments(self, search_id: int) -> list[str]:
         """The ``ganas search`` subcommand and flags: ``resume ID ...`` without a progress bar."""
@@ -69,6 +77,12 @@ class FinalizeOptions:
     ray_address: str | None = None
     job = "finalizer"
     log_name = FINALIZE_LOG_NAME
+
+    def __post_init__(self) -> None:  # the rules of ganas search finalize's flags, before a process is spawned
+        fields.STEPS.check(self.steps)
+        fields.WORKERS.check(self.workers)
+        check_executor(self.executor)
+        Budgets(self.budgets)
 
     def arguments(self, search_id: int) -> list[str]:
         arguments = ["finalize", str(search_id), "--steps", str(self.steps)]

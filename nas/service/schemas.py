@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from nas.budget import format_macs, parse_budgets
 from nas.reference import SearchReference, compare_final, times_fewer
@@ -55,8 +55,9 @@ class SupernetCreate(_Input):
 class SearchCreate(_Input):
     """A new search over a registered supernet, in state ``created`` until started.
 
-    The fields are the arguments of :func:`nas.search_setup.create_search` (as in
-    ``ganas search create``); paths name files on the server.
+    The fields are the arguments of :func:`nas.search_setup.create_search` (as in ``ganas search start``),
+    which checks their values (a refused one is a 422 naming it); paths name files on the server. Real-image
+    statistics are cached in the workspace.
     """
 
     supernet: str = Field(min_length=1, description="registered supernet name")
@@ -66,44 +67,34 @@ class SearchCreate(_Input):
         schema, "metric to optimise (one the supernet's dataset can give)", _search_metrics()))
     strategy: str = Field("evolution", min_length=1, json_schema_extra=lambda schema: _registered(
         schema, "search strategy", _strategies()))
-    trials: int = Field(100, ge=1, description="candidates to evaluate")
-    seed: int = Field(0, description="random seed of the strategy")
+    trials: int = Field(100, description="candidates to evaluate (at least 1)")
+    seed: int = Field(0, description="random seed of the strategy, from 0 to 2**32 - 1")
     multi_objective: Optional[bool] = Field(
         None, description="also minimise MACs (a Pareto front); default: true when several budgets are given")
     strategy_settings: dict[str, Any] = Field(default_factory=dict, description="the strategy's own settings")
-    batch_size: int = Field(8, ge=1, description="configs asked, evaluated and told together")
+    batch_size: int = Field(8, description="configs asked, evaluated and told together (at least 1)")
     macs_size: Optional[list[int]] = Field(None, min_length=2, max_length=2,
                                            description="[height, width] at which MACs are counted (default: the "
                                                        "dataset's image size)")
     extractor: Optional[str] = Field(None, description="FID/KID feature extractor: inception or a TorchScript path")
     inception_weights: Optional[str] = Field(None, description="path of the FID Inception weights file")
-    segmenter: Optional[str] = Field(None, description="path of the mIoU segmenter")
-    cache_dir: Optional[str] = Field(None, description="folder of cached real-image statistics")
-    max_attempts: int = Field(3, ge=1, description="evaluations of a candidate before it counts as failed")
+    segmenter: Optional[str] = Field(None, description="path of the mIoU segmenter (required for miou)")
+    max_attempts: int = Field(3, description="evaluations of a candidate before it counts as failed (at least 1)")
     metric_options: dict[str, Any] = Field(default_factory=dict, description="options of the metrics for every "
                                            "worker (kid_subset_size, latency_runs, ...)")
-
-
-def _known_executor(value: str) -> str:
-    from nas.executors import EXECUTORS
-
-    if value not in EXECUTORS:
-        raise ValueError(f"unknown executor {value!r}; use one of: {', '.join(EXECUTORS)}")
-    return value
 
 
 class LaunchRequest(_Input):
     """How the orchestrator that start/resume spawns runs its workers (the flags of ``ganas search resume``)."""
 
-    workers: int = Field(2, ge=1, description="evaluation workers (Ray actors)")
+    workers: int = Field(2, description="evaluation workers (Ray actors), from 1 to 1024")
     executor: str = Field("ray", description="ray, or local (one worker inside the orchestrator, for debugging)")
     ray_address: Optional[str] = Field(None, min_length=1, description="join this Ray cluster instead of starting one")
-    lease_seconds: Optional[float] = Field(None, gt=0, description="seconds one evaluation may take before it is "
-                                                                   "presumed hung (default 900)")
-
-    _executor = field_validator("executor")(_known_executor)
+    lease_seconds: Optional[float] = Field(None, description="seconds one evaluation may take before it is "
+                                                             "presumed hung (default 900; finite, > 0)")
 
     def options(self) -> LaunchOptions:
+        """The launch options, their values checked (a refused one is a 422 naming it)."""
         return LaunchOptions(**self.model_dump())
 
 
@@ -116,13 +107,12 @@ class FinalizeRequest(_Input):
     front: bool = Field(False, description="finalize every member of the Pareto front")
     configs: list[str] = Field(default_factory=list, description="done candidates to finalize, by config string")
     steps: int = Field(1000, description="fine-tuning steps per subnet (at least 1)")
-    workers: int = Field(2, description="fine-tuning workers (Ray actors)")
+    workers: int = Field(2, description="fine-tuning workers (Ray actors), from 1 to 1024")
     executor: str = Field("ray", description="ray, or local (one worker inside the finalizer, for debugging)")
     ray_address: Optional[str] = Field(None, min_length=1, description="join this Ray cluster instead of starting one")
 
-    _executor = field_validator("executor")(_known_executor)
-
     def options(self) -> FinalizeOptions:
+        """The finalize options, their values checked (a refused one is a 422 naming it)."""
         budgets = () if self.budgets in ("", []) else parse_budgets(self.budgets)
         return FinalizeOptions(self.steps, tuple(budgets), self.front, tuple(self.configs), self.workers,
                                self.executor, self.ray_address)
@@ -131,6 +121,8 @@ class FinalizeRequest(_Input):
 class ErrorOut(BaseModel):
     detail: str = Field(description="what was wrong and what is allowed")
     error: str = Field(description="the error's type, e.g. NotFoundError")
+    field: Optional[str] = Field(None, description="a 422 for a refused value: the request field it was given in, "
+                                                   "e.g. batch_size or metric_options.kid_subsets")
 
 
 class ProblemOut(BaseModel):

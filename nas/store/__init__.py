@@ -6,17 +6,17 @@ it, workers' results land in it, and a stopped search resumes from it. See :clas
 from .engine import DEFAULT_FILENAME, Database, absolute_url, as_url, workspace_url
 from .errors import (DuplicateNameError, EmptyStoreError, InvalidValueError, LeaseError, NotFoundError,
                      ReadOnlyStoreError, SchemaVersionError, SearchBusyError, StateTransitionError,
-                     StoreConnectionError, StoreError, StoreUrlError)
+                     StoreConnectionError, StoreError, StoreUrlError, UnreadableRowError)
 from .models import SCHEMA_VERSION
 from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, FinalRecord,
-                      FinalStatus, FrozenDict, NewCandidate, NewFinal, Objective, SearchRecord, SearchState,
-                      SupernetRecord)
+                      FinalStatus, FrozenDict, Listing, NewCandidate, NewFinal, Objective, SearchRecord, SearchState,
+                      SupernetRecord, UnreadableRow)
 from .schema import MIGRATIONS, Migration, ensure_schema, register_migration
 from .store import Store
 
 __all__ = [
     "AddResult", "CandidateCounts", "CandidateRecord", "CandidateStatus", "DEFAULT_FILENAME", "Database",
-    "FinalRecord", "FinalStatus", "NewFinal",
+    "FinalRecord", "FinalStatus", "Listing", "NewFinal", "UnreadableRow", "UnreadableRowError",
     "DuplicateNameError", "EmptyStoreError", "FrozenDict", "InvalidValueError", "LeaseError", "MIGRATIONS",
     "Migration", "NewCandidate", "NotFoundError", "Objective", "ReadOnlyStoreError", "SCHEMA_VERSION",
     "SEARCH_TRANSITIONS", "SchemaVersionError", "SearchBusyError", "SearchRecord", "SearchState",

@@ -50,3 +50,12 @@ class SearchBusyError(StoreError):
 
 class LeaseError(StoreError):
     """A candidate completion or failure by someone who does not hold its lease."""
+
+
+class UnreadableRowError(StoreError):
+    """A row the store holds but cannot turn into a record (written by hand, or by a ganas that checked less);
+    ``row`` says which and why. Listings leave such rows out and report them instead of failing."""
+
+    def __init__(self, row) -> None:
+        super().__init__(row.describe())
+        self.row = row

@@ -7,15 +7,21 @@ explicit names (a naming convention) so that migrations can refer to them.
 """
 from __future__ import annotations
 
-from typing import Any
+import math
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from sqlalchemy import (JSON, BigInteger, CheckConstraint, Double, ForeignKey, Index, Integer, MetaData,
                         String, Text, UniqueConstraint)
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from foundation.errors import GanasError
+
+from ..fields import INT32_MAX, INT64_MAX, shown
+from .errors import UnreadableRowError
 from .records import (MAX_CONFIG_LENGTH, MAX_NAME_LENGTH, CandidateRecord, CandidateStatus, FinalRecord, FinalStatus,
-                      Objective, SearchRecord, SearchState, SupernetRecord, freeze)
+                      Objective, SearchRecord, SearchState, SupernetRecord, UnreadableRow, freeze)
 
 SCHEMA_VERSION = 3  # 2: the searches' plan column; 3: teachers, finals (see schema.py's migrations)
 TABLE_PREFIX = "ganas_"
@@ -174,21 +180,91 @@ def max_attempts(table: Any):
 # -- rows to immutable records (a search row is joined with its supernet's name) -----------------
 def supernet_record(row: Row) -> SupernetRecord:
     m = row._mapping
-    return SupernetRecord(id=m["id"], name=m["name"], architecture=m["architecture"], hparams=freeze(m["hparams"]),
-                          space=m["space"], checkpoint=m["checkpoint"], checkpoint_sha256=m["checkpoint_sha256"],
-                          dataset=freeze(m["dataset"]), metrics=tuple(m["metrics"]), created_at=m["created_at"],
-                          teacher=freeze(m["teacher"]))
+    with _readable("supernet", m["id"]):
+        return SupernetRecord(
+            id=m["id"], name=_text(m["name"], "name"), architecture=_text(m["architecture"], "architecture"),
+            hparams=freeze(_object(m["hparams"], "hparams")), space=_text(m["space"], "space"),
+            checkpoint=_text(m["checkpoint"], "checkpoint"), checkpoint_sha256=m["checkpoint_sha256"],
+            dataset=freeze(_object(m["dataset"], "dataset")),
+            metrics=tuple(_text(x, "metrics") for x in _list(m["metrics"], "metrics")),
+            created_at=_time(m["created_at"], "created_at"), teacher=freeze(_teacher(m["teacher"])))
 
 
 def search_record(row: Row) -> SearchRecord:
+    """The search of a row, its values checked: a row the store could not have written (by hand, or from a ganas
+    that checked less) raises :class:`UnreadableRowError` instead of a record that breaks its readers."""
     m = row._mapping
-    return SearchRecord(
-        id=m["id"], supernet_id=m["supernet_id"], supernet=m["supernet_name"], budgets=tuple(m["budgets"]),
-        objectives=tuple(Objective(o["metric"], o["direction"]) for o in m["objectives"]), strategy=m["strategy"],
-        strategy_settings=freeze(m["strategy_settings"]), plan=freeze(m["plan"]), seed=m["seed"], trials=m["trials"],
-        max_attempts=m["max_attempts"], state=SearchState(m["state"]), error=m["error"], owner=m["owner"],
-        heartbeat_at=m["heartbeat_at"], owner_expires_at=m["owner_expires_at"], created_at=m["created_at"],
-        updated_at=m["updated_at"], teacher=freeze(m["teacher"]))
+    with _readable("search", m["id"]):
+        return SearchRecord(
+            id=m["id"], supernet_id=m["supernet_id"], supernet=m["supernet_name"],
+            budgets=tuple(_whole(b, "budgets", 1, INT64_MAX) for b in _list(m["budgets"], "budgets")),
+            objectives=tuple(Objective.coerce(o) for o in _list(m["objectives"], "objectives", minimum=1)),
+            strategy=_text(m["strategy"], "strategy"),
+            strategy_settings=freeze(_object(m["strategy_settings"], "strategy_settings")),
+            plan=freeze(_object(m["plan"], "plan", optional=True)),
+            seed=_whole(m["seed"], "seed", -INT64_MAX, INT64_MAX),
+            trials=_whole(m["trials"], "trials", 1, INT32_MAX),
+            max_attempts=_whole(m["max_attempts"], "max_attempts", 1, INT32_MAX), state=SearchState(m["state"]),
+            error=m["error"], owner=m["owner"], heartbeat_at=_time(m["heartbeat_at"], "heartbeat_at", optional=True),
+            owner_expires_at=_time(m["owner_expires_at"], "owner_expires_at", optional=True),
+            created_at=_time(m["created_at"], "created_at"), updated_at=_time(m["updated_at"], "updated_at"),
+            teacher=freeze(_object(m["teacher"], "teacher", optional=True)))
+
+
+@contextmanager
+def _readable(table: str, row_id: Any) -> Iterator[None]:
+    try:
+        yield
+    except UnreadableRowError:
+        raise
+    except (GanasError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise UnreadableRowError(UnreadableRow(table, row_id, str(exc) or type(exc).__name__)) from None
+
+
+def _whole(value: Any, column: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{column} holds {shown(value)}, not an integer from {low:,} to {high:,}")
+    return value
+
+
+def _time(value: Any, column: str, optional: bool = False) -> float | None:
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{column} holds {shown(value)}, not a time in seconds")
+    return value
+
+
+def _teacher(value: Any) -> dict | None:
+    """A supernet's teacher: an object whose MACs and parameter counts are whole numbers (they are printed)."""
+    teacher = _object(value, "teacher", optional=True)
+    for key in ("macs", "params"):
+        if teacher and key in teacher:
+            _whole(teacher[key], f"teacher {key}", 0, INT64_MAX)
+    return teacher
+
+
+def _text(value: Any, column: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{column} holds {shown(value)}, not a text")
+    return value
+
+
+def _list(value: Any, column: str, minimum: int = 0) -> list:
+    if not isinstance(value, list) or len(value) < minimum:
+        raise ValueError(f"{column} holds {shown(value)}, not a list" + (f" of at least {minimum}" if minimum else ""))
+    return value
+
+
+def _object(value: Any, column: str, optional: bool = False) -> dict | None:
+    if not (isinstance(value, dict) or (optional and value is None)):
+        raise ValueError(f"{column} holds {shown(value)}, not a JSON object")
+    return value
+
+
+def json_problem(exc: ValueError) -> str:
+    """Why a row's JSON column could not even be parsed (SQLite keeps any text in one)."""
+    return f"a JSON column holds text that is not JSON ({exc})"
 
 
 def candidate_record(row: Row) -> CandidateRecord:

@@ -11,8 +11,9 @@ import math
 import re
 from dataclasses import dataclass, fields
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, Generic, Mapping, TypeVar
 
+from ..fields import INT64_MAX, shown
 from ..objectives import Objective
 from .errors import InvalidValueError
 
@@ -133,9 +134,10 @@ def check_name(value: Any, what: str) -> str:
     return value
 
 
-def check_count(value: Any, what: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+def check_count(value: Any, what: str, minimum: int = 0, maximum: int = INT64_MAX) -> int:
+    """An integer in [minimum, maximum]: by default what a 64-bit column holds."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise InvalidValueError(f"{what} must be an integer >= {minimum} and <= {maximum:,}, got {shown(value)}")
     return int(value)
 
 
@@ -181,6 +183,30 @@ def check_sha256(value: Any) -> str:
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise InvalidValueError(f"checkpoint_sha256 must be 64 hex digits, got {value!r}")
     return digest
+
+
+@dataclass(frozen=True)
+class UnreadableRow:
+    """A row of a table that cannot be turned into a record: which one, and why."""
+
+    table: str  # "search", "supernet"
+    id: int
+    reason: str
+
+    def describe(self) -> str:
+        return (f"{self.table} {self.id} cannot be read from the store ({self.reason}); it is left out of listings: "
+                "correct or delete that row of the database")
+
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Listing(Generic[R]):
+    """The records of a listing, and the rows it left out because they cannot be read."""
+
+    records: tuple[R, ...]
+    unreadable: tuple[UnreadableRow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -344,7 +370,7 @@ class NewFinal:
             raise InvalidValueError(f"config must be a non-empty string of at most {MAX_CONFIG_LENGTH} characters")
         check_count(self.macs, "macs")
         check_count(self.params, "params")
-        check_count(self.steps, "steps", 1)
+        check_count(self.steps, "steps", 1, 2**31 - 1)
         if self.budget is not None:
             check_count(self.budget, "budget", 1)
 

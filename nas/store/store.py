@@ -13,20 +13,22 @@ import os
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from sqlalchemy import case, func, insert, or_, select
+from sqlalchemy import JSON, case, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import OperationalError
 
+from ..fields import INT32_MAX, shown
 from .engine import Database
 from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SearchBusyError,
-                     StateTransitionError)
+                     StateTransitionError, UnreadableRowError)
 from .final_jobs import FinalJobs
-from .models import (SCHEMA_VERSION, candidate_record, candidates, finals, max_attempts, search_record, searches,
-                     supernet_record, supernets)
-from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, NewCandidate,
-                      Objective, SearchRecord, SearchState, SupernetRecord, candidate_status, check_count, check_json,
-                      check_metrics, check_name, check_plan, check_seconds, check_sha256, search_state)
+from .models import (SCHEMA_VERSION, candidate_record, candidates, finals, json_problem, max_attempts, search_record,
+                     searches, supernet_record, supernets)
+from .records import (SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord, CandidateStatus, Listing,
+                      NewCandidate, Objective, SearchRecord, SearchState, SupernetRecord, UnreadableRow,
+                      candidate_status, check_count, check_json, check_metrics, check_name, check_plan, check_seconds,
+                      check_sha256, search_state)
 from .schema import check_readable, ensure_schema
 
 Q, LEASED = CandidateStatus.QUEUED.value, CandidateStatus.LEASED.value
@@ -37,6 +39,40 @@ _INSERT_IGNORING = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 def _ago(seconds: float) -> str:
     return f"{abs(seconds):.0f} s {'from now' if seconds >= 0 else 'ago'}"
+
+
+def is_id(value: Any) -> bool:
+    """Whether ``value`` can be a row id (the id columns are 32-bit integers): any other is found nowhere."""
+    return isinstance(value, int) and not isinstance(value, bool) and -INT32_MAX <= value <= INT32_MAX
+
+
+def _listing(conn: Connection, query: Any, id_column: Any, to_record: Callable[[Row], Any], table: str) -> Listing:
+    """The records ``query`` selects; a row that cannot be read is left out and reported, never fatal to the rest."""
+    unreadable: list[UnreadableRow] = []
+    try:
+        rows = conn.execute(query).all()
+    except ValueError:  # a JSON column that does not parse: read the rows one at a time to find it
+        rows = []
+        for row_id in conn.execute(query.with_only_columns(id_column)).scalars().all():
+            try:
+                rows.append(conn.execute(query.where(id_column == row_id)).one())
+            except ValueError as problem:
+                unreadable.append(UnreadableRow(table, row_id, json_problem(problem)))
+    records = []
+    for row in rows:
+        try:
+            records.append(to_record(row))
+        except UnreadableRowError as exc:
+            unreadable.append(exc.row)
+    return Listing(tuple(records), tuple(sorted(unreadable, key=lambda u: u.id)))
+
+
+def _one(conn: Connection, query: Any, table: str, row_id: int) -> Row | None:
+    """The row ``query`` selects, or None; :class:`UnreadableRowError` when a JSON column of it does not parse."""
+    try:
+        return conn.execute(query).one_or_none()
+    except ValueError as exc:
+        raise UnreadableRowError(UnreadableRow(table, row_id, json_problem(exc))) from None
 
 
 class Store(FinalJobs):
@@ -130,12 +166,21 @@ class Store(FinalJobs):
             return supernet_record(self._supernet_row(conn, name_or_id))
 
     def list_supernets(self) -> tuple[SupernetRecord, ...]:
+        """The readable supernets, oldest first (:meth:`supernet_listing` also reports the unreadable)."""
+        return self.supernet_listing().records
+
+    def supernet_listing(self) -> Listing[SupernetRecord]:
+        """Every supernet, oldest first; a row that cannot be read is reported in ``unreadable`` instead."""
         with self.db.read() as conn:
-            return tuple(supernet_record(r) for r in conn.execute(select(supernets).order_by(supernets.c.id)))
+            return _listing(conn, select(supernets).order_by(supernets.c.id), supernets.c.id, supernet_record,
+                            "supernet")
 
     def _supernet_row(self, conn: Connection, name_or_id: str | int) -> Row:
-        column = supernets.c.id if isinstance(name_or_id, int) else supernets.c.name
-        row = conn.execute(select(supernets).where(column == name_or_id)).one_or_none()
+        by_id = isinstance(name_or_id, int) and not isinstance(name_or_id, bool)
+        column = supernets.c.id if by_id else supernets.c.name
+        row = None
+        if not by_id or is_id(name_or_id):
+            row = _one(conn, select(supernets).where(column == name_or_id), "supernet", name_or_id)
         if row is None:
             known = conn.execute(select(supernets.c.name).order_by(supernets.c.id)).scalars().all()
             raise NotFoundError(f"no supernet {name_or_id!r}; registered: {', '.join(known) or 'none'} "
@@ -154,15 +199,15 @@ class Store(FinalJobs):
             raise InvalidValueError("a search needs at least one objective, e.g. ('fid', 'minimize')")
         if len({o.metric for o in objectives}) != len(objectives):
             raise InvalidValueError(f"objectives name a metric twice: {[o.metric for o in objectives]}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise InvalidValueError(f"seed must be an integer, got {seed!r}")
+        seed = check_count(seed, "seed", -2**63 + 1)
         now = self.clock()
         values = dict(budgets=list(budgets), objectives=[{"metric": o.metric, "direction": o.direction}
                                                          for o in objectives],
-                      strategy=check_name(strategy, "strategy"), trials=check_count(trials, "trials", 1),
+                      strategy=check_name(strategy, "strategy"), trials=check_count(trials, "trials", 1, INT32_MAX),
                       strategy_settings=check_json(dict(strategy_settings or {}), "strategy settings"),
                       plan=check_plan(dict(plan) if isinstance(plan, Mapping) else plan), seed=seed,
-                      max_attempts=check_count(max_attempts, "max_attempts", 1), state=SearchState.CREATED.value,
+                      max_attempts=check_count(max_attempts, "max_attempts", 1, INT32_MAX),
+                      state=SearchState.CREATED.value,
                       created_at=now, updated_at=now)
         with self.db.write() as conn:
             values["supernet_id"] = self._supernet_row(conn, supernet).id
@@ -175,13 +220,20 @@ class Store(FinalJobs):
 
     def list_searches(self, supernet: str | int | None = None,
                       state: SearchState | str | None = None) -> tuple[SearchRecord, ...]:
+        """The readable searches, oldest first (:meth:`search_listing` also reports the unreadable)."""
+        return self.search_listing(supernet, state).records
+
+    def search_listing(self, supernet: str | int | None = None,
+                       state: SearchState | str | None = None) -> Listing[SearchRecord]:
+        """Searches, oldest first, optionally of one supernet and/or in one state; a row that cannot be read is
+        reported in ``unreadable`` instead of taking the listing down."""
         query = _search_query().order_by(searches.c.id)
         with self.db.read() as conn:
             if supernet is not None:
                 query = query.where(searches.c.supernet_id == self._supernet_row(conn, supernet).id)
             if state is not None:
                 query = query.where(searches.c.state == search_state(state).value)
-            return tuple(search_record(r) for r in conn.execute(query))
+            return _listing(conn, query, searches.c.id, search_record, "search")
 
     def set_search_state(self, search_id: int, state: SearchState | str, error: str | None = None) -> SearchRecord:
         """Move a search along its lifecycle (:data:`SEARCH_TRANSITIONS`); ``error`` says why it failed."""
@@ -239,23 +291,25 @@ class Store(FinalJobs):
             if done.rowcount == 1:
                 return self._search(conn, search_id)
         if row.owner is None or row.owner == owner:
-            raise SearchBusyError(f"orchestrator {owner!r} does not hold search {search_id} (it was released); "
-                                  "claim it again with claim_search")
+            raise SearchBusyError(f"orchestrator {owner!r} does not hold search {search_id} any more (it was "
+                                  f"released); resume it with `ganas search resume {search_id}`")
         raise SearchBusyError(
             f"search {search_id} is driven by orchestrator {row.owner!r} (claim expires "
             f"{_ago(row.owner_expires_at - now)}); stop it, or wait until its heartbeat lapses to take over")
 
     def _search_row(self, conn: Connection, search_id: int, lock: bool = False) -> Row:
-        query = select(searches).where(searches.c.id == search_id)
-        row = conn.execute(query.with_for_update() if lock else query).one_or_none()
+        # only the scalar columns: a search whose JSON does not parse can still be found, changed and deleted
+        query = select(*[c for c in searches.c if not isinstance(c.type, JSON)]).where(searches.c.id == search_id)
+        row = conn.execute(query.with_for_update() if lock else query).one_or_none() if is_id(search_id) else None
         if row is None:
-            raise NotFoundError(f"no search with id {search_id!r} (list them with list_searches)")
+            raise NotFoundError(_no_search(search_id))
         return row
 
     def _search(self, conn: Connection, search_id: int) -> SearchRecord:
-        row = conn.execute(_search_query().where(searches.c.id == search_id)).one_or_none()
+        row = _one(conn, _search_query().where(searches.c.id == search_id), "search", search_id) \
+            if is_id(search_id) else None
         if row is None:
-            raise NotFoundError(f"no search with id {search_id!r} (list them with list_searches)")
+            raise NotFoundError(_no_search(search_id))
         return search_record(row)
 
     # -- candidates -----------------------------------------------------------------------------
@@ -406,7 +460,8 @@ class Store(FinalJobs):
 
     def get_candidate(self, candidate_id: int) -> CandidateRecord:
         with self.db.read() as conn:
-            row = conn.execute(_candidate_query().where(candidates.c.id == candidate_id)).one_or_none()
+            row = conn.execute(_candidate_query().where(candidates.c.id == candidate_id)).one_or_none() \
+                if is_id(candidate_id) else None
         if row is None:
             raise NotFoundError(f"no candidate with id {candidate_id!r}")
         return candidate_record(row)
@@ -432,6 +487,10 @@ class Store(FinalJobs):
                                 .group_by(candidates.c.status)).all()
         return CandidateCounts(**{status: count for status, count in rows})
 
+
+
+def _no_search(search_id: Any) -> str:
+    return f"no search with id {shown(search_id)} (`ganas search list` lists them)"
 
 
 def _search_query():

@@ -256,9 +256,9 @@ def test_finalize_form_refuses_forged_and_bad_posts(finalizable):
              ({**ok, "form_token": "0" * 64}, {}, 403, "form token"),
              (ok, {"origin": "https://evil.example"}, 403, "posted from https://evil.example"),
              (ok, {"sec-fetch-site": "cross-site"}, 403, "from another site"),
-             ({**ok, "steps": "0"}, {}, 400, "steps must be a positive number"),
-             ({**ok, "steps": "many"}, {}, 400, "steps must be a whole number"),
-             ({**ok, "executor": "slurm"}, {}, 400, "unknown executor"),
+             ({**ok, "steps": "0"}, {}, 422, "steps must be a positive integer"),
+             ({**ok, "steps": "many"}, {}, 422, "steps must be a whole number"),
+             ({**ok, "executor": "slurm"}, {}, 422, "unknown executor"),
              ({**ok, "budget": str(50 * M)}, {}, 400, "fits 50M MACs")]
     for data, headers, status, message in cases:
         response = client.post(form["action"], data=data, headers=headers, follow_redirects=False)

@@ -185,10 +185,10 @@ def test_a_read_only_workspace_can_be_listed(registered_supernet, tmp_path):
     ws = tmp_path / "ws"
     shutil.copytree(registered_supernet.workspace, ws)
     with Store(ws / "ganas.db") as store:
-        create_search(store, "tiny", budgets=[80_000_000], metric="ssim", trials=2)
+        search_id = create_search(store, "tiny", budgets=[80_000_000], metric="ssim", trials=2).id
     files = {p.name: p.read_bytes() for p in ws.iterdir() if p.is_file()}
     script = ("import sys\nfrom nas.cli import main\n"
-              f"for argv in {READ_COMMANDS!r} + [['search', 'pause', '1']]:\n"
+              f"for argv in {READ_COMMANDS!r} + [['search', 'pause', '{search_id}']]:\n"
               f"    print('STATUS', main([argv[0], '--workspace', {str(ws)!r}, *argv[1:]]), flush=True)\n")
     (ws / "ganas.db").chmod(0o444)
     ws.chmod(0o555)
@@ -200,7 +200,7 @@ def test_a_read_only_workspace_can_be_listed(registered_supernet, tmp_path):
         (ws / "ganas.db").chmod(0o644)
     statuses = [int(line.split()[1]) for line in run.stdout.splitlines() if line.startswith("STATUS")]
     assert statuses == [0] * len(READ_COMMANDS) + [2], run.stdout + run.stderr
-    assert re.search(r"^1\s+tiny\s+created", run.stdout, re.M) and "Traceback" not in run.stderr
+    assert re.search(rf"^{search_id}\s+tiny\s+created", run.stdout, re.M) and "Traceback" not in run.stderr
     assert "not writable: commands that only read (ganas search list" in run.stderr
     assert {p.name: p.read_bytes() for p in ws.iterdir() if p.is_file()} == files
 

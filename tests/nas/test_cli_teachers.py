@@ -72,13 +72,14 @@ def _worker_loads_the_recorded_teacher(root):
     """A search worker rebuilds the teacher from the store's record (architecture, hyper-parameters, key map)."""
     from nas.store import Store
     from nas.teacher import TeacherInfo
+    from nas.workspace import Workspace
     from supernet import load_reference_generator
 
     with Store(f"sqlite:///{root / 'ws' / 'ganas.db'}") as store:
         info = TeacherInfo.from_dict(store.get_supernet("foreign").teacher)
     assert info.reference_arch == "resnet" and info.key_map["model.10.block.1.bias"] == "model.10.conv_block.1.bias"
     direct = load_reference_generator(root / "G.pth").state_dict()
-    assert all(torch.equal(direct[k], v) for k, v in info.load().state_dict().items())
+    assert all(torch.equal(direct[k], v) for k, v in info.load(info.read_bytes(Workspace(root / 'ws'))).state_dict().items())
 
 
 def _refused(setup, capsys, teacher, *extra, command="supernet"):

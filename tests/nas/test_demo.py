@@ -1,4 +1,7 @@
-"""The main job, end to end on tiny settings: every stage runs, and a second run reuses them all."""
+"""The main job, end to end on tiny settings: every stage runs, and a second run reuses them all, in the same
+workspace or in a copy of it."""
+import shutil
+
 from nas.demo import DemoSettings, run_demo
 from nas.store import CandidateStatus, Store
 from nas.workspace import Workspace
@@ -29,3 +32,14 @@ def test_quick_demo_end_to_end_and_rerun(tmp_path):
     with Store(workspace.database_url) as store:
         assert {c.config: c.finished_at for c in store.candidates(result["search_id"], CandidateStatus.DONE)} == \
             done_before
+
+    # a copy of the workspace, with the original gone, reads everything from itself (as `cp -a` then `rm -r`)
+    copy = Workspace(tmp_path / "copy")
+    shutil.copytree(workspace.root, copy.root, symlinks=True)
+    shutil.rmtree(workspace.root)
+    moved = run_demo(copy, settings, say=lambda line: None)
+    assert moved["search_id"] == result["search_id"] and max(moved["timings"].values()) < 10
+    assert [(f.id, f.finished_at) for f in moved["finals"]] == [(f.id, f.finished_at) for f in finals]
+    assert not workspace.root.exists()
+    with Store(copy.database_url) as store:
+        assert store.get_supernet("demo-labels2scene").teacher["path"] == "demo/teacher/teacher.pt"

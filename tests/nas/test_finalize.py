@@ -107,3 +107,52 @@ def test_bad_finalize_requests_are_refused_with_one_message_and_change_nothing(s
     finally:
         shutil.copy(saved, teacher)
     assert _finals(ws, search_id) == before
+
+
+def test_a_final_model_mlflow_could_not_take_is_registered_by_a_sync_once(searched):
+    from dataclasses import replace
+
+    from nas.orchestrator.backlog import MlflowBacklog
+    from nas.orchestrator.sync import sync_search
+
+    fixture, ws, search_id = searched
+    closed, messages = "http://127.0.0.1:9", []
+    with Store(ws.database_url) as store:
+        finalized = {f.config for f in store.finals(search_id)}
+        config = next(c.config for c in store.candidates(search_id, "done") if c.config not in finalized)
+        (final,) = Finalizer(store, ws, search_id, replace(FINAL, mlflow_uri=closed), log=messages.append).run(
+            choose(store, search_id, configs=[config]))
+        assert final.status == FinalStatus.DONE and final.model_uri is None  # kept in the workspace all the same
+        assert ws.absolute(final.files["onnx"]).is_file()
+        assert MlflowBacklog(ws, search_id).counts() == {closed: 1}
+        assert "does not answer" in messages[0]
+        assert f"ganas search sync {search_id} --mlflow-uri {closed}" in messages[-1]
+
+        # a final model whose ONNX file is gone is reported, the sync goes on, and it stays in the backlog
+        onnx = ws.absolute(final.files["onnx"])
+        onnx.rename(onnx.with_suffix(".moved"))
+        lines = []
+        missing = sync_search(store, ws, search_id, log=lines.append)
+        assert (missing.final_models, missing.final_models_failed) == (0, 1) and "not registered" in lines[-1]
+        assert MlflowBacklog(ws, search_id).counts() == {closed: 1, ws.mlflow_uri: 1}
+        onnx.with_suffix(".moved").rename(onnx)
+
+        # the workspace's MLflow had the search from its live run: a sync adds the final model, nothing else
+        report = sync_search(store, ws, search_id, log=lambda m: None)
+        assert (report.run_created, report.params, report.metric_points, report.candidate_batches, report.front_runs,
+                report.front_artifacts, report.final_models) == (False, 0, 0, 0, 0, False, 1)
+        registered = store.get_final(final.id).model_uri
+        assert registered.startswith(f"models:/ganas-{fixture.name}/")
+        assert MlflowBacklog(ws, search_id).counts() == {closed: 1}  # the closed port's MLflow is still behind
+        assert not sync_search(store, ws, search_id, log=lambda m: None).logged_anything
+        assert store.get_final(final.id).model_uri == registered
+        from nas.tracking import log_final_model
+
+        assert log_final_model(ws.mlflow_uri, ws.mlflow_artifacts, search_id, store.get_final(final.id),
+                               ws.absolute(final.files["onnx"]), f"ganas-{fixture.name}", None) == registered
+    from mlflow import MlflowClient
+
+    client = MlflowClient(ws.mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("ganas-search").experiment_id],
+                              filter_string=f"tags.`ganas.final` = 'true' and tags.`ganas.config` = '{config}'")
+    assert len(runs) == 1 and runs[0].data.metrics["after_ssim"] == pytest.approx(final.after["ssim"])

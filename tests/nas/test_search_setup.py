@@ -44,7 +44,7 @@ def test_a_plan_of_an_unknown_version_or_no_plan_is_refused_clearly(store):
         SearchPlan.from_search(bare)
 
 
-def test_metric_options_reach_the_plan_and_unknown_ones_are_refused_before_writing(store):
+def test_metric_options_reach_the_plan_and_unknown_ones_are_refused_before_writing(store, inception_weights):
     from nas.search_setup import SearchSetupError
     from nas.worker import build_evaluator  # noqa: F401  (the workers build their evaluator from these options)
 

@@ -210,7 +210,7 @@ def test_register_supernet_from_checkpoint(client, tmp_path):
 
 
 # -- searches ----------------------------------------------------------------------------------------------
-def test_create_search_validates(client):
+def test_create_search_validates(client, inception_weights):
     made = client.post("/api/searches", json={"supernet": "tiny", "budgets": "1G,500M", "metric": "fid",
                                               "strategy": "random", "trials": 7, "seed": 3})
     assert made.status_code == 201, made.text
@@ -224,13 +224,13 @@ def test_create_search_validates(client):
     assert [s["id"] for s in client.get("/api/searches?state=created&supernet=tiny").json()] == [1, body["id"]]
     assert client.get("/api/searches?state=running").json() == []
     cases = [({"supernet": "nope", "budgets": "1G", "trials": 3}, 404, "no supernet 'nope'"),
-             ({"supernet": "tiny", "budgets": "2Q", "trials": 3}, 400, "is not a number"),
-             ({"supernet": "tiny", "budgets": "1K", "trials": 3}, 400, "below the smallest subnet"),
-             ({"supernet": "tiny", "budgets": "1G", "trials": 3, "metric": "miou"}, 400, "not miou"),
-             ({"supernet": "tiny", "budgets": "1G", "trials": 3, "strategy": "greedy"}, 400, "unknown strategy"),
+             ({"supernet": "tiny", "budgets": "2Q", "trials": 3}, 422, "is not a number"),
+             ({"supernet": "tiny", "budgets": "1K", "trials": 3}, 422, "below the smallest subnet"),
+             ({"supernet": "tiny", "budgets": "1G", "trials": 3, "metric": "miou"}, 422, "not miou"),
+             ({"supernet": "tiny", "budgets": "1G", "trials": 3, "strategy": "greedy"}, 422, "unknown strategy"),
              ({"supernet": "tiny", "budgets": "1G", "trials": 0}, 422, "trials"),
              ({"supernet": "tiny", "budgets": "1G", "trials": 3, "workerz": 2}, 422, "workerz"),
-             ({"supernet": "tiny", "budgets": "1G", "trials": 3, "metric_options": {"kid_size": 2}}, 400,
+             ({"supernet": "tiny", "budgets": "1G", "trials": 3, "metric_options": {"kid_size": 2}}, 422,
               "unknown metric option(s) kid_size")]
     for request, status, message in cases:
         response = client.post("/api/searches", json=request)
@@ -505,12 +505,12 @@ def _store_state(workspace: Workspace, search_id: int):
 def test_finalize_refuses_bad_requests_and_writes_nothing(finalizable):
     workspace, search_id, client = finalizable
     url = f"/api/searches/{search_id}/finalize"
-    cases = [(url, {"steps": 0}, 400, "steps must be a positive number of fine-tuning steps, got 0"),
-             (url, {"steps": 10, "workers": 0}, 400, "workers must be a positive number"),
+    cases = [(url, {"steps": 0}, 422, "steps must be a positive integer (at most 2,147,483,647), got 0"),
+             (url, {"steps": 10, "workers": 0}, 422, "workers must be a positive integer (at most 1,024), got 0"),
              (url, {"steps": 10, "configs": [FAILED]}, 400, f"{FAILED} is not a done candidate"),
              (url, {"steps": 10, "configs": ["1_2_3"]}, 400, "1_2_3 is not a done candidate"),
              (url, {"steps": 10, "budgets": ["50M"]}, 400, "no done candidate of search 1 fits 50M MACs"),
-             (url, {"steps": 10, "budgets": "2Q"}, 400, "is not a number"),
+             (url, {"steps": 10, "budgets": "2Q"}, 422, "is not a number"),
              (url, {"steps": 10, "executor": "slurm"}, 422, "unknown executor 'slurm'"),
              (url, {"steps": 10, "epochs": 3}, 422, "epochs"),
              ("/api/searches/99/finalize", {"steps": 10}, 404, "99")]

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "The file is then loaded with its own runtime and checked against PyTorch.",
     )
     parser.add_argument("--checkpoint", required=True, type=Path,
-                        help="ganas generator checkpoint: a supernet or a static generator (save_generator format)")
+                        help="ganas generator checkpoint: a supernet or a static generator, as ganas train writes it")
     parser.add_argument("--config", help="subnet config string, e.g. 16_16_24_16_32_64_16_24 "
                                          "(required for a supernet; for a static generator it must match)")
     parser.add_argument("--format", required=True, metavar="FORMAT",

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from contextlib import contextmanager
 
-from ..arguments import store_flag, workspace_of
+from ..arguments import image_size, store_flag, workspace_of
 from ..output import print_table
 
 
@@ -28,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--seed", type=int, default=0)
     start.add_argument("--batch-size", type=int, default=8,
                        help="configs asked and evaluated together (default 8); results do not depend on timing")
-    start.add_argument("--macs-size", default=None, help="resolution of the budgets, H or HxW (default: the "
-                       "supernet's training size)")
+    start.add_argument("--macs-size", default=None, type=image_size, help="resolution of the budgets, H or HxW "
+                       "(default: the supernet's training size)")
     start.add_argument("--multi-objective", action="store_true", help="optimise MACs and the metric (Pareto front)")
     start.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                        help="strategy setting, e.g. population_size=50 (repeatable)")
@@ -54,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         q.set_defaults(func=_status if name == "status" else _front)
     commands.add_parser("list", help="all searches").set_defaults(func=_list)
     _finalize_parser(commands)
+    _sync_parser(commands)
     for name in ("pause", "cancel"):
         q = commands.add_parser(name, help=f"{name} a search (its orchestrator stops after the running evaluations)")
         q.add_argument("search_id", type=int)
@@ -113,7 +116,7 @@ def _run_flags(p: argparse.ArgumentParser, lease: float = 900.0) -> None:
     p.add_argument("--ray-address", default=None, help="join an existing Ray cluster (default: start one locally)")
     p.add_argument("--executor", default="ray", choices=["ray", "local"],
                    help="ray (default) or local (in this process, one worker, for debugging)")
-    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: SQLite in the workspace)")
+    _mlflow_flag(p)
     p.add_argument("--lease-seconds", type=float, default=lease,
                    help=f"seconds a worker may spend on one task before it is presumed hung (default {lease:.0f})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -134,9 +137,33 @@ def _existing(args):
     return _workspace(args).open_store(create=False)
 
 
+# request fields (as the REST API names them) that the flags of `ganas search` spell otherwise
+_FLAGS = {"budgets": "--budget", "strategy_settings": "--setting", "metric_options": "--metric-option"}
+
+
+def _flag(field: str) -> str:
+    head, _, key = field.partition(".")
+    flag = _FLAGS.get(head, "--" + head.replace("_", "-"))
+    return f"{flag} {key}" if key else flag
+
+
+@contextmanager
+def _flags():
+    """A refused field's message with the field named as its flag (``--batch-size``, not ``batch_size``)."""
+    from nas.cli import CliUsageError
+    from nas.fields import FieldError
+
+    try:
+        yield
+    except FieldError as exc:
+        raise CliUsageError(exc.renamed(_flag(exc.field))) from None
+
+
 def _settings(args):
+    from nas.fields import WORKERS
     from nas.orchestrator import OrchestratorSettings
 
+    WORKERS.check(args.workers)  # checked even where --executor local runs one
     workers = 1 if args.executor == "local" else args.workers
     return OrchestratorSettings(workers=workers, executor=args.executor, ray_address=args.ray_address,
                                 lease_seconds=args.lease_seconds, mlflow_uri=args.mlflow_uri,
@@ -159,35 +186,35 @@ def _key_values(pairs: list[str], flag: str = "--setting") -> dict:
 
 
 def _start(args) -> int:
-    from nas.budget import parse_macs
     from nas.search_setup import create_search
 
-    from ..arguments import image_size
-
+    with _flags():
+        settings = _settings(args)  # checked before the search is created: a refused run writes nothing
     workspace = _workspace(args)
     with workspace.open_store() as store:
-        search = create_search(
-            store, args.supernet, budgets=[parse_macs(b) for b in args.budget], metric=args.metric,
-            strategy=args.strategy, trials=args.trials, seed=args.seed,
-            multi_objective=True if args.multi_objective else None,
-            strategy_settings=_key_values(args.setting), batch_size=args.batch_size,
-            macs_size=image_size(args.macs_size) if args.macs_size else None, extractor=args.extractor,
-            inception_weights=args.inception_weights, segmenter=args.segmenter,
-            metric_options=_key_values(args.metric_option, "--metric-option"))
+        with _flags():
+            search = create_search(
+                store, args.supernet, budgets=args.budget, metric=args.metric, strategy=args.strategy,
+                trials=args.trials, seed=args.seed, multi_objective=True if args.multi_objective else None,
+                strategy_settings=_key_values(args.setting), batch_size=args.batch_size, macs_size=args.macs_size,
+                extractor=args.extractor, inception_weights=args.inception_weights, segmenter=args.segmenter,
+                metric_options=_key_values(args.metric_option, "--metric-option"), workspace=workspace)
         print(f"search {search.id} created (resume it any time with: ganas search resume {search.id})", flush=True)
-        return _run(store, workspace, search.id, args)
+        return _run(store, workspace, search.id, settings)
 
 
 def _resume(args) -> int:
+    with _flags():
+        settings = _settings(args)
     workspace = _workspace(args)
     with workspace.open_store(create=False) as store:
-        return _run(store, workspace, args.search_id, args)
+        return _run(store, workspace, args.search_id, settings)
 
 
-def _run(store, workspace, search_id: int, args) -> int:
+def _run(store, workspace, search_id: int, settings) -> int:
     from nas.orchestrator import Orchestrator
 
-    summary = Orchestrator(store, workspace, search_id, _settings(args)).run()
+    summary = Orchestrator(store, workspace, search_id, settings).run()
     _print_summary(store, summary)
     return 0
 
@@ -237,10 +264,13 @@ def _status(args) -> int:
                               "teacher": _teacher_json(store, summary),
                               "best": {str(b.budget): (b.candidate.to_dict() if b.candidate else None)
                                        for b in summary.best},
-                              "hypervolume": summary.hypervolume}, default=str))
+                              "hypervolume": summary.hypervolume,
+                              "mlflow_not_logged": _mlflow_backlog(args).counts()}, default=str))
             return 0
         print(f"counts: {counts.to_dict()}")
         _print_summary(store, summary)
+        for line in _mlflow_backlog(args).describe():
+            print(line)
     return 0
 
 
@@ -269,17 +299,21 @@ def _teacher_json(store, summary) -> dict | None:
 
 
 def _finalize(args) -> int:
+    from nas import fields
     from nas.budget import parse_macs
     from nas.finalize import FinalizeSettings, Finalizer, choose
 
-    settings = FinalizeSettings(steps=args.steps, batch_size=args.batch_size,
-                                workers=1 if args.executor == "local" else args.workers, executor=args.executor,
-                                ray_address=args.ray_address, lease_seconds=args.lease_seconds,
-                                mlflow_uri=args.mlflow_uri, model_name=args.model_name,
-                                latency_runs=args.latency_runs, progress=not args.quiet)
+    with _flags():
+        fields.WORKERS.check(args.workers)
+        settings = FinalizeSettings(steps=args.steps, batch_size=args.batch_size,
+                                    workers=1 if args.executor == "local" else args.workers, executor=args.executor,
+                                    ray_address=args.ray_address, lease_seconds=args.lease_seconds,
+                                    mlflow_uri=args.mlflow_uri, model_name=args.model_name,
+                                    latency_runs=args.latency_runs, progress=not args.quiet)
+        budgets = [parse_macs(b) for b in args.budget]
     workspace = _workspace(args)
     with workspace.open_store(create=False) as store:
-        choices = choose(store, args.search_id, [parse_macs(b) for b in args.budget], args.front, args.config)
+        choices = choose(store, args.search_id, budgets, args.front, args.config)
         finals = Finalizer(store, workspace, args.search_id, settings).run(choices)
         teacher = store.get_supernet(store.get_search(args.search_id).supernet_id).teacher
     if args.json:
@@ -302,15 +336,18 @@ def _list(args) -> int:
     from nas.budget import format_macs
 
     with _reader(args) as store:
+        listing = store.search_listing()
         rows = []
-        for s in store.list_searches():
+        for s in listing.records:
             counts = store.count_candidates(s.id)
             rows.append((s.id, s.supernet, s.state.value, s.strategy, " ".join(format_macs(b) for b in s.budgets),
                          s.objectives[0].metric, f"{counts.done}/{s.trials}"))
     if rows:
         print_table(rows, ["ID", "SUPERNET", "STATE", "STRATEGY", "BUDGETS", "METRIC", "DONE"])
-    else:
+    elif not listing.unreadable:
         print("no search yet (ganas search start ...)")
+    for row in listing.unreadable:
+        print(f"ganas search list: warning: {row.describe()}", file=sys.stderr)
     return 0
 
 
@@ -318,4 +355,41 @@ def _set_state(args) -> int:
     with _existing(args) as store:
         store.set_search_state(args.search_id, args.state)
     print(f"search {args.search_id} {args.state}")
+    return 0
+
+
+# -- ganas search sync: MLflow catches up from the store --------------------------------------------------------
+def _mlflow_flag(p: argparse.ArgumentParser) -> None:
+    from ..arguments import mlflow_uri
+
+    p.add_argument("--mlflow-uri", default=None, type=mlflow_uri,
+                   help="MLflow tracking URI: sqlite:///PATH or http://HOST:PORT (default: SQLite in the workspace)")
+
+
+def _sync_parser(commands) -> None:
+    s = commands.add_parser(
+        "sync", help="log to MLflow what it missed of a search (after an outage, or to another tracking server)",
+        description="Replays the search from the store and logs only what MLflow lacks: the search's run and "
+                    "parameters, the teacher's figures, the progress, the candidate batches, the Pareto front and "
+                    "the final models not yet registered. Running it twice logs nothing twice.")
+    s.add_argument("search_id", type=int)
+    _mlflow_flag(s)
+    s.add_argument("--model-name", default=None, help="registered model name for final models not registered yet "
+                   "(default ganas-SUPERNET, as finalize)")
+    s.set_defaults(func=_sync)
+
+
+def _mlflow_backlog(args):
+    from nas.orchestrator.backlog import MlflowBacklog
+
+    return MlflowBacklog(_workspace(args), args.search_id)
+
+
+def _sync(args) -> int:
+    from nas.orchestrator.sync import sync_search
+
+    workspace = _workspace(args)
+    with workspace.open_store(create=False) as store:
+        report = sync_search(store, workspace, args.search_id, args.mlflow_uri, args.model_name)
+    print(report.describe())
     return 0

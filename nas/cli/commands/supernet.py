@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..arguments import store_flag, workspace_of
@@ -48,7 +49,7 @@ def _register(args) -> int:
     key_map = read_key_map(args.teacher_map) if args.teacher_map is not None else None
     with _store(args) as store:
         record = register_supernet(store, args.checkpoint, args.name, args.teacher, args.teacher_arch, hparams,
-                                   key_map)
+                                   key_map, workspace=workspace_of(args))
     print(f"registered supernet {record.name!r} ({record.architecture}, space {record.space}, "
           f"metrics {', '.join(record.metrics)})")
     print(_teacher_line(record))
@@ -59,12 +60,15 @@ def _register(args) -> int:
 
 def _list(args) -> int:
     with _store(args, read_only=True) as store:
-        records = store.list_supernets()
-    if not records:
+        listing = store.supernet_listing()
+    records = listing.records
+    if records:
+        print_table([(r.name, r.architecture, r.space, ", ".join(r.metrics), r.checkpoint) for r in records],
+                    ["NAME", "ARCH", "SPACE", "METRICS", "CHECKPOINT"])
+    elif not listing.unreadable:
         print("no supernet registered yet (ganas train supernet ... --register, or ganas supernet register)")
-        return 0
-    print_table([(r.name, r.architecture, r.space, ", ".join(r.metrics), r.checkpoint) for r in records],
-                ["NAME", "ARCH", "SPACE", "METRICS", "CHECKPOINT"])
+    for row in listing.unreadable:
+        print(f"ganas supernet list: warning: {row.describe()}", file=sys.stderr)
     return 0
 
 

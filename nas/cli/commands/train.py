@@ -307,7 +307,7 @@ def _train_supernet(args) -> int:
 
         workspace = workspace_of(args)
         with workspace.open_store() as store:
-            record = register_supernet(store, path, args.name)
+            record = register_supernet(store, path, args.name, workspace=workspace)
         print(f"registered supernet {record.name!r} in {workspace.store_label}")
     return 0
 
