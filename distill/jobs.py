@@ -17,7 +17,7 @@ import torch
 from foundation.hashing import file_sha256
 from imagedata import FolderDataset, Preprocess, create_dataset, detect_layout, split_dataset
 from imagedata.splits import SPLIT_FILE
-from supernet.checkpoint import FORMAT, generator_from_record, import_plain, read_checkpoint, save_generator
+from supernet.checkpoint import generator_from_record, read_checkpoint, save_generator
 from supernet.foreign import MappingFile
 from supernet.generators import ChannelGenerator
 from supernet.space import format_config
