@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import torch
 
 from foundation.hashing import file_sha256
 from imagedata import FolderDataset, Preprocess, create_dataset, detect_layout, split_dataset
 from imagedata.splits import SPLIT_FILE
-from supernet.checkpoint import FORMAT, generator_from_record, import_plain, read_checkpoint, save_generator
+from supernet.checkpoint import generator_from_record, read_checkpoint, save_generator
 from supernet.foreign import MappingFile
 from supernet.generators import ChannelGenerator
 from supernet.space import format_config
+from supernet.teachers import LoadedTeacher, TeacherOptions, load_teacher
 
 from .gan_compression import GANCompressionRecipe, GANCompressionSettings
 from .loop import LoopSettings, TrainingError, run_training
@@ -98,47 +101,74 @@ def train_teacher(method: str, data: DataSpec, settings: TeacherSettings, loop: 
 
 @dataclass(frozen=True)
 class TeacherSource:
-    """A teacher file: a ganas checkpoint, or another implementation's state dict (see docs/teachers.md).
+    """A teacher file of any kind :mod:`supernet.teachers` reads: a ganas checkpoint, another implementation's
+    state dict, or a program (TorchScript, torch.export, ONNX); see docs/teachers.md.
 
     ``arch`` and ``hparams`` narrow what a state dict may be (the rest is read off its tensors);
     ``key_map`` maps its keys to ganas's (a :class:`~supernet.foreign.MappingFile` given by hand, or the
-    dict an earlier import recorded). :meth:`resolve` fixes all three to what the import found, so
-    that every later load of the file (training, search workers, finalize) repeats it exactly.
+    dict an earlier import recorded); ``kind`` is the kind the file must be (None: whatever it is).
+    :meth:`resolve` fixes all four to what the load found, so that every later load of the file
+    (training, search workers, finalize) repeats it exactly.
     """
 
     path: Path
     arch: str | None = None
     hparams: dict = field(default_factory=dict)
     key_map: Any = None
+    kind: str | None = None
 
-    def load(self) -> tuple[ChannelGenerator, dict]:
-        teacher, meta, _ = self.open()
-        return teacher, meta
+    def load(self) -> tuple[torch.nn.Module, dict]:
+        loaded = self.open()
+        return loaded.generator, loaded.meta
 
-    def open(self) -> tuple[ChannelGenerator, dict, Any]:
-        """The teacher (eval mode), its checkpoint's meta, and the import (None for a ganas checkpoint)."""
-        record, imported = read_checkpoint(self.path), None
-        if isinstance(record, dict) and record.get("format") == FORMAT:
-            teacher, meta = generator_from_record(record, str(self.path)), dict(record.get("meta") or {})
-        else:
-            imported = import_plain(record, str(self.path), self.arch, self.key_map, **self.hparams)
-            teacher, meta = imported.generator, {}
-        if teacher.elastic:
-            raise TrainingError(f"{self.path} holds a supernet, not a teacher")
-        return teacher.eval(), meta, imported
+    def open(self) -> LoadedTeacher:
+        """The teacher (eval mode) and how it loaded."""
+        path = Path(self.path)
+        if not path.is_file():
+            raise TrainingError(f"teacher {path} does not exist")
+        options = TeacherOptions(self.arch, dict(self.hparams), self.key_map)
+        return load_teacher(path.read_bytes(), str(path), options, self.kind)
 
-    def resolve(self) -> tuple["TeacherSource", Any]:
-        """This source with the import's findings fixed, and the import (None for a ganas checkpoint)."""
-        _, _, imported = self.open()
+    def resolve(self) -> tuple["TeacherSource", LoadedTeacher]:
+        """This source with the load's findings fixed, and the loaded teacher."""
+        loaded = self.open()
+        imported = loaded.imported
         if imported is None:
-            return self, None
-        return TeacherSource(self.path, imported.arch, dict(imported.hparams), imported.key_map), imported
+            return TeacherSource(self.path, self.arch, dict(self.hparams), self.key_map, loaded.kind), loaded
+        return TeacherSource(self.path, imported.arch, dict(imported.hparams), imported.key_map, loaded.kind), loaded
 
     def describe(self) -> dict[str, Any]:
         """What checkpoints and the search store record of the teacher: enough to load and verify it again."""
         key_map = self.key_map.mapping if isinstance(self.key_map, MappingFile) else self.key_map
         return {"path": str(Path(self.path).resolve()), "sha256": file_sha256(self.path), "arch": self.arch,
-                "hparams": dict(self.hparams), "key_map": key_map}
+                "hparams": dict(self.hparams), "key_map": key_map, "kind": self.kind}
+
+
+def teacher_example(data: DataSpec, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One input (1, C, H, W) and its target (C, H, W) of the dataset, read without writing anything."""
+    item = data.open("train", seed)[0]
+    return item["A"].unsqueeze(0), item["B"]
+
+
+def check_teacher(teacher: torch.nn.Module, example: torch.Tensor, target: torch.Tensor, source: str,
+                  layers: tuple[str, ...] | None = None) -> None:
+    """Run the teacher once on one input of the data: refused unless it returns the target's channels at the
+    input's size (and, for a program, can give the layers named to distil)."""
+    height, width = int(example.shape[-2]), int(example.shape[-1])
+    checker = getattr(teacher, "check_input_size", None)
+    if callable(checker):
+        checker(height, width)
+    check_layers = getattr(teacher, "check_layers", None)
+    if layers and callable(check_layers):
+        check_layers(layers)
+    with torch.no_grad():
+        out = teacher.eval()(example)
+    wanted = (1, int(target.shape[0]), height, width)
+    if tuple(out.shape) != wanted:
+        raise TrainingError(
+            f"teacher {source} returns {tuple(out.shape)} for an input of shape {tuple(example.shape)}, but the "
+            f"data's targets are {wanted[1]}-channel {height}x{width} images: the teacher must map A to B of this "
+            "dataset (check --direction, and the size and channels the teacher was made for)")
 
 
 def _supernet_meta(method: str, space: str, data: DataSpec, seed: int, steps: int, teacher: dict | None,
@@ -175,22 +205,27 @@ def initial_supernet(path: Path, space: str, sort: bool) -> ChannelGenerator:
 
 def train_gan_compression(data: DataSpec, teacher: TeacherSource, settings: GANCompressionSettings,
                           loop: LoopSettings, out: Path, resume: bool = False, progress: bool = True,
-                          init_from: Path | None = None, sort_channels: bool = False) -> Path:
+                          init_from: Path | None = None, sort_channels: bool = False,
+                          ready: Callable[[], None] | None = None) -> Path:
     """Distil ``teacher`` into a supernet of ``settings.space`` on train1; writes ``out/supernet.pt``.
 
     ``init_from``: start the supernet from a trained full-width generator (``sort_channels``:
-    reorder its channels by importance first) instead of pix2pix's random init.
+    reorder its channels by importance first) instead of pix2pix's random init. ``ready`` is called
+    once the teacher, the student and their distilled layers are checked, before anything is written.
     """
     if sort_channels and init_from is None:
         raise TrainingError("--sort-channels reorders a trained network's channels: give --init-from CHECKPOINT")
     teacher_g, teacher_meta = teacher.load()  # before anything is written: a teacher that fails leaves no split
-    data.ensure_split(loop.seed)
-    dataset = data.open("train1", loop.seed)
+    example, target = teacher_example(data, loop.seed)
+    check_teacher(teacher_g, example, target, str(teacher.path), settings.teacher_layers)
     d_state = (teacher_meta.get("discriminator") or {}).get("state_dict") if settings.task == "paired" else None
-    example = dataset[0]["A"].unsqueeze(0)
     student = initial_supernet(Path(init_from), settings.space, sort_channels) if init_from is not None else None
     recipe = GANCompressionRecipe(settings, teacher_g, loop.steps, example, seed=loop.seed, student=student,
                                   teacher_discriminator=_compatible(d_state, settings, teacher_meta))
+    if ready is not None:
+        ready()
+    data.ensure_split(loop.seed)
+    dataset = data.open("train1", loop.seed)
     result = run_training(recipe, dataset, loop, out, resume, progress, "supernet (GAN Compression)")
     if not result["finished"]:
         return Path(result["checkpoint"])
@@ -243,6 +278,7 @@ def finetune(data: DataSpec, supernet_path: Path, config: tuple[int, ...], teach
     if not supernet.elastic:
         raise TrainingError(f"{supernet_path} is not a supernet")
     teacher_g, _ = teacher.load()
+    check_teacher(teacher_g, *teacher_example(data, loop.seed), str(teacher.path), settings.teacher_layers)
     subnet, fixed = finetune_subnet(data, supernet, config, teacher_g, settings, loop, out, outside, resume, progress)
     if subnet is None:
         return Path(out) / "last.pt"
@@ -253,7 +289,7 @@ def finetune(data: DataSpec, supernet_path: Path, config: tuple[int, ...], teach
     return save_generator(subnet, Path(out) / SUBNET_FILE, **meta)
 
 
-def finetune_subnet(data: DataSpec, supernet: ChannelGenerator, config: tuple[int, ...], teacher: ChannelGenerator,
+def finetune_subnet(data: DataSpec, supernet: ChannelGenerator, config: tuple[int, ...], teacher: torch.nn.Module,
                     settings: GANCompressionSettings, loop: LoopSettings, out: Path, outside: bool = True,
                     resume: bool = False, progress: bool = True
                     ) -> tuple[ChannelGenerator | None, GANCompressionSettings]:

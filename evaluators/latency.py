@@ -171,6 +171,9 @@ def _check_device(device: str, backend: LatencyBackend) -> torch.device:
 
 
 def _in_channels(model: nn.Module) -> int:
+    declared = getattr(model, "input_nc", None)  # a generator's, or a program teacher's once it has run
+    if isinstance(declared, int) and declared > 0:
+        return declared
     first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))), None)
     return int(first.in_channels) if first is not None else 3
 

@@ -32,7 +32,7 @@ def read_tensor_file(path: str | os.PathLike, error: type[GanasError] = GanasErr
 
 def read_tensor_bytes(data: bytes, source: str, error: type[GanasError] = GanasError) -> Any:
     """The object saved in ``data`` (the bytes of a file called ``source``)."""
-    if source.endswith(SAFETENSORS_SUFFIX) or _looks_like_safetensors(data):
+    if source.endswith(SAFETENSORS_SUFFIX) or looks_like_safetensors(data):
         return _read_safetensors(data, source, error)
     check_crcs(data, source, error)
     import pickle
@@ -70,7 +70,7 @@ def check_crcs(data: bytes | str | os.PathLike, source: str, error: type[GanasEr
                     "after it was written); restore the file or write it again")
 
 
-def _looks_like_safetensors(data: bytes) -> bool:
+def looks_like_safetensors(data: bytes) -> bool:
     """safetensors: an 8-byte little-endian header length, then a JSON object of that length."""
     if len(data) < 10:
         return False

@@ -76,7 +76,9 @@ def register_supernet(store: Store, checkpoint: str | Path, name: str | None = N
     if again is not None and again.teacher is not None:
         return again
     dataset = dict(meta.get("dataset") or {})
-    info = _teacher_info(meta.get("teacher"), dataset, teacher, teacher_arch, teacher_hparams, teacher_key_map)
+    channels = {k: record["hparams"].get(k) for k in ("input_nc", "output_nc")}
+    info = _teacher_info(meta.get("teacher"), dataset, teacher, teacher_arch, teacher_hparams, teacher_key_map,
+                         channels)
     if dataset.get("root"):
         dataset["root"] = recorded_path(dataset["root"], workspace)
     return store.register_supernet(
@@ -95,16 +97,18 @@ def _registered(store: Store, name: str, sha256: str) -> SupernetRecord | None:
 
 
 def _teacher_info(recorded: Mapping[str, Any] | None, dataset: Mapping[str, Any], path: str | Path | None,
-                  arch: str | None, hparams: Mapping[str, Any] | None, key_map: Any = None):
+                  arch: str | None, hparams: Mapping[str, Any] | None, key_map: Any = None,
+                  channels: Mapping[str, Any] | None = None):
     from .teacher import describe_teacher
 
     size = int(dataset.get("size", 256))
     if path is not None:
-        return describe_teacher(path, (size, size), arch, hparams, key_map=key_map)
+        return describe_teacher(path, (size, size), arch, hparams, key_map=key_map, **dict(channels or {}))
     if not recorded:
         return None  # an OMGD supernet trains its teachers online: give one with --teacher to compare against
     return describe_teacher(recorded["path"], (size, size), recorded.get("arch"), recorded.get("hparams"),
-                            expected_sha256=recorded.get("sha256"), key_map=recorded.get("key_map"))
+                            expected_sha256=recorded.get("sha256"), key_map=recorded.get("key_map"),
+                            **dict(channels or {}))
 
 
 def registered_checkpoint(supernet: SupernetRecord, workspace: Workspace) -> bytes:

@@ -1,9 +1,10 @@
 """The teacher as the reference: the generator a supernet was distilled from, recorded, verified, measured.
 
-A supernet's record keeps its teacher (file, relative to the workspace when inside it, SHA-256,
+A supernet's record keeps its teacher (file, relative to the workspace when inside it, SHA-256, kind,
 architecture, MACs and parameters at the supernet's resolution); a search evaluates it once with the
 search's own evaluator, and finalize on the held-out split, so that every figure of a subnet is shown
-next to the teacher's.
+next to the teacher's. A program teacher (TorchScript, torch.export, ONNX) is recorded by its kind; its
+architecture is that kind.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class TeacherInfo:
     params: int = 0
     size: tuple[int, int] = (256, 256)
     key_map: Mapping[str, str | None] | None = None  # a plain state dict's keys -> ganas's, when they differ
+    kind: str = "checkpoint"  # supernet.teachers: checkpoint, torchscript, torch.export or onnx
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -80,43 +82,61 @@ class TeacherInfo:
         return data
 
     def load(self, data: bytes):
-        """The teacher generator (eval mode), from ``data`` (:meth:`read_bytes`, maybe sent to a worker), verified."""
-        from supernet.checkpoint import generator_from_bytes
+        """The teacher (eval mode), from ``data`` (:meth:`read_bytes`, maybe sent to a worker), verified and loaded
+        as recorded."""
+        from supernet.teachers import TeacherOptions, load_teacher
 
-        return generator_from_bytes(self.check(data), self.path, self.reference_arch, self.key_map, **dict(self.hparams)).eval()
+        options = TeacherOptions(self.reference_arch, dict(self.hparams), self.key_map) \
+            if self.kind == "checkpoint" else None
+        return load_teacher(self.check(data), self.path, options, self.kind).generator
 
 
 def describe_teacher(path: str | Path, size: Sequence[int], reference_arch: str | None = None,
                      hparams: Mapping[str, Any] | None = None, expected_sha256: str | None = None,
-                     key_map: Any = None) -> TeacherInfo:
-    """Load a teacher file once and record what a supernet keeps of it (with its closed-form cost).
+                     key_map: Any = None, input_nc: int | None = None, output_nc: int | None = None) -> TeacherInfo:
+    """Load a teacher file once and record what a supernet keeps of it (with its MACs and parameters).
 
     A plain state dict is imported (``reference_arch``, ``hparams`` and ``key_map`` narrow or fix how:
-    see :mod:`supernet.foreign`); the record keeps what the import found, so loads repeat it exactly.
+    see :mod:`supernet.foreign`); the record keeps what the import found, so loads repeat it exactly. A
+    program is run once at ``size`` with ``input_nc`` channels and must return ``output_nc`` (the supernet's).
     """
-    from evaluators.closed_form import closed_form_count
-    from foundation.hashing import file_sha256
-    from foundation.tensorfiles import read_tensor_file
-    from supernet.checkpoint import FORMAT, generator_from_record, import_plain
+    from foundation.hashing import bytes_sha256
+    from supernet.teachers import TeacherOptions, load_teacher
 
     path = Path(path).resolve()
     if not path.is_file():
         raise TeacherChangedError(f"teacher checkpoint {path} does not exist")
-    sha = file_sha256(path)
+    data = path.read_bytes()
+    sha = bytes_sha256(data)
     if expected_sha256 is not None and sha != expected_sha256:
         raise TeacherChangedError(f"the teacher {path} changed since the supernet was trained from it (SHA-256 "
                                   f"{sha[:12]}... instead of {expected_sha256[:12]}...); give the original file "
                                   "with --teacher")
-    saved = read_tensor_file(path, CheckpointError)
-    if isinstance(saved, dict) and saved.get("format") == FORMAT:
-        generator, reference_arch, found_map = generator_from_record(saved, str(path)), None, None
-    else:
-        imported = import_plain(saved, str(path), reference_arch, key_map, **dict(hparams or {}))
-        generator, reference_arch, found_map = imported.generator, imported.arch, imported.key_map
-    if generator.elastic:
-        raise CheckpointError(f"{path} holds a supernet, not a teacher")
     height, width = int(size[0]), int(size[1])
-    count = closed_form_count(generator.arch, tuple(generator.config), (height, width), **generator.hparams())
-    return TeacherInfo(str(path), sha, generator.arch, dict(generator.hparams()), reference_arch, count.macs,
-                       count.params, (height, width), found_map)
+    loaded = load_teacher(data, str(path), TeacherOptions(reference_arch, dict(hparams or {}), key_map))
+    if loaded.is_program:
+        count = _program_count(loaded.generator, str(path), (height, width), input_nc, output_nc)
+        return TeacherInfo(str(path), sha, loaded.kind, dict(loaded.generator.hparams()), None, count.macs,
+                           count.params, (height, width), None, loaded.kind)
+    from evaluators.closed_form import closed_form_count
 
+    generator, imported = loaded.generator, loaded.imported
+    count = closed_form_count(generator.arch, tuple(generator.config), (height, width), **generator.hparams())
+    return TeacherInfo(str(path), sha, generator.arch, dict(generator.hparams()), imported and imported.arch,
+                       count.macs, count.params, (height, width), imported and imported.key_map, loaded.kind)
+
+
+def _program_count(program, source: str, size: tuple[int, int], input_nc: int | None, output_nc: int | None):
+    """The program's MACs at ``size``, after checking that it maps the supernet's channels to the supernet's."""
+    import torch
+
+    from evaluators.program_macs import count_program
+
+    program.check_input_size(*size)
+    example = torch.zeros(1, input_nc or program.input_nc or 3, *size)
+    with torch.no_grad():
+        out = program(example)
+    if output_nc is not None and out.shape[1] != output_nc:
+        raise CheckpointError(f"teacher {source} returns {out.shape[1]}-channel images for {tuple(example.shape)}, "
+                              f"but the supernet makes {output_nc}-channel ones: it is not this supernet's teacher")
+    return count_program(program, size, example.shape[1])

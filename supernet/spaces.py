@@ -32,3 +32,22 @@ _resnet("channels-16", [(16, 12, 8)] * 8, "ganas: tiny supernets for CPU demos a
 _unet("unet256-channels-64", 8, (64, 48, 32, 24, 16), "ganas: U-Net 256 (8 levels), level widths x1,2,4,8,...")
 _unet("unet128-channels-64", 7, (64, 48, 32, 24, 16), "ganas: U-Net 128 (7 levels)")
 _unet("unet64-channels-32", 6, (32, 24, 16, 8), "ganas: U-Net 64 (6 levels), for small images")
+_unet("unet32-channels-16", 5, (16, 12, 8), "ganas: U-Net 32 (5 levels), for tiny images and tests")
+
+TEACHER_FAMILIES = {"resnet": "resnet", "mobile_resnet": "resnet", "unet": "unet"}  # teacher arch -> space family
+
+
+def space_for_teacher(arch: str, hparams: dict) -> ChannelSearchSpace:
+    """The space a supernet distilled from a ``arch`` teacher defaults to: of the teacher's family (and, for a
+    U-Net, its depth), the widest that is not wider than the teacher; among equally wide, the finer grid."""
+    family = TEACHER_FAMILIES.get(arch)
+    if family is None:
+        raise SearchSpaceError(f"no search space is registered for {arch} teachers; give --space (ganas space list)")
+    fits = [s for s in _SPACES.values() if s.family == family
+            and s.hparams.get("num_downs", hparams.get("num_downs")) == hparams.get("num_downs")]
+    if not fits:
+        depths = sorted({s.hparams["num_downs"] for s in _SPACES.values() if s.family == family})
+        raise SearchSpaceError(f"no {family} search space has the teacher's {hparams.get('num_downs')} levels (spaces "
+                               f"exist for {', '.join(map(str, depths))}); register one (supernet.spaces.register_space)")
+    narrower = [s for s in fits if s.ngf <= hparams.get("ngf", 0)] or [min(fits, key=lambda s: s.ngf)]
+    return max(narrower, key=lambda s: (s.ngf, s.size))

@@ -132,7 +132,9 @@ PAGE_INPUTS: dict[str, dict[str, tuple[str | None, str]]] = {
                   "weights-inception-2015-12-05-6726825d.pth": (None, "weights-inception-2015-12-05-6726825d.pth")},
     "docs/evaluation.md": {"runs": ("README.md", "runs"), "data/scenes": ("docs/datasets.md", "data/scenes")},
     "docs/cli.md": {"runs": ("README.md", "runs")},  # export the README's supernet and fine-tuned subnet
-    "docs/teachers.md": {"G_A2B.pth": (None, "G_A2B.pth")},  # another implementation's CycleGAN generator
+    "docs/teachers.md": {"G_A2B.pth": (None, "G_A2B.pth"),  # another implementation's CycleGAN generator
+                         "latest_net_G.pth": (None, "latest_net_G.pth"),
+                         **{f"G.{kind}": (None, f"G.{kind}") for kind in ("ts", "pt2", "onnx")}},  # programs
 }
 # Placeholders: a word -> its value in the session (``flag word`` keys match after that flag only).
 PLACEHOLDERS: dict[str, Callable[["Session", DocCommand], str]] = {
@@ -368,12 +370,15 @@ def session(tmp_path_factory):
     from evaluators.inception import FIDInceptionV3
     from supernet import create_generator
 
+    from .supernet.program_generators import write_program
     from .supernet.reimplementations import Issue10Generator
 
     root = tmp_path_factory.mktemp("documented")
     torch.manual_seed(0)
     torch.save(create_generator("resnet_9blocks").state_dict(), root / "latest_net_G.pth")
     torch.save(Issue10Generator().state_dict(), root / "G_A2B.pth")  # issue 10's layout: other names, affine norms
+    for kind, suffix in (("torchscript", "ts"), ("pt2", "pt2"), ("onnx", "onnx")):  # a 9-block generator as programs
+        write_program(root / f"G.{suffix}", kind, blocks=9)
     inception = root / "weights-inception-2015-12-05-6726825d.pth"
     torch.save(FIDInceptionV3().state_dict(), inception)
     torch.save(VGG16FeatureExtractor().state_dict(), root / "vgg16-397923af.pth")

@@ -3,7 +3,7 @@ GAN Compression's feature distillation and OMGD's channel distillation and stude
 from .channel_distill import ChannelDistiller, channel_attention
 from .errors import FeatureMismatchError, LossConfigError
 from .feature_distill import FeatureDistiller
-from .features import DistillLayer, FeatureTap, LayerwiseDistiller, probe_layers
+from .features import DistillLayer, FeatureTap, LayerwiseDistiller, probe_layers, run_with_features
 from .gan import GANLoss, get_gan_mode, list_gan_modes, register_gan_mode
 from .omgd import PERCEPTUAL_NETWORKS, LossBreakdown, OMGDStudentCriterion, OMGDStudentLoss
 from .perceptual import feature_l1, gram_matrix, style_loss
@@ -16,5 +16,6 @@ __all__ = [
     "FeatureDistiller", "FeatureMismatchError", "FeatureTap", "GANLoss", "LayerwiseDistiller", "LossBreakdown",
     "LossConfigError", "OMGDStudentCriterion", "OMGDStudentLoss", "SSIMLoss", "VGG16FeatureExtractor",
     "VGGFeatures", "channel_attention", "feature_l1", "gaussian_window", "get_gan_mode", "gram_matrix",
-    "list_gan_modes", "probe_layers", "register_gan_mode", "ssim", "ssim_map", "style_loss", "total_variation",
+    "list_gan_modes", "probe_layers", "register_gan_mode", "run_with_features", "ssim", "ssim_map", "style_loss",
+    "total_variation",
 ]

@@ -2,7 +2,9 @@
 
 Distilled layers are chosen by name (``generator.distill_layer_names()``), never by hard-coded
 index: :class:`FeatureTap` records the outputs of named modules with forward hooks, and
-:class:`DistillLayer` pairs a student layer with a teacher layer and their widths.
+:class:`DistillLayer` pairs a student layer with a teacher layer and their widths. A teacher that
+accepts no hooks (a TorchScript or torch.export program) gives its features itself, through
+``forward_with_features(x, names)``: :func:`run_with_features` takes either way.
 """
 from __future__ import annotations
 
@@ -64,6 +66,18 @@ class FeatureTap:
         self.close()
 
 
+def run_with_features(module: nn.Module, x: torch.Tensor, names: Sequence[str]
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``module(x)`` and the output of each named layer: from the module itself when it gives them
+    (``forward_with_features``, a program teacher), else recorded by forward hooks."""
+    own = getattr(module, "forward_with_features", None)
+    if callable(own):
+        return own(x, names)
+    with FeatureTap(module, names) as tap:
+        out = module(x)
+        return out, dict(tap.features)
+
+
 @dataclass(frozen=True)
 class DistillLayer:
     """A student layer distilled towards a teacher layer.
@@ -102,17 +116,24 @@ def probe_layers(student: nn.Module, teacher: nn.Module, names: Sequence[str], e
     halves = [concat_halves] * len(names) if isinstance(concat_halves, bool) else list(concat_halves)
     if len(halves) != len(names):
         raise FeatureMismatchError(f"{len(names)} layers but {len(halves)} concat_halves flags")
-    with torch.no_grad(), FeatureTap(student, names, clone=False) as s, \
-            FeatureTap(teacher, teacher_names, clone=False) as t:
+    with torch.no_grad(), FeatureTap(student, names, clone=False) as s:
         modes = [(net, net.training) for net in (student, teacher)]
         try:
-            for net, _ in modes:
-                net.eval()(example)
+            student.eval()(example)
+            _, teacher_features = run_with_features(teacher.eval(), example, teacher_names)
         finally:
             for net, mode in modes:
                 net.train(mode)
-        return [DistillLayer(sn, tn, s.features[sn].shape[1], t.features[tn].shape[1], h)
+        return [DistillLayer(sn, tn, s.features[sn].shape[1], _width(teacher_features[tn], tn), h)
                 for sn, tn, h in zip(names, teacher_names, halves)]
+
+
+def _width(feature, name: str) -> int:
+    if not isinstance(feature, torch.Tensor) or feature.dim() != 4:
+        shape = tuple(feature.shape) if isinstance(feature, torch.Tensor) else type(feature).__name__
+        raise FeatureMismatchError(f"teacher layer {name!r} gives {shape}, not a feature map (N, C, H, W); name a "
+                                   "convolutional layer or block")
+    return int(feature.shape[1])
 
 
 def elastic_mapping(layer: DistillLayer, bias: bool) -> ElasticConv2d:

@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reg.add_argument("checkpoint", type=Path)
     reg.add_argument("--name", default=None, help="registry name (default: from the checkpoint's folder)")
     reg.add_argument("--teacher", type=Path, default=None,
-                     help="the teacher to compare against (default: the one the supernet was distilled from)")
+                     help="the teacher to compare against (default: the one the supernet was distilled from): a "
+                          "checkpoint, a state dict, TorchScript, a torch.export archive or ONNX (docs/teachers.md)")
     reg.add_argument("--teacher-arch", default=None, help="architecture of a plain state-dict teacher (resnet_9blocks; "
                                                           "default: read off its tensors)")
     reg.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state-dict teacher (default: read "

@@ -46,6 +46,13 @@ def _teacher_import_flags(p) -> None:
                    help="JSON mapping of the state dict's keys to ganas's, given by hand (docs/teachers.md)")
     p.add_argument("--save-teacher-map", type=Path, default=None, metavar="FILE",
                    help="write the key mapping the teacher loaded with, for --teacher-map")
+    p.add_argument("--teacher-layers", default=None, metavar="A,B,...",
+                   help="the teacher's layers to distil, one per layer the student distils, by module name (a "
+                        "TorchScript or torch.export teacher; default: a ganas generator's own, none for a program, "
+                        "which then distils outputs only)")
+    p.add_argument("--lambda-output", type=float, default=None,
+                   help="paired data: weight of L1 to the teacher's output (default 10 when no features are "
+                        "distilled, else 0)")
 
 
 def _discriminator(p: argparse.ArgumentParser) -> None:
@@ -78,7 +85,8 @@ def _supernet_parser(commands) -> None:
                             description="Trains on the train1 part of the dataset (a split is recorded if none "
                                         "exists) and writes OUT/supernet.pt.")
     p.add_argument("--method", choices=["gan-compression", "omgd"], default="gan-compression")
-    p.add_argument("--space", default=None, help="search space (see `ganas space list`)")
+    p.add_argument("--space", default=None, help="search space (see `ganas space list`; default for GAN Compression: "
+                                                 "the one that fits the teacher's family, width and depth)")
     p.add_argument("--student-arch", default=None, help="default: the space's architecture (mobile_resnet, unet)")
     p.add_argument("--blocks", type=int, default=None, help="student blocks (default: the teacher's, or 9)")
     p.add_argument("--sampling", default="uniform", choices=["uniform", "sandwich"],
@@ -89,8 +97,9 @@ def _supernet_parser(commands) -> None:
     p.add_argument("--workspace", default=None, help="workspace for --register (default ./ganas-workspace)")
     store_flag(p)
     gc = p.add_argument_group("GAN Compression")
-    gc.add_argument("--teacher", type=Path, help="teacher checkpoint: a ganas teacher.pt, or another implementation's "
-                                                 "state dict (.pth/.pt/.ckpt/.safetensors; see docs/teachers.md)")
+    gc.add_argument("--teacher", type=Path, help="teacher: a ganas teacher.pt, another implementation's state dict "
+                                                 "(.pth/.pt/.ckpt/.safetensors), a TorchScript file, a torch.export "
+                                                 "archive (.pt2) or an ONNX model (see docs/teachers.md)")
     _teacher_import_flags(gc)
     gc.add_argument("--lambda-recon", type=float, default=None, help="default 100 (paired) / 10 (unpaired)")
     gc.add_argument("--lambda-distill", type=float, default=None, help="default 1 (paired) / 0.01 (unpaired)")
@@ -175,30 +184,65 @@ def _train_teacher(args) -> int:
     return 0
 
 
-def _teacher_source(args):
-    """The teacher, imported once before anything is written: its mapping printed (and saved when asked),
-    and fixed in the returned source so that training and the supernet's record load it the same way."""
-    from distill.jobs import TeacherSource
+def _teacher_source(args, layers: tuple[str, ...] | None):
+    """The teacher, loaded and run once on the data before anything is written: how it loaded printed (its
+    mapping saved when asked), and fixed in the returned source so that training and the supernet's record
+    load it the same way. Returns the source and the loaded teacher."""
+    from distill.jobs import TeacherSource, check_teacher, teacher_example
     from nas.cli import CliUsageError
     from supernet.foreign import read_key_map, write_key_map
 
     if args.teacher is None:
-        raise CliUsageError("--method gan-compression needs --teacher (a ganas teacher.pt, or another "
-                            "implementation's generator state dict: see docs/teachers.md)")
+        raise CliUsageError("--method gan-compression needs --teacher (a ganas teacher.pt, another implementation's "
+                            "generator state dict, or a program: see docs/teachers.md)")
     hparams = {"ngf": args.teacher_ngf} if args.teacher_ngf else {}
     key_map = read_key_map(args.teacher_map) if args.teacher_map is not None else None
-    source, imported = TeacherSource(args.teacher, args.teacher_arch, hparams, key_map).resolve()
-    if imported is None:
-        if args.save_teacher_map is not None:
-            print(f"teacher {args.teacher} is a ganas checkpoint: it needs no key mapping, none saved")
-        return source
-    print("\n".join(imported.report(str(args.teacher))))
+    source, loaded = TeacherSource(args.teacher, args.teacher_arch, hparams, key_map).resolve()
+    check_teacher(loaded.generator, *teacher_example(_data(args), args.seed), str(args.teacher), layers)
+    print("\n".join(loaded.report(str(args.teacher))))
+    if not (layers if layers is not None else loaded.generator.distill_layer_names()):
+        print(f"teacher {args.teacher}: no layers to distil (--teacher-layers), so the run distils its outputs only "
+              "(paired data: L1 to them, --lambda-output; unpaired: they are the targets; see docs/teachers.md)")
     if args.save_teacher_map is not None:
-        print(f"key mapping saved to {write_key_map(args.save_teacher_map, imported)} (give it with --teacher-map)")
-    return source
+        if loaded.imported is None:
+            print(f"teacher {args.teacher} is a {loaded.kind} file: it needs no key mapping, none saved")
+        else:
+            print(f"key mapping saved to {write_key_map(args.save_teacher_map, loaded.imported)} (give it with "
+                  "--teacher-map)")
+    return source, loaded
 
 
-def _gc_settings(args, space: str, student_arch: str | None, student_hparams: dict, sampling: str):
+def _teacher_layers(args, recorded: tuple[str, ...] | None = None) -> tuple[str, ...] | None:
+    """``--teacher-layers a,b,c`` as names (``recorded``: what the supernet was distilled with, when not given)."""
+    if args.teacher_layers is None:
+        return recorded
+    names = tuple(name.strip() for name in args.teacher_layers.split(",") if name.strip())
+    if not names:
+        from nas.cli import CliUsageError
+
+        raise CliUsageError("--teacher-layers takes module names separated by commas, e.g. model.9,model.12")
+    return names
+
+
+def _space_for(args, loaded) -> str:
+    """``--space``, or the space that fits the teacher's family, width and depth (printed)."""
+    from nas.cli import CliUsageError
+    from supernet.spaces import get_space, space_for_teacher
+
+    if args.space is not None:
+        return get_space(args.space).name
+    if loaded.is_program:
+        raise CliUsageError(f"teacher {args.teacher} is a {loaded.kind} program, whose family and width ganas cannot "
+                            "read: give --space (see `ganas space list`)")
+    teacher = loaded.generator
+    space = space_for_teacher(teacher.arch, teacher.hparams())
+    print(f"space: {space.name} (the {space.family} space for this teacher: ngf {teacher.ngf}"
+          + (f", {teacher.num_downs} levels" if space.family == "unet" else "") + "; give --space to choose another)")
+    return space.name
+
+
+def _gc_settings(args, space: str, student_arch: str | None, student_hparams: dict, sampling: str,
+                 teacher_layers: tuple[str, ...] | None = None):
     """GAN Compression's settings from the flags that ``train supernet`` and ``train finetune`` share; the
     student (architecture, hyper-parameters, sampling) is passed in, since only ``train supernet`` has flags
     for it (fine-tuning takes its student from the supernet checkpoint)."""
@@ -210,25 +254,27 @@ def _gc_settings(args, space: str, student_arch: str | None, student_hparams: di
         space=space, task="unpaired" if layout == "unaligned" else "paired", student_arch=student_arch,
         student_hparams=student_hparams, sampling=sampling, lambda_recon=args.lambda_recon,
         lambda_distill=args.lambda_distill, gan_mode=args.gan_mode, netd=args.netd, ndf=args.ndf,
-        n_layers_d=args.n_layers_d, lr=args.lr)
+        n_layers_d=args.n_layers_d, lr=args.lr, teacher_layers=teacher_layers, lambda_output=args.lambda_output)
 
 
 def _train_supernet(args) -> int:
     from nas.cli import CliUsageError
 
-    if args.method == "gan-compression" and args.space is None:
-        raise CliUsageError("--method gan-compression needs --space (see `ganas space list`)")
-    teacher = _teacher_source(args) if args.method == "gan-compression" else None  # refused before any write
-    if args.register:  # a store that cannot be opened is reported now, not after the training
-        workspace_of(args).open_store().close()
+    if args.method == "gan-compression":  # teacher read and run, space chosen, settings checked: before any write
+        layers = _teacher_layers(args)
+        teacher, loaded = _teacher_source(args, layers)
+        student = {"n_blocks": args.blocks} if args.blocks else {}
+        settings = _gc_settings(args, _space_for(args, loaded), args.student_arch, student, args.sampling, layers)
+    # a store that cannot be opened is reported before the training, once nothing else can refuse the run
+    store_check = (lambda: workspace_of(args).open_store().close()) if args.register else None
     if args.method == "gan-compression":
         from distill.jobs import train_gan_compression
 
-        student = {"n_blocks": args.blocks} if args.blocks else {}
-        settings = _gc_settings(args, args.space, args.student_arch, student, args.sampling)
         path = train_gan_compression(_data(args), teacher, settings, _loop(args), args.out,
-                                     args.resume, not args.quiet, args.init_from, args.sort_channels)
+                                     args.resume, not args.quiet, args.init_from, args.sort_channels, store_check)
     else:
+        if store_check is not None:
+            store_check()
         from distill.jobs import train_omgd
         from distill.losses import OMGDStudentLoss
         from distill.omgd import OMGDSettings
@@ -270,16 +316,19 @@ def _finetune(args) -> int:
     from distill.jobs import finetune
     from supernet.space import parse_config_numbers
 
-    space, arch, hparams = _supernet_student(args.supernet)
-    settings = _gc_settings(args, space, arch, hparams, "uniform")  # finetune() fixes the sampling to --config
-    path = finetune(_data(args), args.supernet, parse_config_numbers(args.config), _teacher_source(args), settings,
+    space, arch, hparams, recorded_layers = _supernet_student(args.supernet)
+    layers = _teacher_layers(args, recorded_layers)
+    teacher, _ = _teacher_source(args, layers)
+    settings = _gc_settings(args, space, arch, hparams, "uniform", layers)  # finetune() fixes the sampling
+    path = finetune(_data(args), args.supernet, parse_config_numbers(args.config), teacher, settings,
                     _loop(args), args.out, outside=not args.inside, resume=args.resume, progress=not args.quiet)
     print(f"subnet: {path}")
     return 0
 
 
-def _supernet_student(supernet: Path) -> tuple[str, str, dict]:
-    """The search space, architecture and hyper-parameters recorded in a supernet checkpoint."""
+def _supernet_student(supernet: Path) -> tuple[str, str, dict, tuple[str, ...] | None]:
+    """The search space, architecture, hyper-parameters and distilled teacher layers (as ``--teacher-layers``
+    gave them) recorded in a supernet checkpoint."""
     from supernet.checkpoint import read_checkpoint
     from supernet.errors import CheckpointError
 
@@ -289,4 +338,5 @@ def _supernet_student(supernet: Path) -> tuple[str, str, dict]:
     if not space or not record.get("arch"):
         raise CheckpointError(f"{supernet} records no search space; is it a supernet written by "
                               "`ganas train supernet`?")
-    return space, record["arch"], dict(record.get("hparams") or {})
+    layers = ((record.get("meta") or {}).get("losses") or {}).get("teacher_layers")
+    return space, record["arch"], dict(record.get("hparams") or {}), tuple(layers) if layers is not None else None
