@@ -274,3 +274,13 @@ def check_executor(value: Any) -> str:
     if value not in EXECUTORS:
         raise FieldError("executor", f"unknown executor {shown(value)}; use one of: {', '.join(EXECUTORS)}")
     return value
+
+
+def worker_threads(chosen: int | None, workers: int, ray_address: str | None) -> int | None:
+    """Torch threads per worker: ``chosen``, else this machine's cores shared by the ``workers`` it runs
+    (see :mod:`foundation.threads`); None on a cluster ganas joins, whose nodes' cores it does not know."""
+    if chosen is not None:
+        return chosen
+    from foundation.threads import threads_per_process
+
+    return threads_per_process(workers) if ray_address is None else None

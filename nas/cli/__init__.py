@@ -51,7 +51,9 @@ def build_parser(plugins: Iterable[EntryPoint] | None = None) -> argparse.Argume
 
 def main(argv: Sequence[str] | None = None, plugins: Iterable[EntryPoint] | None = None) -> int:
     from foundation.errors import GanasError
+    from foundation.threads import wait_passively
 
+    wait_passively()  # before any command imports torch (see foundation.threads)
     parser = build_parser(plugins)
     args = parser.parse_args(argv)
     try:

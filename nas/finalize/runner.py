@@ -19,7 +19,7 @@ from foundation.signals import StopRequest
 
 from .. import fields
 from ..budget import format_macs
-from ..executors import EXECUTORS, Executor, check_executor
+from ..executors import EXECUTORS, Executor, check_executor, worker_threads
 from ..orchestrator.backlog import MlflowBacklog
 from ..orchestrator.claim import SearchClaim
 from ..orchestrator.dispatcher import Dispatcher, WorkQueue
@@ -218,7 +218,8 @@ class Finalizer:
                 names = [f"final{self.search_id}-w{i}" for i in range(min(self.settings.workers, len(open_ids)))]
                 payload = WorkerPayload(checkpoint, self.supernet.checkpoint_sha256,
                                         asdict(self.plan.evaluation.located(self.workspace)),
-                                        self.settings.threads_per_worker, teacher_bytes, teacher.to_dict())
+                                        worker_threads(self.settings.threads_per_worker, len(names), self.settings.ray_address),
+                                        teacher_bytes, teacher.to_dict())
                 self.log(f"finalizing {len(open_ids)} config(s) of search {self.search_id} on {len(names)} worker(s), "
                          f"{self.settings.steps} fine-tuning steps each; figures on the {split} split")
                 dispatcher.start(names, payload, queue)

@@ -22,7 +22,7 @@ from supernet.spaces import get_space
 
 from .. import fields
 from ..budget import format_macs
-from ..executors import EXECUTORS, Executor, check_executor
+from ..executors import EXECUTORS, Executor, check_executor, worker_threads
 from ..search_setup import SearchPlan, macs_function
 from ..store import CandidateRecord, CandidateStatus, NewCandidate, SearchBusyError, SearchState, Store
 from ..strategies import Objective, TrialResult, create_strategy
@@ -118,7 +118,8 @@ class Orchestrator:
             teacher = self._teacher_bytes()
             self.dispatcher.start(names, WorkerPayload(
                 checkpoint, self.supernet.checkpoint_sha256, asdict(self.plan.evaluation.located(self.workspace)),
-                self.settings.threads_per_worker, teacher,
+                worker_threads(self.settings.threads_per_worker, self.settings.workers, self.settings.ray_address),
+                teacher,
                 dict(self.supernet.teacher) if teacher is not None else None), self.queue)
             self.signals.arm()  # again: starting Ray replaced the SIGTERM handler
             if teacher is not None and self.search.teacher is None and not self.terminated:

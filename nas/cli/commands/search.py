@@ -121,6 +121,8 @@ def _run_flags(p: argparse.ArgumentParser, lease: float = 900.0) -> None:
     _mlflow_flag(p)
     p.add_argument("--lease-seconds", type=float, default=lease,
                    help=f"seconds a worker may spend on one task before it is presumed hung (default {lease:.0f})")
+    p.add_argument("--threads-per-worker", type=int, default=None, metavar="N",
+                   help="torch threads in each worker (default: this machine's cores / workers; see docs/search.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -169,7 +171,7 @@ def _settings(args):
     workers = 1 if args.executor == "local" else args.workers
     return OrchestratorSettings(workers=workers, executor=args.executor, ray_address=args.ray_address,
                                 lease_seconds=args.lease_seconds, mlflow_uri=args.mlflow_uri,
-                                progress=not args.quiet)
+                                progress=not args.quiet, threads_per_worker=args.threads_per_worker)
 
 
 def _key_values(pairs: list[str], flag: str = "--setting") -> dict:
@@ -316,7 +318,8 @@ def _finalize(args) -> int:
                                     workers=1 if args.executor == "local" else args.workers, executor=args.executor,
                                     ray_address=args.ray_address, lease_seconds=args.lease_seconds,
                                     mlflow_uri=args.mlflow_uri, model_name=args.model_name,
-                                    latency_runs=args.latency_runs, progress=not args.quiet)
+                                    latency_runs=args.latency_runs, progress=not args.quiet,
+                                    threads_per_worker=args.threads_per_worker)
         budgets = [parse_macs(b) for b in args.budget]
     workspace = _workspace(args)
     with workspace.open_store(create=False) as store:

@@ -28,6 +28,8 @@ def _common(p: argparse.ArgumentParser, steps: int) -> None:
     data.add_argument("--size", type=int, default=256, help="crop size in pixels (default 256)")
     run = p.add_argument_group("run")
     run.add_argument("--out", required=True, type=Path, help="output folder (checkpoints)")
+    run.add_argument("--threads", type=int, default=None, metavar="N",
+                     help="torch threads (default: every core this process may use; see docs/training.md)")
     run.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
     run.add_argument("--batch-size", type=int, default=1, help="default 1, as pix2pix / CycleGAN")
     run.add_argument("--seed", type=int, default=0, help="seed of init, data order and sampling (default 0)")
@@ -148,7 +150,20 @@ def _finetune_parser(commands) -> None:
 def _loop(args):
     from distill.loop import LoopSettings
 
+    _set_threads(args.threads)
     return LoopSettings(args.steps, args.batch_size, args.seed, args.checkpoint_every)
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    from foundation.threads import usable_cores
+
+    if threads is not None and threads < 1:
+        from nas.cli import CliUsageError
+
+        raise CliUsageError(f"--threads {threads} must be at least 1")
+    torch.set_num_threads(threads or usable_cores())
 
 
 def _data(args):
