@@ -137,8 +137,10 @@ def test_a_bad_store_url_is_one_message_and_creates_nothing(url, message, regist
         assert status == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
         assert "s3cret" not in err and not ws.exists()
     out_dir = tmp_path / "runs"  # training that would register, and the demo, stop before their first step
-    for argv in (["train", "supernet", "--data", str(tmp_path), "--space", "channels-16", "--out", str(out_dir),
-                  "--teacher", str(registered_supernet.teacher), "--register"], ["demo", "--quick"]):
+    data = registered_supernet.checkpoint.parent / "data" / "labelled"  # a dataset and teacher the run accepts
+    for argv in (["train", "supernet", "--data", str(data), "--size", "32", "--space", "channels-16", "--blocks",
+                  "3", "--out", str(out_dir), "--teacher", str(registered_supernet.teacher), "--register"],
+                 ["demo", "--quick"]):
         status, out, err = _run(capsys, *argv, "--workspace", str(ws), "--store", url)
         assert status == 2 and message in err and "Traceback" not in err and not ws.exists() and not out_dir.exists()
 
