@@ -11,7 +11,7 @@ from PIL import Image
 import dashboards.pages as pages
 from nas.store import Store
 from tests.nas.test_service import (BASE_URL, DONE, FAILED, FINAL_FILES, FINALS, FRONT, INFEASIBLE, M, QUEUED, SHA,
-                                    add_finals, add_teacher, fill_workspace, local_client, sleeper)
+                                    add_finals, add_teacher, fill_workspace, kill_launched, local_client, sleeper)
 from webapp.app import create_web_app
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -224,10 +224,7 @@ def finalizable(tmp_path):
     app = create_web_app(workspace, command=sleeper)
     with local_client(app) as test_client:
         yield workspace, search_id, test_client
-    for info in app.state.ganas.launcher.launches().values():
-        process = app.state.ganas.launcher.process(info.search_id)
-        process.kill()
-        process.wait()
+    kill_launched(app)
 
 
 def test_finalize_form_starts_the_finalizer(finalizable):

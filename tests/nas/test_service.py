@@ -43,6 +43,14 @@ def local_client(app) -> TestClient:
     return TestClient(app, base_url=BASE_URL)
 
 
+def kill_launched(app) -> None:
+    """End the stand-in processes the app's launcher started (a fixture's teardown)."""
+    for info in app.state.ganas.launcher.launches().values():
+        process = app.state.ganas.launcher.process(info.search_id)
+        process.kill()
+        process.wait()
+
+
 def fill_workspace(root: Path, checkpoint: bytes | None = None, plan: bool = False) -> tuple[Workspace, int]:
     """One supernet and one search: 6 done, 1 failed, 1 infeasible, 1 queued candidate.
 
@@ -165,10 +173,7 @@ def fake_client(filled):
     app = create_app(filled[0], command=sleeper)
     with local_client(app) as test_client:
         yield test_client
-    for info in app.state.ganas.launcher.launches().values():
-        process = app.state.ganas.launcher.process(info.search_id)
-        process.kill()
-        process.wait()
+    kill_launched(app)
 
 
 # -- supernets ---------------------------------------------------------------------------------------------
@@ -490,10 +495,7 @@ def finalizable(tmp_path):
     app = create_app(workspace, command=sleeper)
     with local_client(app) as client:
         yield workspace, search_id, client
-    for info in app.state.ganas.launcher.launches().values():
-        process = app.state.ganas.launcher.process(info.search_id)
-        process.kill()
-        process.wait()
+    kill_launched(app)
 
 
 def _store_state(workspace: Workspace, search_id: int):

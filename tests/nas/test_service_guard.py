@@ -15,7 +15,8 @@ from nas.service.errors import AllowedHostsError
 from nas.service.guard import AllowedHosts, HostName, allowed_hosts
 from nas.store import Store
 from tests.cli_plugins import declared_command_plugins
-from tests.nas.test_service import BASE_URL, JSON_BODY, TOKEN, fill_workspace, local_client, sleeper
+from tests.nas.test_service import (BASE_URL, JSON_BODY, TOKEN, fill_workspace, kill_launched, local_client,
+                                    sleeper)
 
 EVIL = "http://evil.example"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -29,10 +30,7 @@ def served(tmp_path):
     app = create_app(workspace, command=sleeper, hosts=allowed_hosts("127.0.0.1", 8765))
     with local_client(app) as client:
         yield workspace, search_id, client
-    for info in app.state.ganas.launcher.launches().values():
-        process = app.state.ganas.launcher.process(info.search_id)
-        process.kill()
-        process.wait()
+    kill_launched(app)
 
 
 def _unchanged(workspace, search_id, client):

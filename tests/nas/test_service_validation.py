@@ -6,7 +6,7 @@ import pytest
 
 from nas.service import create_app
 from nas.store import Store
-from tests.nas.test_service import fill_workspace, local_client, sleeper
+from tests.nas.test_service import fill_workspace, kill_launched, local_client, sleeper
 
 BASE = {"supernet": "tiny", "budgets": "1G", "metric": "ssim", "strategy": "random", "trials": 2}
 HUGE = 99999999999999999999999
@@ -20,10 +20,7 @@ def served(tmp_path, monkeypatch):
     app = create_app(workspace, command=sleeper)
     with local_client(app) as client:
         yield workspace, search_id, client, app
-    for info in app.state.ganas.launcher.launches().values():
-        process = app.state.ganas.launcher.process(info.search_id)
-        process.kill()
-        process.wait()
+    kill_launched(app)
 
 
 def _searches(workspace):
