@@ -109,6 +109,8 @@ class Workspace:
             self._require_store()
         if read_only:
             return Store(self.database_url, read_only=True)
+        if not create and self.store_url is not None:
+            Store(self.database_url, read_only=True).close()  # an existing ganas store, not one a typo would create
         if self.store_url is None:
             self.ensure()  # the SQLite file goes in it
         store = Store(self.database_url)  # a server that cannot be used is refused before the folder is made

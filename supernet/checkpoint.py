@@ -61,7 +61,7 @@ def generator_from_record(record: dict[str, Any], source: str = "checkpoint") ->
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(
             f"{source} is not a ganas generator checkpoint (format {FORMAT}); for another implementation's "
-            "state dict use load_reference_generator / --teacher (see docs/teachers.md)"
+            "state dict, give it as --teacher (train supernet, train finetune, supernet register; see docs/teachers.md)"
         )
     try:
         generator = create_generator(record["arch"], config=record["config"], elastic=record["elastic"],

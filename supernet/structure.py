@@ -25,11 +25,10 @@ import torch
 from foundation.registry import Registry
 
 from .errors import CheckpointError
-from .norms import get_norm, list_norms
+from .norms import RUNNING_STATS, get_norm, list_norms
 from .registry import create_generator, get_architecture
 
 Shape = tuple[int, ...]
-STATS = ("running_mean", "running_var", "num_batches_tracked")
 OPTIONAL = "num_batches_tracked"  # absent from checkpoints older than PyTorch 0.4.1; counts nothing used
 
 
@@ -50,7 +49,7 @@ class Layer:
     @property
     def is_stats_only(self) -> bool:
         """Running statistics without weights: a pre-0.4 InstanceNorm's, which PyTorch no longer uses."""
-        return all(name in STATS for name, _ in self.tensors)
+        return all(name in RUNNING_STATS for name, _ in self.tensors)
 
     def describe(self, name: str) -> str:
         what = f" (the {name} of a {self.module})" if self.module else ""

@@ -160,8 +160,8 @@ class FinalQueue(WorkQueue):
     def fail(self, item_id, owner, error):
         return self.store.fail_final(item_id, owner, error)
 
-    def requeue_owner(self, owner, reason=None):
-        return self.store.requeue_finals(self.search_id, owner=owner, reason=reason)
+    def requeue_owner(self, owner, reason=None, lost=True):
+        return self.store.requeue_finals(self.search_id, owner=owner, reason=reason, lost=lost)
 
     def requeue_leased(self):
         return self.store.requeue_finals(self.search_id)

@@ -16,6 +16,7 @@ from foundation.files import atomic_write_text
 from ..workspace import Workspace
 
 BACKLOG_NAME = "mlflow-backlog.json"
+OWN = "workspace"  # the key of the workspace's own MLflow, whose absolute URI changes when the workspace moves
 _lock = threading.RLock()  # the reporter's thread and the main thread of one process
 
 
@@ -28,19 +29,23 @@ class MlflowBacklog:
 
     def counts(self) -> dict[str, int]:
         """Tracking URI -> records not logged there (empty when MLflow has everything)."""
+        return {self.workspace.mlflow_uri if key == OWN else key: n for key, n in self._stored().items()}
+
+    def _stored(self) -> dict[str, int]:
         try:
             data = json.loads(self.path.read_text())
-            return {str(uri): int(n) for uri, n in data["not_logged"].items() if int(n) > 0}
+            return {str(key): int(n) for key, n in data["not_logged"].items() if int(n) > 0}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none yet (written atomically)
             return {}
 
     def set(self, uri: str, count: int) -> None:
+        key = OWN if uri == self.workspace.mlflow_uri else uri  # a moved or copied workspace keeps its own
         with _lock:
-            counts = self.counts()
-            if counts.get(uri, 0) == count:
+            counts = self._stored()
+            if counts.get(key, 0) == count:
                 return
-            counts[uri] = count
-            counts = {u: n for u, n in counts.items() if n > 0}
+            counts[key] = count
+            counts = {k: n for k, n in counts.items() if n > 0}
             if counts:
                 atomic_write_text(self.path, json.dumps({"not_logged": counts}, indent=1, sort_keys=True))
             else:

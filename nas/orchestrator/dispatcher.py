@@ -57,8 +57,9 @@ class WorkQueue(ABC):
         """Re-queue while attempts remain, else mark failed; returns the record."""
 
     @abstractmethod
-    def requeue_owner(self, owner: str, reason: str | None = None) -> int:
-        """Hand back ``owner``'s leases without charging an attempt (``reason``: why, recorded as the last error)."""
+    def requeue_owner(self, owner: str, reason: str | None = None, lost: bool = True) -> int:
+        """Hand back ``owner``'s leases without charging an attempt (``reason``: why, recorded as the last error;
+        ``lost=False``: handed back on purpose, so not counted towards the lost-lease limit either)."""
 
     @abstractmethod
     def requeue_leased(self) -> int: ...
@@ -94,8 +95,8 @@ class CandidateQueue(WorkQueue):
     def fail(self, item_id, owner, error):
         return self.store.fail_candidate(item_id, owner, error)
 
-    def requeue_owner(self, owner, reason=None):
-        return self.store.requeue_owner(self.search_id, owner, reason)
+    def requeue_owner(self, owner, reason=None, lost=True):
+        return self.store.requeue_owner(self.search_id, owner, reason, lost)
 
     def requeue_leased(self):
         return self.store.requeue_leased(self.search_id)
@@ -133,7 +134,8 @@ class Dispatcher:
 
     def release_all(self, queue: WorkQueue) -> int:
         """Hand every lease of this run's workers back to the queue, uncharged (interrupted, or cancelled)."""
-        return sum(queue.requeue_owner(name, f"{name} was stopped while running it") for name in self.workers)
+        return sum(queue.requeue_owner(name, f"{name} was stopped while running it", lost=False)
+                   for name in self.workers)
 
     def run_one(self, task: Any) -> Any:
         """Run one unleased task (the teacher's evaluation) on the first worker and return its outcome."""

@@ -43,6 +43,7 @@ class LaunchOptions:
     executor: str = "ray"  # ray, or local (one worker in the orchestrator's process)
     ray_address: str | None = None  # join an existing Ray cluster instead of starting one
     lease_seconds: float | None = None  # how long one evaluation may take before it is presumed hung
+    threads_per_worker: int | None = None  # None: this machine's cores // workers
     job = "orchestrator"
     log_name = LOG_NAME
 
@@ -50,6 +51,7 @@ class LaunchOptions:
         fields.WORKERS.check(self.workers)
         check_executor(self.executor)
         fields.check_optional(fields.LEASE_SECONDS, self.lease_seconds)
+        fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)
 
     def arguments(self, search_id: int) -> list[str]:
         """The ``ganas search`` subcommand and flags: ``resume ID ...`` without a progress bar."""
@@ -58,6 +60,8 @@ class LaunchOptions:
             arguments += ["--ray-address", self.ray_address]
         if self.lease_seconds is not None:
             arguments += ["--lease-seconds", repr(float(self.lease_seconds))]
+        if self.threads_per_worker is not None:
+            arguments += ["--threads-per-worker", str(self.threads_per_worker)]
         return arguments
 
 
@@ -75,6 +79,7 @@ class FinalizeOptions:
     workers: int = 2
     executor: str = "ray"
     ray_address: str | None = None
+    threads_per_worker: int | None = None
     job = "finalizer"
     log_name = FINALIZE_LOG_NAME
 
@@ -82,6 +87,7 @@ class FinalizeOptions:
         fields.STEPS.check(self.steps)
         fields.WORKERS.check(self.workers)
         check_executor(self.executor)
+        fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)
         Budgets(self.budgets)
 
     def arguments(self, search_id: int) -> list[str]:
@@ -92,6 +98,8 @@ class FinalizeOptions:
         arguments += ["--workers", str(self.workers), "--executor", self.executor, "--quiet"]
         if self.ray_address is not None:
             arguments += ["--ray-address", self.ray_address]
+        if self.threads_per_worker is not None:
+            arguments += ["--threads-per-worker", str(self.threads_per_worker)]
         return arguments
 
 

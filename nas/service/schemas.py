@@ -93,6 +93,8 @@ class LaunchRequest(_Input):
     ray_address: Optional[str] = Field(None, min_length=1, description="join this Ray cluster instead of starting one")
     lease_seconds: Optional[float] = Field(None, description="seconds one evaluation may take before it is "
                                                              "presumed hung (default 900; finite, > 0)")
+    threads_per_worker: Optional[int] = Field(None, description="torch threads per worker (default: the machine's "
+                                                               "cores // workers; set it when several run at once)")
 
     def options(self) -> LaunchOptions:
         """The launch options, their values checked (a refused one is a 422 naming it)."""
@@ -111,12 +113,14 @@ class FinalizeRequest(_Input):
     workers: int = Field(2, description="fine-tuning workers (Ray actors), from 1 to 1024")
     executor: str = Field("ray", description="ray, or local (one worker inside the finalizer, for debugging)")
     ray_address: Optional[str] = Field(None, min_length=1, description="join this Ray cluster instead of starting one")
+    threads_per_worker: Optional[int] = Field(None, description="torch threads per worker (default: the machine's "
+                                                               "cores // workers; set it when several run at once)")
 
     def options(self) -> FinalizeOptions:
         """The finalize options, their values checked (a refused one is a 422 naming it)."""
         budgets = () if self.budgets in ("", []) else parse_budgets(self.budgets)
         return FinalizeOptions(self.steps, tuple(budgets), self.front, tuple(self.configs), self.workers,
-                               self.executor, self.ray_address)
+                               self.executor, self.ray_address, self.threads_per_worker)
 
 
 class ErrorOut(BaseModel):

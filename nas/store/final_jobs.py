@@ -64,13 +64,13 @@ class FinalJobs:
             finished_at=case((out_of_attempts, now), else_=None)), now)
 
     def requeue_finals(self, search_id: int, owner: str | None = None, expired_before: float | None = None,
-                       reason: str | None = None) -> int:
+                       reason: str | None = None, lost: bool = True) -> int:
         """Re-queue finalize jobs as candidates are: those whose lease expired before a time (the attempt counts),
-        or hand back those of ``owner`` (``reason``: why) or every leased one (not counted as attempts)."""
+        or hand back those of ``owner`` (``reason``: why) or every leased one (not counted as attempts; ``lost=False``: handed back on purpose, not a lost lease either)."""
         now = self.clock()
         if owner is not None:
             why = reason or f"worker {owner!r} restarted while running it"
-            return self._requeue(finals, search_id, finals.c.lease_owner == owner, now, lambda r: why, charged=False)
+            return self._requeue(finals, search_id, finals.c.lease_owner == owner, now, lambda r: why, charged=False, lost=lost)
         if expired_before is not None:
             return self._requeue(finals, search_id, finals.c.lease_expires_at <= expired_before, now,
                                  lambda r: f"lease of {r.lease_owner!r} expired", charged=True)

@@ -438,15 +438,16 @@ class Store(FinalJobs):
                              lambda r: f"lease of {r.lease_owner!r} expired {_ago(r.lease_expires_at - now)}",
                              charged=True)
 
-    def requeue_owner(self, search_id: int, owner: str, reason: str | None = None) -> int:
+    def requeue_owner(self, search_id: int, owner: str, reason: str | None = None, lost: bool = True) -> int:
         """Hand back every lease held by ``owner`` (its worker died or was restarted, or its orchestrator
         stopped), not counted as an attempt; returns how many. ``reason`` is recorded as the last error.
+        ``lost=False``: handed back on purpose (cancel, pause, SIGTERM), not counted as a lost lease either.
 
         They return to the queue ahead of others for ``owner``'s next :meth:`lease_candidates`.
         """
         why = reason or f"worker {owner!r} restarted while evaluating it"
         return self._requeue(candidates, search_id, candidates.c.lease_owner == owner, self.clock(),
-                             lambda r: why, charged=False)
+                             lambda r: why, charged=False, lost=lost)
 
     def requeue_leased(self, search_id: int) -> int:
         """Hand back every lease of the search (a restarted orchestrator whose workers are gone), not counted as
@@ -455,9 +456,10 @@ class Store(FinalJobs):
                              lambda r: f"the orchestrator restarted while {r.lease_owner!r} held it", charged=False)
 
     def _requeue(self, table: Any, search_id: int, condition: Any, now: float, reason: Callable[[Row], str],
-                 charged: bool) -> int:
+                 charged: bool, lost: bool = True) -> int:
         """End the matching leases: back to the queue, or failed for good once out of attempts (``charged``) or
-        out of lost leases (not charged: the attempt the lease counted is given back)."""
+        out of lost leases (not charged: the attempt the lease counted is given back; ``lost``: and the lease
+        counts as lost, unless it was handed back on purpose)."""
         order = table.c.order_index if table is candidates else table.c.id
         with self.db.write() as conn:
             limit = self._search_row(conn, search_id).max_attempts
@@ -467,13 +469,14 @@ class Store(FinalJobs):
                 pick = pick.with_for_update(skip_locked=True)
             count = 0
             for row in conn.execute(pick).all():
-                attempts, lost = (row.attempts, row.lost) if charged else (max(row.attempts - 1, 0), row.lost + 1)
-                exhausted = attempts >= limit if charged else lost >= LOST_LEASES_LIMIT
-                text = clean_message(f"{reason(row)} ({_lease_note(attempts, limit, lost, charged, exhausted)})")
+                attempts = row.attempts if charged else max(row.attempts - 1, 0)
+                lost_count = row.lost + (0 if charged or not lost else 1)
+                exhausted = attempts >= limit if charged else lost and lost_count >= LOST_LEASES_LIMIT
+                text = clean_message(f"{reason(row)} ({_lease_note(attempts, limit, lost_count, charged, exhausted, lost)})")
                 count += conn.execute(table.update().where(table.c.id == row.id, table.c.status == LEASED).values(
                     status=CandidateStatus.FAILED.value if exhausted else Q, error=text, lease_owner=None,
                     lease_expires_at=None, last_owner=row.lease_owner, finished_at=now if exhausted else None,
-                    attempts=attempts, lost=lost)).rowcount
+                    attempts=attempts, lost=lost_count)).rowcount
             return count
 
     def get_candidate(self, candidate_id: int) -> CandidateRecord:
@@ -511,9 +514,11 @@ def _no_search(search_id: Any) -> str:
     return f"no search with id {shown(search_id)} (`ganas search list` lists them)"
 
 
-def _lease_note(attempts: int, limit: int, lost: int, charged: bool, exhausted: bool) -> str:
+def _lease_note(attempts: int, limit: int, lost: int, charged: bool, exhausted: bool, counted_lost: bool) -> str:
     if charged:
         return f"attempt {attempts} of {limit}"
+    if not counted_lost:
+        return "handed back; not counted as an attempt"
     if exhausted:
         return (f"{lost} leases lost to dead workers or orchestrators: given up, as a config that kills its worker "
                 "would be retried forever")

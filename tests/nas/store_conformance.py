@@ -571,6 +571,18 @@ class StoreConformance:
         assert f"{LOST_LEASES_LIMIT} leases lost" in after.error and "given up" in after.error
         assert store.lease_candidates(search.id, "w", 1, 60) == ()
 
+    def test_leases_handed_back_on_purpose_are_neither_attempts_nor_lost(self, store, supernet):
+        """Cancel, pause or SIGTERM hand the running work back: however often, the candidate stays queued."""
+        search = store.create_search(supernet.id, budgets=[1], objectives=["fid"], strategy="random", trials=1,
+                                     max_attempts=1)
+        (c,) = self.add(store, search, 1).records
+        for _ in range(LOST_LEASES_LIMIT + 2):
+            store.lease_candidates(search.id, "w", 1, 60)
+            assert store.requeue_owner(search.id, "w", "w was stopped while running it", lost=False) == 1
+        after = store.get_candidate(c.id)
+        assert (after.status, after.attempts, after.lost) == (CandidateStatus.QUEUED, 0, 0)
+        assert "handed back; not counted as an attempt" in after.error
+
     def test_stored_errors_have_no_terminal_escapes(self, store, search, clock):
         self.add(store, search, 1)
         (c,) = store.lease_candidates(search.id, "w", 1, 60)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, text
 
 from nas.cli import main
 from nas.store import Store
@@ -240,3 +240,12 @@ def test_the_service_spawns_its_processes_on_its_own_store(registered_supernet, 
     assert url not in " ".join(orchestrator_command(search.id, workspace, LaunchOptions()))  # no password shown
     launcher_env = create_app(Workspace(tmp_path / "ws2")).state.ganas.launcher.environment()
     assert STORE_ENV_VAR not in launcher_env  # the workspace's own store: the child finds it from --workspace
+
+
+def test_commands_about_an_existing_search_never_create_the_store_a_url_names(tmp_path, capsys):
+    """A typo in ``--store sqlite:///...`` must not create an empty store (and a workspace) to say "no search 1"."""
+    url = f"sqlite:///{tmp_path / 'typo.db'}"
+    for action in (["resume", "1"], ["pause", "1"], ["finalize", "1"]):
+        status, out, err = _run(capsys, "search", "--workspace", str(tmp_path / "ws"), "--store", url, *action)
+        assert status == 2 and "no store at" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -8,7 +8,7 @@ import pytest
 
 from nas.cli import main
 from nas.executors import LocalExecutor
-from nas.finalize import FinalizeError, FinalizeSettings, Finalizer, choose
+from nas.finalize import FinalizeSettings, Finalizer, choose
 from nas.orchestrator import Orchestrator, OrchestratorSettings
 from nas.search_setup import create_search
 from nas.store import FinalStatus, SearchState, Store

@@ -171,3 +171,21 @@ def test_records_an_earlier_run_missed_stay_in_the_backlog_until_a_sync(tmp_path
     assert MlflowBacklog(ws, 7).counts() == {ws.mlflow_uri: 4}
     assert messages[-1] == f"MLflow: 4 records of search 7 not logged to {ws.mlflow_uri}; log them with: " \
                            "ganas search sync 7"
+
+
+def test_the_backlog_of_the_workspaces_own_mlflow_moves_with_the_workspace(tmp_path):
+    """Counted under a key, not the absolute URI: a moved workspace's status names its own MLflow."""
+    import shutil
+
+    from nas.orchestrator.backlog import MlflowBacklog
+    from nas.workspace import Workspace
+
+    old, new = Workspace(tmp_path / "old"), Workspace(tmp_path / "new")
+    MlflowBacklog(old, 1).add(old.mlflow_uri, 3)
+    MlflowBacklog(old, 1).add("http://mlflow.example:5000", 2)
+    shutil.move(old.root, new.root)
+    moved = MlflowBacklog(new, 1)
+    assert moved.counts() == {new.mlflow_uri: 3, "http://mlflow.example:5000": 2}
+    assert moved.describe()[1] == "MLflow: 3 records not logged to " + new.mlflow_uri + "; run ganas search sync 1"
+    moved.clear(new.mlflow_uri)
+    assert moved.counts() == {"http://mlflow.example:5000": 2}

@@ -46,7 +46,6 @@ def test_a_plan_of_an_unknown_version_or_no_plan_is_refused_clearly(store):
 
 def test_metric_options_reach_the_plan_and_unknown_ones_are_refused_before_writing(store, inception_weights):
     from nas.search_setup import SearchSetupError
-    from nas.worker import build_evaluator  # noqa: F401  (the workers build their evaluator from these options)
 
     search = create_search(store, "tiny", budgets=[10**9], metric="kid", strategy="random", trials=2,
                            metric_options={"kid_subset_size": 5, "kid_subsets": 3})

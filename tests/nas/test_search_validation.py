@@ -175,6 +175,8 @@ def test_the_cache_folder_is_not_a_field_of_a_search():
     ("FinalizeSettings", {"latency_runs": 0}, "latency_runs"),
     ("LaunchOptions", {"workers": 0}, "workers"), ("LaunchOptions", {"lease_seconds": -5}, "lease_seconds"),
     ("LaunchOptions", {"executor": "slurm"}, "executor"), ("FinalizeOptions", {"steps": 0}, "steps"),
+    ("LaunchOptions", {"threads_per_worker": 0}, "threads_per_worker"),
+    ("FinalizeOptions", {"threads_per_worker": -1}, "threads_per_worker"),
     ("FinalizeOptions", {"workers": 2**70}, "workers"), ("FinalizeOptions", {"budgets": (0,)}, "budgets"),
 ])
 def test_run_settings_refuse_what_would_hang_or_fail_later(make, arguments, field):

@@ -589,16 +589,17 @@ def test_finalize_command_is_ganas_search_finalize(tmp_path):
 
     workspace = Workspace.resolve(tmp_path)
     options = FinalizeOptions(steps=30, budgets=(250 * M, 500 * M), front=True, configs=(FRONT[0],), workers=4,
-                              executor="local", ray_address="10.0.0.1:6379")
+                              executor="local", ray_address="10.0.0.1:6379", threads_per_worker=3)
     command = orchestrator_command(7, workspace, options)
     assert command[:3] == [sys.executable, "-m", "nas.cli"]
     args = build_parser().parse_args(command[3:])
     assert (args.command, args.search_command, args.search_id) == ("search", "finalize", 7)
     assert Workspace.resolve(args.workspace) == workspace and args.quiet
     assert (args.steps, args.budget, args.front, args.config) == (30, [str(250 * M), str(500 * M)], True, [FRONT[0]])
-    assert (args.workers, args.executor, args.ray_address) == (4, "local", "10.0.0.1:6379")
+    assert (args.workers, args.executor, args.ray_address, args.threads_per_worker) == (4, "local", "10.0.0.1:6379", 3)
     plain = build_parser().parse_args(orchestrator_command(7, workspace, FinalizeOptions(steps=5))[3:])
     assert (plain.budget, plain.front, plain.config, plain.workers, plain.executor) == ([], False, [], 2, "ray")
+    assert plain.threads_per_worker is None
 
 
 # -- actions and the launcher ----------------------------------------------------------------------------------
@@ -679,15 +680,18 @@ def test_orchestrator_command_is_ganas_search_resume(tmp_path):
     from nas.cli import build_parser
 
     workspace = Workspace.resolve(tmp_path)
-    options = LaunchOptions(workers=4, executor="local", ray_address="10.0.0.1:6379", lease_seconds=120)
+    options = LaunchOptions(workers=4, executor="local", ray_address="10.0.0.1:6379", lease_seconds=120,
+                            threads_per_worker=1)
     command = orchestrator_command(7, workspace, options)
     assert command[:3] == [sys.executable, "-m", "nas.cli"]
     args = build_parser().parse_args(command[3:])
     assert (args.command, args.search_command, args.search_id) == ("search", "resume", 7)
     assert Workspace.resolve(args.workspace) == workspace and args.quiet
     assert (args.workers, args.executor, args.ray_address, args.lease_seconds) == (4, "local", "10.0.0.1:6379", 120)
+    assert args.threads_per_worker == 1
     defaults = build_parser().parse_args(orchestrator_command(7, workspace, LaunchOptions())[3:])
     assert (defaults.workers, defaults.executor, defaults.ray_address, defaults.lease_seconds) == (2, "ray", None, 900)
+    assert defaults.threads_per_worker is None
 
 
 def test_spawn_failure_marks_the_search_failed(filled):

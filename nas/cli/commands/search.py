@@ -330,7 +330,7 @@ def _finalize(args) -> int:
     if args.json:
         print(json.dumps([f.to_dict() for f in finals], default=str))
     else:
-        print_finals(finals, teacher)
+        print_finals(finals, teacher, workspace)
     if finalizer.terminated:
         print(f"ganas search: stopped by SIGTERM; the running fine-tuning jobs were handed back (not counted as "
               f"attempts); continue with the same ganas search finalize {args.search_id} command", file=sys.stderr)
@@ -338,13 +338,15 @@ def _finalize(args) -> int:
     return 0 if all(f.status.value == "done" for f in finals) else 1
 
 
-def print_finals(finals, teacher) -> None:
+def print_finals(finals, teacher, workspace) -> None:
+    """The final table, then each done model's MLflow URI and files (stored relative to ``workspace``)."""
     from nas.finalize.report import HEADER, final_rows
 
     print_table(final_rows(finals, teacher), HEADER)
     for f in finals:
         if f.status.value == "done":
-            print(f"{f.config}: {f.model_uri or 'not registered in MLflow'}; files: {', '.join(f.files.values())}")
+            files = ", ".join(str(workspace.absolute(p)) for p in f.files.values())
+            print(f"{f.config}: {f.model_uri or 'not registered in MLflow'}; files: {files}")
 
 
 def _list(args) -> int:

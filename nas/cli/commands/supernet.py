@@ -52,7 +52,7 @@ def _register(args) -> int:
                                    key_map, workspace=workspace_of(args))
     print(f"registered supernet {record.name!r} ({record.architecture}, space {record.space}, "
           f"metrics {', '.join(record.metrics)})")
-    print(_teacher_line(record))
+    print(_teacher_line(record, workspace_of(args)))
     for line in key_map_lines((record.teacher or {}).get("key_map")):
         print(line)
     return 0
@@ -63,7 +63,9 @@ def _list(args) -> int:
         listing = store.supernet_listing()
     records = listing.records
     if records:
-        print_table([(r.name, r.architecture, r.space, ", ".join(r.metrics), r.checkpoint) for r in records],
+        workspace = workspace_of(args)  # paths inside it are stored relative to it
+        print_table([(r.name, r.architecture, r.space, ", ".join(r.metrics), workspace.absolute(r.checkpoint))
+                     for r in records],
                     ["NAME", "ARCH", "SPACE", "METRICS", "CHECKPOINT"])
     elif not listing.unreadable:
         print("no supernet registered yet (ganas train supernet ... --register, or ganas supernet register)")
@@ -84,11 +86,11 @@ def _show(args) -> int:
     return 0
 
 
-def _teacher_line(record) -> str:
+def _teacher_line(record, workspace) -> str:
     from nas.budget import format_macs
 
     if record.teacher is None:
         return "no teacher recorded: figures will not be compared with one (register again with --teacher FILE)"
     t = record.teacher
-    return (f"teacher: {t['path']} ({t['architecture']}, {format_macs(t['macs'])} MACs, {t['params']:,} params at "
+    return (f"teacher: {workspace.absolute(t['path'])} ({t['architecture']}, {format_macs(t['macs'])} MACs, {t['params']:,} params at "
             f"{t['size'][0]}x{t['size'][1]})")
