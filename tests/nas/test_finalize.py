@@ -182,6 +182,6 @@ def test_sigterm_hands_a_running_finalize_job_back_uncharged(searched):
         Orchestrator(store, ws, search_id, LOCAL, log=lambda m: None).run()
         finalizer = Finalizer(store, ws, search_id, FINAL, executor=_TerminatedOnSubmit(), log=lambda m: None)
         (job,) = finalizer.run(choose(store, search_id))
-        assert finalizer.terminated and (job.status, job.attempts, job.lost) == (FinalStatus.QUEUED, 0, 1)
+        assert finalizer.terminated and (job.status, job.attempts, job.lost) == (FinalStatus.QUEUED, 0, 0)
         assert "not counted as an attempt" in job.error
         assert store.get_search(search_id).owner is None  # the claim was released
