@@ -115,7 +115,10 @@ def run_demo(workspace: Workspace, settings: DemoSettings, say: Callable[[str], 
     plot = _report(workspace, summary, search_id, finals, s, say)
     say(f"done in {time.time() - started:.0f}s. Front plot: {plot}")
     say(f"MLflow:    mlflow ui --backend-store-uri {workspace.mlflow_uri}   (then open http://127.0.0.1:5000)")
-    store = "" if workspace.store_url is None else f" --store {workspace.store_label}"
+    store = ""  # a URL with a password is not printed, even masked (a masked one would not work pasted)
+    if workspace.store_url is not None:
+        masked = workspace.store_label
+        store = f" --store {masked}" if "***" not in masked else " --store URL (the store URL given to the demo)"
     say(f"dashboard: ganas serve --workspace {workspace.root}{store}   (then open http://127.0.0.1:8765)")
     return {"search_id": search_id, "summary": summary, "timings": timings, "plot": plot, "segmenter_miou": ceiling,
             "finals": finals}

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from foundation.errors import describe_error
+
 from ..budget import format_macs
 from ..store import CandidateRecord
 from ..summary import RunningFront
@@ -105,7 +107,7 @@ class ReportQueue:
             try:
                 job()
             except Exception as exc:  # the store keeps the results; MLflow is the audit log
-                if not self._failed(f"{type(exc).__name__}: {exc}"):
+                if not self._failed(describe_error(exc)):
                     return
                 continue
             with self._condition:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Callable
 
-from foundation.errors import GanasError
+from foundation.errors import GanasError, describe_error
 
 from ..reference import reference_of
 from ..search_setup import SearchPlan
@@ -97,7 +97,7 @@ def sync_search(store: Store, workspace: Workspace, search_id: int, uri: str | N
         raise
     except Exception as exc:  # MLflow down or refusing: nothing in the store changed but final models' URIs
         raise MlflowUnavailableError(
-            f"MLflow at {uri} failed during the sync ({type(exc).__name__}: {str(exc)[:300]}); what was logged "
+            f"MLflow at {uri} failed during the sync ({describe_error(exc)[:300]}); what was logged "
             f"stays: run `{MlflowBacklog(workspace, search_id).sync_command(uri)}` again when it answers") from None
     MlflowBacklog(workspace, search_id).set(uri, report.final_models_failed)
     return report
@@ -209,7 +209,7 @@ class _Sync:
             except Exception as exc:
                 if not tracking_answers(self.uri):
                     raise
-                self.log(f"final model {final.config} not registered ({type(exc).__name__}: {str(exc)[:300]})")
+                self.log(f"final model {final.config} not registered ({describe_error(exc)[:300]})")
                 failed += 1
                 continue
             self.store.set_final_model(final.id, model_uri)
