@@ -123,8 +123,9 @@ def _postgresql_lock(conn: Connection) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
 
-def _server_kwargs(url: URL) -> dict:
-    """A dead server is detected on checkout; libpq drivers give up connecting after a bounded time."""
+def server_engine_kwargs(url: URL) -> dict:
+    """A dead server is detected on checkout; libpq drivers give up connecting after a bounded time (also for
+    Optuna's engine on the same database)."""
     kwargs: dict = {"pool_pre_ping": True}
     if url.get_driver_name() in ("psycopg2", "psycopg") and "connect_timeout" not in url.query:
         kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
@@ -132,15 +133,15 @@ def _server_kwargs(url: URL) -> dict:
 
 
 def _postgresql_read_only_kwargs(url: URL) -> dict:
-    return {**_server_kwargs(url), "execution_options": {"postgresql_readonly": True}}
+    return {**server_engine_kwargs(url), "execution_options": {"postgresql_readonly": True}}
 
 
 BACKENDS: dict[str, _Backend] = {
     "sqlite": _Backend(_sqlite_kwargs, _sqlite_on_connect, _sqlite_prepare, None, _sqlite_begin,
                        _sqlite_read_only_kwargs),
-    "postgresql": _Backend(_server_kwargs, None, None, _postgresql_lock, None, _postgresql_read_only_kwargs),
+    "postgresql": _Backend(server_engine_kwargs, None, None, _postgresql_lock, None, _postgresql_read_only_kwargs),
 }
-_GENERIC = _Backend(_server_kwargs, None, None, None)
+_GENERIC = _Backend(server_engine_kwargs, None, None, None)
 
 
 class Database:

@@ -133,7 +133,10 @@ class OptunaStrategy(Strategy):
             shown = make_url(url).render_as_string(hide_password=True)
         except Exception:  # noqa: BLE001 - any unparsable URL is reported below
             raise StrategyError(f"Optuna storage {url!r} is not a database URL (e.g. sqlite:///search.db)") from None
-        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
+        from nas.store.engine import server_engine_kwargs
+
+        engine_kwargs = ({"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite")
+                         else server_engine_kwargs(make_url(url)) if url.startswith("postgresql") else {})
         try:
             return self._optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         except Exception as exc:  # noqa: BLE001 - driver errors vary by database
