@@ -137,11 +137,14 @@ class Dispatcher:
         return sum(queue.requeue_owner(name, f"{name} was stopped while running it", lost=False)
                    for name in self.workers)
 
-    def run_one(self, task: Any) -> Any:
-        """Run one unleased task (the teacher's evaluation) on the first worker and return its outcome."""
+    def run_one(self, task: Any, stop_request: Callable[[], Stop | None] = lambda: None) -> Any:
+        """Run one unleased task (the teacher's evaluation) on the first worker and return its outcome; None
+        when :attr:`Stop.HAND_BACK` is requested first (the task holds no lease: nothing to hand back)."""
         name = self.workers[0]
         self.executor.submit(name, task)
         while True:
+            if stop_request() is Stop.HAND_BACK:
+                return None
             for outcome in self.executor.wait(timeout=WAIT_SECONDS):
                 if outcome.worker_lost:
                     self.executor.restart(outcome.worker)

@@ -171,7 +171,9 @@ class Orchestrator:
 
     def _evaluate_teacher(self) -> None:
         """The teacher's figures on the search split, with the candidates' evaluator, once per search."""
-        outcome = self.dispatcher.run_one(TeacherTask())
+        outcome = self.dispatcher.run_one(TeacherTask(), self.claim.stop_request)
+        if outcome is None:  # SIGTERM: the search stops now and measures the teacher when resumed
+            return
         if not outcome.ok:
             self.log(f"the teacher could not be evaluated ({outcome.error[:300]}); the search goes on without it")
             return

@@ -124,8 +124,8 @@ def check_readable(db: Database, current: int = SCHEMA_VERSION,
     if found < current:
         raise SchemaVersionError(
             f"the store at {db.safe_url} has schema version {found}, older than this ganas's {current}; it was opened "
-            "read-only, so it was not migrated: run one command that writes to it (ganas search resume ID, ganas "
-            "supernet register ..., or ganas serve) with write access, which migrates it. Nothing was changed.")
+            "read-only, so it was not migrated: start ganas serve on it once with write access (it migrates the store "
+            "as it opens it and changes nothing else), or run any command that writes to it. Nothing was changed.")
     return found
 
 
