@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from imagedata.splits import SPLIT_FILE
-from nas.cli import main
 from supernet.programs import ProgramGenerator
+from tests.cli_run import run_cli as _run
 from tests.supernet.program_generators import save_program, tiny_generator, write_program
 
 TINY = ["--steps", "1", "--size", "32", "--quiet", "--netd", "n_layers", "--n-layers-d", "1", "--ndf", "4"]
@@ -26,12 +26,6 @@ def setup(tmp_path_factory):
     for kind, name in (("torchscript", "G.ts"), ("pt2", "G.pt2"), ("onnx", "G.onnx")):
         write_program(root / name, kind)
     return root
-
-
-def _run(argv, capsys):
-    status = main(argv)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_a_torchscript_teacher_with_named_layers_through_training_registration_and_finetuning(setup, capsys):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from imagedata.splits import SPLIT_FILE
-from nas.cli import main
+from tests.cli_run import run_cli as _run
 from tests.supernet.reimplementations import EriklindernorenGenerator, Issue10Generator, randomise_
 
 TINY = ["--steps", "1", "--size", "32", "--quiet", "--netd", "n_layers", "--n-layers-d", "1", "--ndf", "4"]
@@ -30,12 +30,6 @@ def setup(tmp_path_factory):
     save_generator(create_generator("mobile_resnet", elastic=True, ngf=16, n_blocks=3), root / "untrained.pt",
                    kind="supernet", space="channels-16")
     return root
-
-
-def _run(argv, capsys):
-    status = main(argv)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_train_supernet_register_and_finetune_with_a_foreign_teacher(setup, capsys):
