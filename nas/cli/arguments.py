@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def image_size(text: str) -> tuple[int, int]:
@@ -38,3 +39,13 @@ def mlflow_uri(text: str) -> str:
         return check_tracking_uri(text)
     except TrackingUriError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def teacher_state_dict_flags(parser: argparse.ArgumentParser) -> None:
+    """How a plain state-dict teacher is imported, where the structure read off its tensors is not enough."""
+    parser.add_argument("--teacher-arch", default=None, help="architecture of a plain state dict (resnet_9blocks, "
+                                                             "unet_256, ...; default: read off its tensors)")
+    parser.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state dict (default: read off "
+                                                                      "its tensors)")
+    parser.add_argument("--teacher-map", type=Path, default=None, metavar="FILE",
+                        help="JSON mapping of the state dict's keys to ganas's, given by hand (docs/teachers.md)")

@@ -3,7 +3,7 @@
 The database is the search service's source of truth: the orchestrator leases candidates from
 it, workers' results land in it, and a stopped search resumes from it. See :class:`Store`.
 """
-from .engine import DEFAULT_FILENAME, Database, absolute_url, as_url, workspace_url
+from .engine import Database, absolute_url, as_url
 from .errors import (DuplicateNameError, EmptyStoreError, InvalidValueError, LeaseError, NotFoundError,
                      ReadOnlyStoreError, SchemaVersionError, SearchBusyError, StateTransitionError,
                      StoreConnectionError, StoreError, StoreUrlError, UnreadableRowError)
@@ -15,11 +15,11 @@ from .schema import MIGRATIONS, Migration, ensure_schema, register_migration
 from .store import Store
 
 __all__ = [
-    "AddResult", "CandidateCounts", "CandidateRecord", "CandidateStatus", "DEFAULT_FILENAME", "Database",
+    "AddResult", "CandidateCounts", "CandidateRecord", "CandidateStatus", "Database",
     "FinalRecord", "FinalStatus", "Listing", "NewFinal", "UnreadableRow", "UnreadableRowError",
     "DuplicateNameError", "EmptyStoreError", "FrozenDict", "InvalidValueError", "LOST_LEASES_LIMIT", "LeaseError",
     "MIGRATIONS", "Migration", "NewCandidate", "NotFoundError", "Objective", "ReadOnlyStoreError", "SCHEMA_VERSION",
     "SEARCH_TRANSITIONS", "SchemaVersionError", "SearchBusyError", "SearchRecord", "SearchState",
     "StateTransitionError", "Store", "StoreConnectionError", "StoreError", "StoreUrlError", "SupernetRecord",
-    "absolute_url", "as_url", "ensure_schema", "register_migration", "workspace_url",
+    "absolute_url", "as_url", "ensure_schema", "register_migration",
 ]

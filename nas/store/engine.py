@@ -239,11 +239,3 @@ def _one_line(error: BaseException) -> str:
     """A driver's message on one line (libpq's spans several, with tabs)."""
     return " ".join(str(error).split())
 
-
-DEFAULT_FILENAME = "ganas.db"
-
-
-def workspace_url(workspace: str | os.PathLike) -> str:
-    """The default store of a workspace: a SQLite file ``ganas.db`` inside it."""
-    path = Path(workspace).expanduser().resolve() / DEFAULT_FILENAME
-    return URL.create("sqlite", database=str(path)).render_as_string()

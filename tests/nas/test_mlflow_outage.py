@@ -27,6 +27,13 @@ def _search(store, fixture):
                          trials=6, seed=5, batch_size=3, strategy_settings={"population_size": 3})
 
 
+def _live_reference(store, fixture, ws, uri):
+    """The same search run with MLflow up at ``uri``: what an outage must not change."""
+    reference = _search(store, fixture)
+    Orchestrator(store, ws, reference.id, replace(LOCAL, mlflow_uri=uri), log=lambda m: None).run()
+    return reference
+
+
 def _done(store, search_id):
     return {c.config: dict(c.metrics) for c in store.candidates(search_id, CandidateStatus.DONE)}
 
@@ -57,8 +64,7 @@ def test_mlflow_down_costs_the_search_nothing_and_a_sync_logs_what_a_live_run_lo
     ws = Workspace(registered_supernet.workspace)
     live_uri, synced_uri = f"sqlite:///{tmp_path}/live.db", f"sqlite:///{tmp_path}/synced.db"
     with Store(ws.database_url) as store:
-        reference = _search(store, registered_supernet)
-        Orchestrator(store, ws, reference.id, replace(LOCAL, mlflow_uri=live_uri), log=lambda m: None).run()
+        reference = _live_reference(store, registered_supernet, ws, live_uri)
         down = _search(store, registered_supernet)
         messages = []
         started = time.monotonic()
@@ -142,8 +148,7 @@ def test_mlflow_dying_mid_search_is_caught_up_by_a_sync_into_the_same_run(regist
     ws = Workspace(registered_supernet.workspace)
     live_uri, dying_uri = f"sqlite:///{tmp_path}/live.db", f"sqlite:///{tmp_path}/dying.db"
     with Store(ws.database_url) as store:
-        reference = _search(store, registered_supernet)
-        Orchestrator(store, ws, reference.id, replace(LOCAL, mlflow_uri=live_uri), log=lambda m: None).run()
+        reference = _live_reference(store, registered_supernet, ws, live_uri)
 
         # MLflow takes the run, its parameters and the teacher's figures, then dies for good
         def dead(*args, **kwargs):

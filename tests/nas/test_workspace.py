@@ -21,6 +21,11 @@ LOCAL = OrchestratorSettings(workers=1, executor="local", progress=False, lease_
 SEARCH = dict(budgets=[60_000_000, 80_000_000], metric="ssim", strategy="random", batch_size=4)
 
 
+def test_the_default_store_is_ganas_db_in_the_workspace_and_a_url_replaces_it(tmp_path):
+    assert Workspace.resolve(tmp_path).database_url == f"sqlite:///{tmp_path.resolve() / 'ganas.db'}"
+    assert Workspace.resolve(tmp_path, "postgresql://db/ganas").database_url == "postgresql://db/ganas"
+
+
 def test_paths_inside_the_workspace_are_recorded_relative_and_outside_ones_absolute(tmp_path, monkeypatch):
     ws = Workspace(tmp_path / "ws")
     (ws.root / "models").mkdir(parents=True)

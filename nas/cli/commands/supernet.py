@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..arguments import store_flag, workspace_of
+from ..arguments import store_flag, teacher_state_dict_flags, workspace_of
 from ..output import print_table
 
 
@@ -22,12 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reg.add_argument("--teacher", type=Path, default=None,
                      help="the teacher to compare against (default: the one the supernet was distilled from): a "
                           "checkpoint, a state dict, TorchScript, a torch.export archive or ONNX (docs/teachers.md)")
-    reg.add_argument("--teacher-arch", default=None, help="architecture of a plain state-dict teacher (resnet_9blocks; "
-                                                          "default: read off its tensors)")
-    reg.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state-dict teacher (default: read "
-                                                                   "off its tensors)")
-    reg.add_argument("--teacher-map", type=Path, default=None, metavar="FILE",
-                     help="JSON mapping of a state-dict teacher's keys to ganas's (docs/teachers.md)")
+    teacher_state_dict_flags(reg)
     reg.set_defaults(func=_register)
     commands.add_parser("list", help="registered supernets").set_defaults(func=_list)
     show = commands.add_parser("show", help="one supernet")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..arguments import store_flag, workspace_of
+from ..arguments import store_flag, teacher_state_dict_flags, workspace_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,12 +40,7 @@ def _common(p: argparse.ArgumentParser, steps: int) -> None:
 
 
 def _teacher_import_flags(p) -> None:
-    p.add_argument("--teacher-arch", default=None, help="architecture of a plain state dict (resnet_9blocks, unet_256, "
-                                                        "...; default: read off its tensors)")
-    p.add_argument("--teacher-ngf", type=int, default=None, help="ngf of a plain state dict (default: read off its "
-                                                                 "tensors)")
-    p.add_argument("--teacher-map", type=Path, default=None, metavar="FILE",
-                   help="JSON mapping of the state dict's keys to ganas's, given by hand (docs/teachers.md)")
+    teacher_state_dict_flags(p)
     p.add_argument("--save-teacher-map", type=Path, default=None, metavar="FILE",
                    help="write the key mapping the teacher loaded with, for --teacher-map")
     p.add_argument("--teacher-layers", default=None, metavar="A,B,...",
