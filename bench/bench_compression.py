@@ -3,8 +3,10 @@
 Per seed, in one resumable work folder (every stage is skipped when its output exists):
 
 1. the demo's pix2pix teacher (ResNet, ngf 32, 6 blocks);
-2. the demo's GAN Compression supernet (``channels-16``), registered in the folder's workspace;
-3. the demo's search (evolution, mIoU on train2, its budgets and trial count, local executor);
+2. the demo's GAN Compression supernet (``channels-16``) and an OMGD supernet of the same space and steps
+   (wide + deep teachers trained online, ``--perceptual none``), each registered in the folder's workspace
+   with the teacher as its reference;
+3. the demo's search on each supernet (evolution, mIoU on train2, its budgets and trial count, local executor);
 4. ``nas.finalize``: the best config per budget fine-tuned, measured and exported;
 5. baselines at the same total steps (supernet + fine-tune), at widths ngf 8 and 12 of the supernet's
    student (mobile ResNet, its depth): OMGD static students (wide + deep teachers, ``--perceptual none``)
@@ -33,7 +35,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -98,35 +100,71 @@ def _loop(s: DemoSettings, steps: int) -> LoopSettings:
     return LoopSettings(steps, s.train_batch, s.seed, LOG_EVERY)
 
 
-def teacher_and_supernet(s: DemoSettings, data: DataSpec, seed_dir: Path, clock: Clock,
-                         progress: bool) -> dict[str, Path]:
-    """The demo's teacher and GAN Compression supernet (its stage 2 and 3 settings), for one seed."""
-    ckpt = {"teacher": seed_dir / "teacher" / "teacher.pt", "supernet": seed_dir / "supernet" / "supernet.pt"}
-    teacher = TeacherSettings(arch="resnet", hparams={"ngf": s.teacher_ngf, "n_blocks": s.blocks}, gan_mode="lsgan",
-                              ndf=32)
+def teacher(s: DemoSettings, data: DataSpec, seed_dir: Path, clock: Clock, progress: bool) -> Path:
+    """The demo's pix2pix teacher (its stage 2 settings), for one seed."""
+    path = seed_dir / "teacher" / "teacher.pt"
+    settings = TeacherSettings(arch="resnet", hparams={"ngf": s.teacher_ngf, "n_blocks": s.blocks}, gan_mode="lsgan",
+                               ndf=32)
     clock.run(f"seed {s.seed}/teacher", f"pix2pix teacher ResNet ngf {s.teacher_ngf}, {s.teacher_steps} steps",
-              ckpt["teacher"].exists(), lambda: _finished(ckpt["teacher"], train_teacher(
-                  "pix2pix", data, teacher, _loop(s, s.teacher_steps), ckpt["teacher"].parent,
-                  _resumed(ckpt["teacher"]), progress)))
-    gc = GANCompressionSettings(space=s.space, task="paired", ndf=32, sampling="sandwich")
-    clock.run(f"seed {s.seed}/supernet", f"GAN Compression supernet {s.space}, {s.supernet_steps} steps",
-              ckpt["supernet"].exists(), lambda: _finished(ckpt["supernet"], train_gan_compression(
-                  data, TeacherSource(ckpt["teacher"]), gc, _loop(s, s.supernet_steps), ckpt["supernet"].parent,
-                  _resumed(ckpt["supernet"]), progress)))
-    return ckpt
+              path.exists(), lambda: _finished(path, train_teacher(
+                  "pix2pix", data, settings, _loop(s, s.teacher_steps), path.parent, _resumed(path), progress)))
+    return path
 
 
-def search_and_finalize(s: DemoSettings, args, ws: Workspace, supernet: Path, segmenter: Path, seed_dir: Path,
-                        clock: Clock) -> list[dict]:
-    """Register the supernet, run the demo's search on it, finalize the best config per budget (seed_dir/finals.json)."""
+@dataclass(frozen=True)
+class SupernetMethod:
+    """How one supernet of a seed is trained, and where its stages keep their outputs."""
+
+    label: str  # in stage names and table rows
+    folder: str  # seed_dir/<folder>/supernet.pt
+    suffix: str  # search<suffix>.json, finals<suffix>.json, the registered name
+
+    def reference(self, teacher_path: Path) -> Path | None:
+        """The teacher to register the supernet with: GAN Compression's checkpoint names its own."""
+        return None if self.folder == "supernet" else teacher_path
+
+    def train(self, s: DemoSettings, data: DataSpec, teacher_path: Path, out: Path, resume: bool,
+              progress: bool) -> Path:
+        loop = _loop(s, s.supernet_steps)
+        if self.folder == "supernet":  # the demo's GAN Compression supernet (its stage 3)
+            gc = GANCompressionSettings(space=s.space, task="paired", ndf=32, sampling="sandwich")
+            return train_gan_compression(data, TeacherSource(teacher_path), gc, loop, out, resume, progress)
+        # `ganas train supernet --method omgd --space channels-16 --blocks 6 --perceptual none --ndf 32`
+        omgd = OMGDSettings(student_arch="mobile_resnet", student_hparams={"n_blocks": s.blocks}, space=s.space,
+                            teachers="both", student_loss=_omgd_student_loss(), gan_mode="hinge", ndf=32)
+        return train_omgd(data, omgd, loop, out, resume, progress)
+
+
+SUPERNET_METHODS = {"gan-compression": SupernetMethod("GAN Compression", "supernet", ""),
+                    "omgd": SupernetMethod("OMGD", "supernet_omgd", "_omgd")}
+
+
+def _omgd_student_loss() -> OMGDStudentLoss:
+    return OMGDStudentLoss(perceptual="none", lambda_cd=LAMBDA_CD, ssim_range="unit")  # the CLI's --perceptual none
+
+
+def supernet(method: SupernetMethod, s: DemoSettings, data: DataSpec, teacher_path: Path, seed_dir: Path,
+             clock: Clock, progress: bool) -> Path:
+    path = seed_dir / method.folder / "supernet.pt"
+    clock.run(f"seed {s.seed}/supernet{method.suffix}", f"{method.label} supernet {s.space}, {s.supernet_steps} steps",
+              path.exists(), lambda: _finished(path, method.train(s, data, teacher_path, path.parent, _resumed(path),
+                                                                  progress)))
+    return path
+
+
+def search_and_finalize(s: DemoSettings, args, ws: Workspace, method: SupernetMethod, supernet: Path,
+                        teacher_path: Path, segmenter: Path, seed_dir: Path, clock: Clock) -> list[dict]:
+    """Register the supernet (with the seed's teacher as its reference), run the demo's search on it, finalize
+    the best config per budget (seed_dir/finals<suffix>.json)."""
     with Store(ws.database_url) as store:
-        name = register_supernet(store, supernet, f"bench-compression-seed{s.seed}", workspace=ws).name
-    search_file, finals_file = seed_dir / "search.json", seed_dir / "finals.json"
+        name = register_supernet(store, supernet, f"bench-compression{method.suffix.replace('_', '-')}-seed{s.seed}",
+                                 teacher=method.reference(teacher_path), workspace=ws).name
+    search_file, finals_file = seed_dir / f"search{method.suffix}.json", seed_dir / f"finals{method.suffix}.json"
 
     def search() -> None:
         search_file.write_text(json.dumps({"search_id": _search(ws, name, segmenter, s)[1]}))
 
-    clock.run(f"seed {s.seed}/search", f"search {name}: {s.trials} trials, budgets "
+    clock.run(f"seed {s.seed}/search{method.suffix}", f"search {name}: {s.trials} trials, budgets "
               f"{', '.join(map(format_macs, s.budgets))}", search_file.exists(), search)
     search_id = json.loads(search_file.read_text())["search_id"]
 
@@ -144,9 +182,10 @@ def search_and_finalize(s: DemoSettings, args, ws: Workspace, supernet: Path, se
             {"budget": b, "config": c, "macs": records[c].macs, "search_id": search_id,
              "checkpoint": str(ws.root / records[c].files["checkpoint"]), "finalize_before": dict(records[c].before),
              "finalize_after": dict(records[c].after), "finalize_teacher": dict(records[c].teacher),
-             "finalize_latency_ms": records[c].latency_ms} for b, c in best.items()], indent=1))
+             "finalize_latency_ms": records[c].latency_ms, "method": method.label} for b, c in best.items()],
+            indent=1))
 
-    clock.run(f"seed {s.seed}/finalize", f"finalize the best per budget, {args.finetune_steps} fine-tuning steps each",
+    clock.run(f"seed {s.seed}/finalize{method.suffix}", f"finalize the best per budget, {args.finetune_steps} fine-tuning steps each",
               finals_file.exists(), finalize)
     return json.loads(finals_file.read_text())
 
@@ -154,7 +193,7 @@ def search_and_finalize(s: DemoSettings, args, ws: Workspace, supernet: Path, se
 def baselines(s: DemoSettings, args, data: DataSpec, n_blocks: int, seed_dir: Path, clock: Clock) -> dict[str, Path]:
     """OMGD static students and pix2pix-alone generators at each width, for supernet + fine-tune steps."""
     total, progress, ckpt = s.supernet_steps + args.finetune_steps, not args.quiet, {}
-    student = OMGDStudentLoss(perceptual="none", lambda_cd=LAMBDA_CD, ssim_range="unit")  # the CLI's --perceptual none
+    student = _omgd_student_loss()
     for width in args.widths:
         hparams = {"ngf": width, "n_blocks": n_blocks}
         omgd = OMGDSettings(student_arch="mobile_resnet", student_hparams=hparams, teachers="both",
@@ -175,11 +214,14 @@ def baselines(s: DemoSettings, args, data: DataSpec, n_blocks: int, seed_dir: Pa
 def models_of(ckpt: dict[str, Path], finals: list[dict], widths) -> list[tuple[str, str, Path, str]]:
     """(name, kind, checkpoint, config) of every compared model, in table order."""
     models = [("teacher", TEACHER, ckpt["teacher"], "")]
-    models += [(f"search + finalize <= {format_macs(f['budget'])}", WINNER, Path(f["checkpoint"]), f["config"])
-               for f in sorted(finals, key=lambda f: f["budget"])]
+    models += [(winner_name(f), WINNER, Path(f["checkpoint"]), f["config"]) for f in finals]
     models += [(f"{method} ngf {w}", BASELINE, ckpt[f"{method} {w}"], "") for method in ("OMGD", "pix2pix")
                for w in widths]
     return models
+
+
+def winner_name(final: dict) -> str:
+    return f"{final.get('method', 'GAN Compression')} supernet + finalize <= {format_macs(final['budget'])}"
 
 
 def latencies(generators: list[torch.nn.Module], size: int, threads: int, rounds: int, runs: int) -> list[float]:
@@ -202,24 +244,30 @@ def measure_seed(s: DemoSettings, args, evaluator: Evaluator, ckpt: dict[str, Pa
     generators = {name: load_generator(path).eval() for name, _, path, _ in models}
 
     def score() -> None:
-        scores = {}
+        scores = json.loads(scores_file.read_text()) if scores_file.exists() else {}
         for name, _, _, _ in models:
+            if name in scores:  # a model added to the comparison later is scored alone
+                continue
             count = generator_count(generators[name], (s.size, s.size))
             metrics = evaluator.evaluate(generators[name]).metrics
             scores[name] = {"macs": count.macs, "params": count.params, "miou": metrics["miou"],
                             "psnr": metrics["psnr"]}
         scores_file.write_text(json.dumps(scores, indent=1))
 
-    def time_them() -> None:
+    def time_them() -> None:  # all together or none: the ratios are meant side by side
         ms = latencies(list(generators.values()), s.size, args.threads, args.latency_rounds, args.latency_runs)
         latency_file.write_text(json.dumps({"threads": args.threads, "ms": dict(zip(generators, ms))}, indent=1))
 
-    clock.run(f"seed {s.seed}/evaluate", f"mIoU and PSNR of {len(models)} models on val", scores_file.exists(), score)
+    def covered(path: Path, key: str | None = None) -> bool:  # every model compared now is in the file
+        found = json.loads(path.read_text()) if path.exists() else {}
+        return set(generators) <= set(found.get(key, {}) if key else found)
+
+    clock.run(f"seed {s.seed}/evaluate", f"mIoU and PSNR of {len(models)} models on val", covered(scores_file), score)
     clock.run(f"seed {s.seed}/latency", f"batch-1 CPU latency, {args.threads} thread(s), side by side",
-              latency_file.exists(), time_them)
+              covered(latency_file, "ms"), time_them)
     scores, ms = json.loads(scores_file.read_text()), json.loads(latency_file.read_text())["ms"]
-    for (name, _, _, _), final in zip(models[1:], sorted(finals, key=lambda f: f["budget"])):  # the finalize job measured them on val too
-        own = final["finalize_after"].get("miou")
+    for final in finals:  # the finalize job measured them on val too
+        name, own = winner_name(final), final["finalize_after"].get("miou")
         if own is not None and abs(own - scores[name]["miou"]) > 1e-6:
             print(f"  warning: {name}: finalize measured mIoU {own:.4f} on val, this evaluator {scores[name]['miou']:.4f}")
     return [Measured(name, kind, scores[name]["macs"], scores[name]["params"], scores[name]["miou"],
@@ -256,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-runs", type=int, default=10, help="timed runs per model per round")
     p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS),
                    help="ngf of the fixed-width baselines (default 8 12); a stage already run is reused")
+    p.add_argument("--methods", nargs="+", choices=list(SUPERNET_METHODS), default=list(SUPERNET_METHODS),
+                   help="supernets to search and finalize per seed (default both)")
     p.add_argument("--smoke", action="store_true", help="plumbing check: the demo's --quick sizes, one seed, 32 px")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -286,10 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     per_seed = {}
     for seed in args.seeds:
         seeded, seed_dir = replace(s, seed=seed), out / f"seed{seed}"
-        ckpt = teacher_and_supernet(seeded, data, seed_dir, clock, not args.quiet)
-        finals = search_and_finalize(seeded, args, ws, ckpt["supernet"], segmenter, seed_dir, clock)
-        n_blocks = load_generator(ckpt["supernet"]).hparams()["n_blocks"]  # the supernet's students' depth
-        ckpt |= baselines(seeded, args, data, n_blocks, seed_dir, clock)
+        ckpt = {"teacher": teacher(seeded, data, seed_dir, clock, not args.quiet)}
+        finals = []
+        for key in args.methods:
+            method = SUPERNET_METHODS[key]
+            path = supernet(method, seeded, data, ckpt["teacher"], seed_dir, clock, not args.quiet)
+            finals += sorted(search_and_finalize(seeded, args, ws, method, path, ckpt["teacher"], segmenter, seed_dir,
+                                                 clock), key=lambda f: f["budget"])
+        ckpt |= baselines(seeded, args, data, s.blocks, seed_dir, clock)
         per_seed[seed] = measure_seed(seeded, args, evaluator, ckpt, finals, seed_dir, clock)
 
     rows = aggregate(per_seed)
