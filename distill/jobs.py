@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 
 from foundation.hashing import file_sha256
+from foundation.registry import Registry
 from imagedata import FolderDataset, Preprocess, create_dataset, detect_layout, split_dataset
 from imagedata.splits import SPLIT_FILE
 from supernet.checkpoint import generator_from_record, read_checkpoint, save_generator
@@ -24,8 +25,9 @@ from supernet.space import format_config
 from supernet.teachers import LoadedTeacher, TeacherOptions, load_teacher
 
 from .gan_compression import GANCompressionRecipe, GANCompressionSettings
-from .loop import LoopSettings, TrainingError, run_training
+from .loop import LoopSettings, Recipe, TrainingError, run_training
 from .omgd import OMGDRecipe, OMGDSettings
+from .online import OnlineFinetuneRecipe, OnlineFinetuneSettings
 from .teacher import TEACHER_RECIPES, TeacherSettings
 
 SUPERNET_FILE = "supernet.pt"
@@ -289,23 +291,59 @@ def finetune(data: DataSpec, supernet_path: Path, config: tuple[int, ...], teach
     return save_generator(subnet, Path(out) / SUBNET_FILE, **meta)
 
 
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """One way to fine-tune an extracted subnet: its settings (from the dict a finalize job stores) and how it
+    builds the training recipe for one config."""
+
+    name: str
+    description: str
+    settings: Callable[[dict], Any]
+    build: Callable[..., tuple[Recipe, Any]]  # (settings, teacher, student, config, steps, example, seed,
+    #                                            teacher_meta) -> (training recipe, the settings it trains with)
+
+
+def _gan_compression_recipe(settings: GANCompressionSettings, teacher, student, config, steps, example, seed,
+                            teacher_meta):
+    fixed = GANCompressionSettings(**{**asdict(settings), "sampling": "fixed", "fixed_config": tuple(config)})
+    return GANCompressionRecipe(fixed, teacher.eval(), steps, example, seed=seed, student=student), fixed
+
+
+def _online_recipe(settings: OnlineFinetuneSettings, teacher, student, config, steps, example, seed, teacher_meta):
+    own = settings.with_teacher_discriminator(teacher_meta or {})
+    d_state = ((teacher_meta or {}).get("discriminator") or {}).get("state_dict")
+    return OnlineFinetuneRecipe(own, teacher, student, steps, example, seed, d_state), own
+
+
+FINETUNE_RECIPES: Registry[FinetuneRecipe] = Registry("fine-tuning recipe", TrainingError, key="name")
+FINETUNE_RECIPES.add(FinetuneRecipe(
+    "gan-compression", "GAN Compression's: the subnet against a frozen teacher (distilled features, L1 to the "
+    "ground truth, a discriminator)", lambda values: GANCompressionSettings(**values), _gan_compression_recipe))
+FINETUNE_RECIPES.add(FinetuneRecipe(
+    "online", "OMGD's: the teacher trains on online, the subnet learns only from its outputs and features "
+    "(paired data, a teacher with weights)", OnlineFinetuneSettings.from_dict, _online_recipe))
+
+
 def finetune_subnet(data: DataSpec, supernet: ChannelGenerator, config: tuple[int, ...], teacher: torch.nn.Module,
                     settings: GANCompressionSettings, loop: LoopSettings, out: Path, outside: bool = True,
-                    resume: bool = False, progress: bool = True
-                    ) -> tuple[ChannelGenerator | None, GANCompressionSettings]:
-    """The training part of :func:`finetune`, on models already in memory (a search worker's).
+                    resume: bool = False, progress: bool = True, recipe: str = "gan-compression",
+                    teacher_meta: dict | None = None) -> tuple[ChannelGenerator | None, Any]:
+    """The training part of :func:`finetune`, on models already in memory (a search worker's), with one of
+    :data:`FINETUNE_RECIPES` (``settings`` of its kind; ``teacher_meta``: the teacher checkpoint's meta).
 
     Checkpoints go to ``out/last.pt`` (resumable); returns the fine-tuned static subnet, or None
     when the run stopped before its last step, and the settings it trained with.
     """
     from supernet.extract import extract_subnet
 
+    way = FINETUNE_RECIPES.get(recipe)
+    if not outside and recipe != "gan-compression":
+        raise TrainingError(f"the {recipe} recipe fine-tunes an extracted subnet only (outside the supernet)")
     dataset = data.open("train1" if (Path(data.root) / SPLIT_FILE).exists() else "train", loop.seed)
     student = extract_subnet(supernet, config) if outside else supernet
-    fixed = GANCompressionSettings(**{**asdict(settings), "sampling": "fixed", "fixed_config": tuple(config)})
-    recipe = GANCompressionRecipe(fixed, teacher.eval(), loop.steps, dataset[0]["A"].unsqueeze(0), seed=loop.seed,
-                                  student=student)
-    result = run_training(recipe, dataset, loop, out, resume, progress, f"fine-tune {format_config(config)}")
+    training, used = way.build(settings, teacher, student, config, loop.steps, dataset[0]["A"].unsqueeze(0),
+                               loop.seed, teacher_meta)
+    result = run_training(training, dataset, loop, out, resume, progress, f"fine-tune {format_config(config)}")
     if not result["finished"]:
-        return None, fixed
-    return (recipe.student if outside else extract_subnet(recipe.student, config)), fixed
+        return None, used
+    return (training.student if outside else extract_subnet(training.student, config)), used

@@ -84,11 +84,15 @@ class TeacherInfo:
     def load(self, data: bytes):
         """The teacher (eval mode), from ``data`` (:meth:`read_bytes`, maybe sent to a worker), verified and loaded
         as recorded."""
+        return self.open(data).generator
+
+    def open(self, data: bytes):
+        """As :meth:`load`, with how it loaded (``supernet.teachers.LoadedTeacher``: a checkpoint's meta)."""
         from supernet.teachers import TeacherOptions, load_teacher
 
         options = TeacherOptions(self.reference_arch, dict(self.hparams), self.key_map) \
             if self.kind == "checkpoint" else None
-        return load_teacher(self.check(data), self.path, options, self.kind).generator
+        return load_teacher(self.check(data), self.path, options, self.kind)
 
 
 def describe_teacher(path: str | Path, size: Sequence[int], reference_arch: str | None = None,

@@ -98,8 +98,10 @@ class SearchWorker:
         self.name = name
         self.spec = EvaluationSpec.from_dict(payload.evaluation)
         self.supernet = load_supernet(payload.checkpoint, payload.sha256)
-        self.teacher = TeacherInfo.from_dict(payload.teacher_info).load(payload.teacher) \
+        loaded = TeacherInfo.from_dict(payload.teacher_info).open(payload.teacher) \
             if payload.teacher is not None else None
+        self.teacher = loaded.generator if loaded is not None else None
+        self.teacher_meta = dict(loaded.meta) if loaded is not None else {}  # online fine-tuning starts D from it
         self.evaluator = build_evaluator(self.spec)
         self._held_out = None
         self._teacher_held_out = None

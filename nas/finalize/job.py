@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 EXPORT_FORMATS = ("pt2", "onnx")
+DEFAULT_RECIPE = "gan-compression"  # finals recorded before recipes were named used it
 EXPORT_TOLERANCE = 1e-3  # max |export - PyTorch| on [-1, 1] images
 
 
 @dataclass(frozen=True)
 class FinalizeTask:
-    """Fine-tune ``config`` for ``steps`` steps and measure it; ``finetune`` holds GAN Compression's settings."""
+    """Fine-tune ``config`` for ``steps`` steps and measure it; ``finetune`` holds the recipe's name (``recipe``,
+    one of ``distill.jobs.FINETUNE_RECIPES``; absent: GAN Compression's) and its settings."""
 
     final_id: int
     config: str
@@ -62,8 +64,7 @@ class FinalOutcome:
 
 def run_finalize(worker, task: FinalizeTask) -> FinalOutcome:
     """The job itself, on a worker that holds the supernet, the teacher and a held-out evaluator."""
-    from distill.gan_compression import GANCompressionSettings
-    from distill.jobs import DataSpec, finetune_subnet
+    from distill.jobs import FINETUNE_RECIPES, DataSpec, finetune_subnet
     from distill.loop import LoopSettings
     from evaluators.latency import measure_latency
     from supernet.checkpoint import generator_bytes
@@ -77,10 +78,13 @@ def run_finalize(worker, task: FinalizeTask) -> FinalOutcome:
     before = evaluator.evaluate(extract_subnet(worker.supernet, config))
     spec = worker.spec
     data = DataSpec(Path(spec.data_root), spec.layout, spec.direction, spec.size)
-    settings = GANCompressionSettings(**dict(task.finetune))
+    values = dict(task.finetune)
+    recipe = values.pop("recipe", DEFAULT_RECIPE)
+    settings = FINETUNE_RECIPES.get(recipe).settings(values)
     loop = LoopSettings(task.steps, task.batch_size, task.seed, max(1, min(100, task.steps // 4)))
     subnet, used = finetune_subnet(data, worker.supernet, config, teacher, settings, loop, Path(task.work_dir),
-                                   outside=True, resume=True, progress=False)
+                                   outside=True, resume=True, progress=False, recipe=recipe,
+                                   teacher_meta=worker.teacher_meta)
     if subnet is None:
         raise RuntimeError(f"fine-tuning {task.config} stopped before step {task.steps}")
     subnet.eval()
@@ -89,7 +93,7 @@ def run_finalize(worker, task: FinalizeTask) -> FinalOutcome:
     latency = measure_latency(subnet, size, runs=task.latency_runs, warmup=2)
     teacher_latency = measure_latency(teacher, size, runs=task.latency_runs, warmup=2)
     checkpoint = generator_bytes(subnet, kind="subnet", method="finalize", config=task.config, steps=task.steps,
-                                 losses=_plain(used))
+                                 recipe=recipe, losses=_plain(used))
     exports, errors = _exports(subnet, spec.size)
     return FinalOutcome(worker.name, task.final_id, True, dict(before.metrics), dict(after.metrics),
                         dict(teacher_result.metrics), worker.identity(after), latency.median_ms,

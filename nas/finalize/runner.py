@@ -31,7 +31,7 @@ from ..summary import summarize
 from ..teacher import TeacherInfo
 from ..worker import WorkerPayload
 from ..workspace import Workspace
-from .job import FinalizeTask, FinalOutcome
+from .job import DEFAULT_RECIPE, FinalizeTask, FinalOutcome
 
 FILE_NAMES = {"checkpoint": "subnet.pt", "pt2": "subnet.pt2", "onnx": "subnet.onnx"}
 
@@ -50,6 +50,15 @@ class Prepared:
     split: str
 
 
+def check_recipe(name: str) -> None:
+    """A FieldError unless ``name`` is one of ``distill.jobs.FINETUNE_RECIPES``."""
+    from distill.jobs import FINETUNE_RECIPES
+
+    if name not in FINETUNE_RECIPES:
+        raise fields.FieldError("recipe", f"recipe {name!r} is not a fine-tuning recipe; choose one of "
+                                f"{', '.join(FINETUNE_RECIPES.names())}")
+
+
 @dataclass(frozen=True)
 class FinalizeSettings:
     """How a finalize runs; checked here (a bad value is a FieldError naming it) before anything is written."""
@@ -65,9 +74,11 @@ class FinalizeSettings:
     model_name: str | None = None  # MLflow registered model name (default ganas-<supernet>)
     threads_per_worker: int | None = None
     latency_runs: int = 10
+    recipe: str = "gan-compression"  # a name of distill.jobs.FINETUNE_RECIPES
     progress: bool = True
 
     def __post_init__(self) -> None:
+        check_recipe(self.recipe)
         fields.STEPS.check(self.steps)
         fields.FINETUNE_BATCH_SIZE.check(self.batch_size)
         fields.WORKERS.check(self.workers)
@@ -211,8 +222,9 @@ class Finalizer:
         try:
             finals = self.store.add_finals(self.search_id, items)
             for f in finals:
-                if f.status == FinalStatus.DONE and f.steps != self.settings.steps:
-                    self.log(f"{f.config} was finalized before with {f.steps} steps; kept as it is")
+                recipe = dict(f.settings).get("recipe", DEFAULT_RECIPE)
+                if f.status == FinalStatus.DONE and (f.steps, recipe) != (self.settings.steps, self.settings.recipe):
+                    self.log(f"{f.config} was finalized before ({f.steps} steps, {recipe} recipe); kept as it is")
             open_ids = {f.id for f in finals if f.status in (FinalStatus.QUEUED, FinalStatus.LEASED)}
             if open_ids:
                 names = [f"final{self.search_id}-w{i}" for i in range(min(self.settings.workers, len(open_ids)))]
@@ -246,8 +258,21 @@ class Finalizer:
                                 "with; register it with --teacher FILE (ganas supernet register CHECKPOINT --teacher "
                                 "FILE)")
         teacher_bytes = teacher.read_bytes(self.workspace)  # moved or changed: refused before any write
+        self._check_recipe(teacher)
         return Prepared(teacher, teacher_bytes, registered_checkpoint(self.supernet, self.workspace),
                         self._held_out_split())
+
+    def _check_recipe(self, teacher: TeacherInfo) -> None:
+        """The online recipe trains the teacher on with L1 to the ground truth: paired data, a teacher with weights."""
+        if self.settings.recipe != "online":
+            return
+        if not dict(self.supernet.dataset).get("paired"):
+            raise FinalizeError(f"the online recipe trains the teacher on with L1 to the ground truth, but supernet "
+                                f"{self.supernet.name!r} was trained on unpaired data; use --recipe gan-compression")
+        if teacher.kind != "checkpoint":
+            raise FinalizeError(f"the online recipe trains the teacher on, but {teacher.path} is a {teacher.kind} "
+                                "program (it runs as it is); use --recipe gan-compression, or register the supernet "
+                                "with the teacher's weights (a checkpoint or state dict)")
 
     def _held_out_split(self) -> str:
         from imagedata import detect_layout, get_layout
@@ -265,7 +290,7 @@ class Finalizer:
     def _new_final(self, choice: Choice, checkpoint: bytes) -> NewFinal:
         candidate = self.store.find_candidate(self.search_id, choice.config)
         return NewFinal(choice.config, candidate.macs, candidate.params, self.settings.steps, choice.budget,
-                        settings=finetune_settings(checkpoint, self.supernet))
+                        settings=finetune_settings(checkpoint, self.supernet, self.settings.recipe))
 
     def _probe_mlflow(self) -> None:
         from ..tracking_uri import unreachable_reason
@@ -304,20 +329,24 @@ class Finalizer:
         return self.store.set_final_model(record.id, uri)
 
 
-def finetune_settings(checkpoint: bytes, supernet: SupernetRecord) -> dict:
-    """GAN Compression's fine-tuning settings for a supernet: its own losses when it was trained by GAN
-    Compression, the defaults for its task otherwise (an OMGD supernet)."""
+def finetune_settings(checkpoint: bytes, supernet: SupernetRecord, recipe: str = "gan-compression") -> dict:
+    """What a finalize job fine-tunes with: the recipe's name and its settings. GAN Compression's are the
+    supernet's own losses when GAN Compression trained it, the defaults for its task otherwise (an OMGD
+    supernet); the online recipe's are its defaults (the teacher's own discriminator when it has one)."""
     import io
     import json
 
     import torch
 
     from distill.gan_compression import GANCompressionSettings
+    from distill.online import OnlineFinetuneSettings
 
+    if recipe == "online":
+        return {"recipe": recipe, **json.loads(json.dumps(asdict(OnlineFinetuneSettings())))}
     meta = torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True).get("meta") or {}
     losses = dict(meta.get("losses") or {}) if meta.get("method") == "gan-compression" else {}
     task = "paired" if dict(supernet.dataset).get("paired") else "unpaired"
     known = set(GANCompressionSettings.__dataclass_fields__)
     values = {k: v for k, v in losses.items() if k in known} or {"task": task}
     values.update(space=supernet.space, sampling="uniform", fixed_config=None)
-    return json.loads(json.dumps(asdict(GANCompressionSettings(**values))))
+    return {"recipe": recipe, **json.loads(json.dumps(asdict(GANCompressionSettings(**values))))}

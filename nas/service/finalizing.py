@@ -36,7 +36,8 @@ def check_finalize(store: Store, workspace: Workspace, search_id: int, options: 
     from nas.finalize import FinalizeSettings, Finalizer, choose
 
     settings = FinalizeSettings(steps=options.steps, workers=options.workers, executor=options.executor,
-                                ray_address=options.ray_address, threads_per_worker=options.threads_per_worker)
+                                ray_address=options.ray_address, threads_per_worker=options.threads_per_worker,
+                                recipe=options.recipe)
     choices = tuple(choose(store, search_id, options.budgets, options.front, options.configs))
     Finalizer(store, workspace, search_id, settings).preflight()
     return choices

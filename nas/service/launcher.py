@@ -26,6 +26,7 @@ from typing import Callable, Sequence, Union
 from nas import fields
 from nas.budget import Budgets
 from nas.executors import check_executor
+from nas.finalize.runner import check_recipe
 from nas.store import SearchRecord, Store
 from nas.workspace import STORE_ENV_VAR, Workspace
 
@@ -80,6 +81,7 @@ class FinalizeOptions:
     executor: str = "ray"
     ray_address: str | None = None
     threads_per_worker: int | None = None
+    recipe: str = "gan-compression"
     job = "finalizer"
     log_name = FINALIZE_LOG_NAME
 
@@ -89,13 +91,14 @@ class FinalizeOptions:
         check_executor(self.executor)
         fields.check_optional(fields.THREADS_PER_WORKER, self.threads_per_worker)
         Budgets(self.budgets)
+        check_recipe(self.recipe)
 
     def arguments(self, search_id: int) -> list[str]:
         arguments = ["finalize", str(search_id), "--steps", str(self.steps)]
         arguments += [part for budget in self.budgets for part in ("--budget", str(budget))]
         arguments += ["--front"] if self.front else []
         arguments += [part for config in self.configs for part in ("--config", config)]
-        arguments += ["--workers", str(self.workers), "--executor", self.executor, "--quiet"]
+        arguments += ["--workers", str(self.workers), "--executor", self.executor, "--recipe", self.recipe, "--quiet"]
         if self.ray_address is not None:
             arguments += ["--ray-address", self.ray_address]
         if self.threads_per_worker is not None:

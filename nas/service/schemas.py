@@ -115,12 +115,14 @@ class FinalizeRequest(_Input):
     ray_address: Optional[str] = Field(None, min_length=1, description="join this Ray cluster instead of starting one")
     threads_per_worker: Optional[int] = Field(None, description="torch threads per worker (default: the machine's "
                                                                "cores // workers; set it when several run at once)")
+    recipe: str = Field("gan-compression", description="fine-tuning recipe: gan-compression (a frozen teacher, "
+                        "as GAN Compression) or online (the teacher trains on, the subnet learns only from it, as OMGD)")
 
     def options(self) -> FinalizeOptions:
         """The finalize options, their values checked (a refused one is a 422 naming it)."""
         budgets = () if self.budgets in ("", []) else parse_budgets(self.budgets)
         return FinalizeOptions(self.steps, tuple(budgets), self.front, tuple(self.configs), self.workers,
-                               self.executor, self.ray_address, self.threads_per_worker)
+                               self.executor, self.ray_address, self.threads_per_worker, self.recipe)
 
 
 class ErrorOut(BaseModel):

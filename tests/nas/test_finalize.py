@@ -78,6 +78,43 @@ def test_a_killed_finalize_resumes_its_leased_job(searched):
         assert (done.attempts, done.lost) == (1, 1)  # the killed finalizer's lease was not an attempt
 
 
+def test_the_online_recipe_fine_tunes_from_a_teacher_that_trains_on(searched, capsys):
+    fixture, ws, search_id = searched
+    with Store(ws.database_url) as store:
+        done = {f.config for f in store.finals(search_id)}
+        config = next(c.config for c in store.candidates(search_id) if c.config not in done and c.macs)
+    assert main(["search", "--workspace", str(ws.root), "finalize", str(search_id), "--config", config, "--recipe",
+                 "online", "--steps", "2", "--executor", "local", "--latency-runs", "2", "--quiet", "--json"]) == 0
+    import json
+
+    import torch
+
+    (final,) = json.loads(capsys.readouterr().out)  # progress lines go to stderr with --json
+    assert final["status"] == "done" and final["settings"]["recipe"] == "online"
+    assert final["settings"]["student_loss"]["lambda_cd"] == 10.0 and set(final["after"]) == {"ssim"}
+    meta = torch.load(ws.root / final["files"]["checkpoint"], weights_only=True)["meta"]
+    assert meta["recipe"] == "online" and meta["losses"]["ndf"] == 64  # this teacher kept no discriminator
+
+
+def test_the_online_recipe_needs_paired_data_and_a_teacher_with_weights(searched):
+    from dataclasses import replace
+
+    from nas.finalize import FinalizeError
+
+    fixture, ws, search_id = searched
+    online = replace(FINAL, recipe="online")
+    with Store(ws.database_url) as store:
+        finalizer = Finalizer(store, ws, search_id, online, log=lambda m: None)
+        finalizer.supernet = replace(finalizer.supernet, dataset={**finalizer.supernet.dataset, "paired": False})
+        with pytest.raises(FinalizeError, match="unpaired data; use --recipe gan-compression"):
+            finalizer.preflight()
+        finalizer.supernet = replace(finalizer.supernet, teacher={**finalizer.supernet.teacher, "kind": "onnx"})
+        finalizer.supernet = replace(finalizer.supernet, dataset={**finalizer.supernet.dataset, "paired": True})
+        with pytest.raises(FinalizeError, match="onnx program"):
+            finalizer._check_recipe(__import__("nas.teacher", fromlist=["TeacherInfo"]).TeacherInfo.from_dict(
+                finalizer.supernet.teacher))
+
+
 def _finals(ws, search_id):
     with Store(ws.database_url) as store:
         return store.finals(search_id)
@@ -90,7 +127,9 @@ def test_bad_finalize_requests_are_refused_with_one_message_and_change_nothing(s
     local = ["--executor", "local", "--steps", "2", "--quiet"]
     cases = [(["999999"], "no search"), ([str(search_id), "--config", "4_4_4_4_4_4_4_4"], "not a done candidate"),
              ([str(search_id), "--steps", "0", "--executor", "local"], "--steps must be a positive"),
-             ([str(search_id), "--budget", "1K"], "no done candidate")]
+             ([str(search_id), "--budget", "1K"], "no done candidate"),
+             ([str(search_id), "--recipe", "bogus"], "--recipe 'bogus' is not a fine-tuning recipe; choose one of "
+                                                     "gan-compression, online")]
     for args, message in cases:
         assert main(base + args + (local if "--steps" not in args else [])) == 2
         err = capsys.readouterr().err

@@ -514,6 +514,7 @@ def test_finalize_refuses_bad_requests_and_writes_nothing(finalizable):
              (url, {"steps": 10, "budgets": ["50M"]}, 400, "no done candidate of search 1 fits 50M MACs"),
              (url, {"steps": 10, "budgets": "2Q"}, 422, "is not a number"),
              (url, {"steps": 10, "executor": "slurm"}, 422, "unknown executor 'slurm'"),
+             (url, {"steps": 10, "recipe": "distil"}, 422, "recipe 'distil' is not a fine-tuning recipe"),
              (url, {"steps": 10, "epochs": 3}, 422, "epochs"),
              ("/api/searches/99/finalize", {"steps": 10}, 404, "99")]
     before = _store_state(workspace, search_id)
@@ -589,7 +590,7 @@ def test_finalize_command_is_ganas_search_finalize(tmp_path):
 
     workspace = Workspace.resolve(tmp_path)
     options = FinalizeOptions(steps=30, budgets=(250 * M, 500 * M), front=True, configs=(FRONT[0],), workers=4,
-                              executor="local", ray_address="10.0.0.1:6379", threads_per_worker=3)
+                              executor="local", ray_address="10.0.0.1:6379", threads_per_worker=3, recipe="online")
     command = orchestrator_command(7, workspace, options)
     assert command[:3] == [sys.executable, "-m", "nas.cli"]
     args = build_parser().parse_args(command[3:])
@@ -597,6 +598,7 @@ def test_finalize_command_is_ganas_search_finalize(tmp_path):
     assert Workspace.resolve(args.workspace) == workspace and args.quiet
     assert (args.steps, args.budget, args.front, args.config) == (30, [str(250 * M), str(500 * M)], True, [FRONT[0]])
     assert (args.workers, args.executor, args.ray_address, args.threads_per_worker) == (4, "local", "10.0.0.1:6379", 3)
+    assert args.recipe == "online"
     plain = build_parser().parse_args(orchestrator_command(7, workspace, FinalizeOptions(steps=5))[3:])
     assert (plain.budget, plain.front, plain.config, plain.workers, plain.executor) == ([], False, [], 2, "ray")
     assert plain.threads_per_worker is None

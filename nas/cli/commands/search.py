@@ -80,6 +80,9 @@ def _finalize_parser(commands) -> None:
     f.add_argument("--config", action="append", default=[], help="finalize this done candidate (repeatable)")
     f.add_argument("--steps", type=int, default=1000, help="fine-tuning steps per subnet (default 1000)")
     f.add_argument("--batch-size", type=int, default=1, help="fine-tuning batch size (default 1, as pix2pix)")
+    f.add_argument("--recipe", default="gan-compression", help="fine-tuning recipe: gan-compression (default: the "
+                   "subnet against the frozen teacher, with a discriminator, as GAN Compression) or online (the "
+                   "teacher trains on and the subnet learns only from its outputs and features, as OMGD)")
     f.add_argument("--model-name", default=None, help="MLflow registered model name (default ganas-SUPERNET)")
     f.add_argument("--latency-runs", type=int, default=10, help="timed runs of subnet and teacher (default 10)")
     f.add_argument("--json", action="store_true", help="print the final models as JSON")
@@ -319,12 +322,13 @@ def _finalize(args) -> int:
                                     ray_address=args.ray_address, lease_seconds=args.lease_seconds,
                                     mlflow_uri=args.mlflow_uri, model_name=args.model_name,
                                     latency_runs=args.latency_runs, progress=not args.quiet,
-                                    threads_per_worker=args.threads_per_worker)
+                                    threads_per_worker=args.threads_per_worker, recipe=args.recipe)
         budgets = [parse_macs(b) for b in args.budget]
     workspace = _workspace(args)
     with workspace.open_store(create=False) as store:
         choices = choose(store, args.search_id, budgets, args.front, args.config)
-        finalizer = Finalizer(store, workspace, args.search_id, settings)
+        log = (lambda message: print(message, file=sys.stderr)) if args.json else print  # stdout: the JSON alone
+        finalizer = Finalizer(store, workspace, args.search_id, settings, log=log)
         finals = finalizer.run(choices)
         teacher = store.get_supernet(store.get_search(args.search_id).supernet_id).teacher
     if args.json:
