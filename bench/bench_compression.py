@@ -7,7 +7,9 @@ Per seed, in one resumable work folder (every stage is skipped when its output e
    (wide + deep teachers trained online, ``--perceptual none``), each registered in the folder's workspace
    with the teacher as its reference;
 3. the demo's search on each supernet (evolution, mIoU on train2, its budgets and trial count, local executor);
-4. ``nas.finalize``: the best config per budget fine-tuned, measured and exported;
+4. ``nas.finalize``: the best config per budget fine-tuned (GAN Compression's recipe), measured and exported;
+   ``--pipelines ... omgd-online`` adds the OMGD supernet's winners fine-tuned with the online recipe
+   (OMGD's way, from the registered teacher), in a search of their own (the same seeded search);
 5. baselines at the same total steps (supernet + fine-tune), at widths ngf 8 and 12 of the supernet's
    student (mobile ResNet, its depth): OMGD static students (wide + deep teachers, ``--perceptual none``)
    and the same networks trained alone as pix2pix generators. Equal steps, not equal images: the
@@ -53,6 +55,8 @@ from evaluators.latency import measure_latency
 from nas.budget import format_macs
 from nas.demo import DemoSettings, _make_data, _search, _segmenter
 from nas.finalize import Choice, FinalizeSettings, Finalizer, choose
+from nas.orchestrator import Orchestrator, OrchestratorSettings
+from nas.search_setup import create_search
 from nas.registry import register_supernet
 from nas.store import FinalStatus, Store
 from nas.workspace import Workspace
@@ -112,12 +116,18 @@ def teacher(s: DemoSettings, data: DataSpec, seed_dir: Path, clock: Clock, progr
 
 
 @dataclass(frozen=True)
-class SupernetMethod:
-    """How one supernet of a seed is trained, and where its stages keep their outputs."""
+class Pipeline:
+    """How one supernet of a seed is trained and its winners fine-tuned, and where its stages keep their outputs."""
 
     label: str  # in stage names and table rows
-    folder: str  # seed_dir/<folder>/supernet.pt
-    suffix: str  # search<suffix>.json, finals<suffix>.json, the registered name
+    folder: str  # seed_dir/<folder>/supernet.pt (pipelines of one supernet share it and its registration)
+    suffix: str  # search<suffix>.json, finals<suffix>.json
+    recipe: str = "gan-compression"  # finalize's fine-tuning recipe
+    own_search: bool = False  # a search of its own (a config is finalized once per search), same settings and seed
+
+    @property
+    def registered_name(self) -> str:
+        return f"bench-compression{self.folder.removeprefix('supernet').replace('_', '-')}"
 
     def reference(self, teacher_path: Path) -> Path | None:
         """The teacher to register the supernet with: GAN Compression's checkpoint names its own."""
@@ -135,34 +145,49 @@ class SupernetMethod:
         return train_omgd(data, omgd, loop, out, resume, progress)
 
 
-SUPERNET_METHODS = {"gan-compression": SupernetMethod("GAN Compression", "supernet", ""),
-                    "omgd": SupernetMethod("OMGD", "supernet_omgd", "_omgd")}
+PIPELINES = {"gan-compression": Pipeline("GAN Compression supernet + finalize", "supernet", ""),
+             "omgd": Pipeline("OMGD supernet + finalize", "supernet_omgd", "_omgd"),
+             "omgd-online": Pipeline("OMGD supernet + online finalize", "supernet_omgd", "_omgd_online", "online",
+                                     own_search=True)}
 
 
 def _omgd_student_loss() -> OMGDStudentLoss:
     return OMGDStudentLoss(perceptual="none", lambda_cd=LAMBDA_CD, ssim_range="unit")  # the CLI's --perceptual none
 
 
-def supernet(method: SupernetMethod, s: DemoSettings, data: DataSpec, teacher_path: Path, seed_dir: Path,
+def supernet(method: Pipeline, s: DemoSettings, data: DataSpec, teacher_path: Path, seed_dir: Path,
              clock: Clock, progress: bool) -> Path:
     path = seed_dir / method.folder / "supernet.pt"
-    clock.run(f"seed {s.seed}/supernet{method.suffix}", f"{method.label} supernet {s.space}, {s.supernet_steps} steps",
+    clock.run(f"seed {s.seed}/{method.folder}", f"{method.folder} {s.space}, {s.supernet_steps} steps",
               path.exists(), lambda: _finished(path, method.train(s, data, teacher_path, path.parent, _resumed(path),
                                                                   progress)))
     return path
 
 
-def search_and_finalize(s: DemoSettings, args, ws: Workspace, method: SupernetMethod, supernet: Path,
+def search_and_finalize(s: DemoSettings, args, ws: Workspace, method: Pipeline, supernet: Path,
                         teacher_path: Path, segmenter: Path, seed_dir: Path, clock: Clock) -> list[dict]:
     """Register the supernet (with the seed's teacher as its reference), run the demo's search on it, finalize
     the best config per budget (seed_dir/finals<suffix>.json)."""
     with Store(ws.database_url) as store:
-        name = register_supernet(store, supernet, f"bench-compression{method.suffix.replace('_', '-')}-seed{s.seed}",
+        name = register_supernet(store, supernet, f"{method.registered_name}-seed{s.seed}",
                                  teacher=method.reference(teacher_path), workspace=ws).name
     search_file, finals_file = seed_dir / f"search{method.suffix}.json", seed_dir / f"finals{method.suffix}.json"
 
     def search() -> None:
-        search_file.write_text(json.dumps({"search_id": _search(ws, name, segmenter, s)[1]}))
+        if not method.own_search:  # the demo's: the supernet's latest search, else a new one
+            search_file.write_text(json.dumps({"search_id": _search(ws, name, segmenter, s)[1]}))
+            return
+        started = seed_dir / f"search{method.suffix}.started.json"  # a killed run resumes this search
+        with Store(ws.database_url) as store:
+            if not started.exists():
+                created = create_search(store, name, budgets=s.budgets, metric=s.metric, strategy=s.strategy,
+                                        trials=s.trials, seed=s.seed, batch_size=s.batch_size,
+                                        segmenter=str(segmenter), workspace=ws)
+                started.write_text(json.dumps({"search_id": created.id}))
+            search_id = json.loads(started.read_text())["search_id"]
+            Orchestrator(store, ws, search_id, OrchestratorSettings(workers=1, executor="local", progress=s.progress,
+                                                                    lease_seconds=600)).run()
+        search_file.write_text(json.dumps({"search_id": search_id}))
 
     clock.run(f"seed {s.seed}/search{method.suffix}", f"search {name}: {s.trials} trials, budgets "
               f"{', '.join(map(format_macs, s.budgets))}", search_file.exists(), search)
@@ -173,7 +198,8 @@ def search_and_finalize(s: DemoSettings, args, ws: Workspace, method: SupernetMe
             best = {b: choose(store, search_id, budgets=[b])[0].config for b in sorted(s.budgets)}
             chosen = [Choice(c, b) for c, b in {c: b for b, c in reversed(best.items())}.items()]  # once per config
             settings = FinalizeSettings(steps=args.finetune_steps, batch_size=s.train_batch, workers=1,
-                                        executor="local", threads_per_worker=args.threads, progress=not args.quiet)
+                                        executor="local", threads_per_worker=args.threads, progress=not args.quiet,
+                                        recipe=method.recipe)
             records = {r.config: r for r in Finalizer(store, ws, search_id, settings).run(chosen)}
         bad = [f"{r.config}: {r.error}" for r in records.values() if r.status != FinalStatus.DONE]
         if bad:
@@ -182,10 +208,11 @@ def search_and_finalize(s: DemoSettings, args, ws: Workspace, method: SupernetMe
             {"budget": b, "config": c, "macs": records[c].macs, "search_id": search_id,
              "checkpoint": str(ws.root / records[c].files["checkpoint"]), "finalize_before": dict(records[c].before),
              "finalize_after": dict(records[c].after), "finalize_teacher": dict(records[c].teacher),
-             "finalize_latency_ms": records[c].latency_ms, "method": method.label} for b, c in best.items()],
+             "finalize_latency_ms": records[c].latency_ms, "pipeline": method.label} for b, c in best.items()],
             indent=1))
 
-    clock.run(f"seed {s.seed}/finalize{method.suffix}", f"finalize the best per budget, {args.finetune_steps} fine-tuning steps each",
+    clock.run(f"seed {s.seed}/finalize{method.suffix}", f"finalize the best per budget, {args.finetune_steps} "
+              f"fine-tuning steps each, {method.recipe} recipe",
               finals_file.exists(), finalize)
     return json.loads(finals_file.read_text())
 
@@ -221,7 +248,8 @@ def models_of(ckpt: dict[str, Path], finals: list[dict], widths) -> list[tuple[s
 
 
 def winner_name(final: dict) -> str:
-    return f"{final.get('method', 'GAN Compression')} supernet + finalize <= {format_macs(final['budget'])}"
+    label = final.get("pipeline") or f"{final.get('method', 'GAN Compression')} supernet + finalize"  # older runs
+    return f"{label} <= {format_macs(final['budget'])}"
 
 
 def latencies(generators: list[torch.nn.Module], size: int, threads: int, rounds: int, runs: int) -> list[float]:
@@ -304,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-runs", type=int, default=10, help="timed runs per model per round")
     p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS),
                    help="ngf of the fixed-width baselines (default 8 12); a stage already run is reused")
-    p.add_argument("--methods", nargs="+", choices=list(SUPERNET_METHODS), default=list(SUPERNET_METHODS),
-                   help="supernets to search and finalize per seed (default both)")
+    p.add_argument("--pipelines", nargs="+", choices=list(PIPELINES), default=["gan-compression", "omgd"],
+                   help="supernet + fine-tuning pipelines per seed (default gan-compression omgd; omgd-online "
+                        "finalizes the OMGD supernet's winners with the online recipe, in a search of its own)")
     p.add_argument("--smoke", action="store_true", help="plumbing check: the demo's --quick sizes, one seed, 32 px")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -338,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         seeded, seed_dir = replace(s, seed=seed), out / f"seed{seed}"
         ckpt = {"teacher": teacher(seeded, data, seed_dir, clock, not args.quiet)}
         finals = []
-        for key in args.methods:
-            method = SUPERNET_METHODS[key]
+        for key in args.pipelines:
+            method = PIPELINES[key]
             path = supernet(method, seeded, data, ckpt["teacher"], seed_dir, clock, not args.quiet)
             finals += sorted(search_and_finalize(seeded, args, ws, method, path, ckpt["teacher"], segmenter, seed_dir,
                                                  clock), key=lambda f: f["budget"])
