@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from .plot import front_plot
-from .read_model import (FINAL_FILE_KINDS, FINALIZE_DEFAULT_STEPS, CandidateStatus, DashboardActions, DashboardReader,
-                         SearchState, format_macs, get_actions, get_reader)
+from .read_model import (FINAL_FILE_KINDS, FINALIZE_DEFAULT_STEPS, CandidateStatus, CandidateTable, DashboardActions,
+                         DashboardReader, Download, FieldError, SearchState, download_formats, format_macs, get_actions,
+                         get_reader)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
@@ -82,9 +84,44 @@ def login_required_page(request: Request, wrong: bool) -> HTMLResponse:
     return render(request, "login.html", 401, title="Access token needed", wrong=wrong)
 
 
-def _page_link(root: str, search_id: int, status: str | None, page: int) -> str:
-    query = urlencode([(k, v) for k, v in (("status", status), ("page", page)) if v not in (None, 1)])
+def _table_link(root: str, search_id: int, table: CandidateTable, metric: str | None, **changes: Any) -> str:
+    """The search page with its candidates table as ``table`` says, but for ``changes`` (defaults left out)."""
+    table = replace(table, **changes)
+    values = (("metric", metric), ("status", None if table.status is None else table.status.value),
+              ("budget", table.budget), ("front", 1 if table.front else None),
+              ("sort", None if table.sort == "order" else table.sort), ("desc", 1 if table.descending else None),
+              ("page", None if table.page == 1 else table.page))
+    query = urlencode([(k, v) for k, v in values if v is not None])
     return f"{root}/searches/{search_id}" + (f"?{query}" if query else "")
+
+
+def _download_link(root: str, search_id: int, what: str, fmt: str, query: str) -> str:
+    return f"{root}/searches/{search_id}/{what}.{fmt}" + (f"?{query}" if query else "")
+
+
+def table_of(status: Optional[str] = None, page: int = Query(1, ge=1), budget: Optional[str] = None,
+             front: bool = False, sort: str = "order", desc: bool = False) -> CandidateTable:
+    """FastAPI dependency: the candidates table a search page's query asks for (the filter form sends "" for any)."""
+    return CandidateTable(_status(status), _whole_or_none(budget, "budget"), front, sort or "order", desc, page,
+                          PAGE_SIZE)
+
+
+def _status(text: str | None) -> CandidateStatus | None:
+    if not text:
+        return None
+    try:
+        return CandidateStatus(text)
+    except ValueError:
+        raise FieldError("status", f"status {text!r} is not a candidate status; use one of "
+                                   f"{', '.join(s.value for s in CandidateStatus)}") from None
+
+
+def _whole_or_none(text: str | None, what: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit():
+        raise FieldError(what, f"{what} must be a whole number of MACs, got {text!r}")
+    return int(text)
 
 
 def dashboard_router() -> APIRouter:
@@ -110,10 +147,9 @@ def dashboard_router() -> APIRouter:
                       refresh=REFRESH_SECONDS if any(r.search.state == SearchState.RUNNING for r in rows) else None)
 
     @router.get("/searches/{search_id}", response_class=HTMLResponse)
-    def search_page(request: Request, search_id: int, status: Optional[CandidateStatus] = None,
-                    page: int = Query(1, ge=1), metric: Optional[str] = None,
-                    reader: DashboardReader = Depends(get_reader)):
-        view = reader.search(search_id, status, metric)
+    def search_page(request: Request, search_id: int, metric: Optional[str] = None,
+                    table: CandidateTable = Depends(table_of), reader: DashboardReader = Depends(get_reader)):
+        view = reader.search(search_id, table, metric)
         summary, listed = view.summary, view.candidates
         root = request.scope.get("root_path", "")
         teacher = view.reference.teacher
@@ -121,19 +157,44 @@ def dashboard_router() -> APIRouter:
                           lambda config: f"{root}/searches/{search_id}/candidates/{quote(config, safe='')}",
                           teacher_value=None if teacher is None else teacher.value(summary.objective.metric),
                           teacher_macs=None if teacher is None else teacher.macs)
-        pages = max(1, math.ceil(len(listed) / PAGE_SIZE))
-        page = min(page, pages)
-        shown = listed[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
-        metric_names = sorted({name for c in shown for name in c.metrics})
-        status_value = None if status is None else status.value
-        links = {"prev": _page_link(root, search_id, status_value, page - 1) if page > 1 else None,
-                 "next": _page_link(root, search_id, status_value, page + 1) if page < pages else None}
+        pages = max(1, math.ceil(listed.total / PAGE_SIZE))
+        page = listed.offset // PAGE_SIZE + 1
+        metric_names = sorted({name for c in listed.records for name in c.metrics} | {summary.objective.metric})
+
+        def link(**changes: Any) -> str:
+            return _table_link(root, search_id, table, metric, **changes)
+
+        filters = urlencode([(k, value) for k, values in parse_qs(request.url.query).items() if k != "page"
+                             for value in values])
+        front_query = urlencode([("metric", metric)] if metric else [])
+        downloads = {f"{what} {fmt.upper()}": _download_link(root, search_id, what, fmt, query)
+                     for what, query in (("candidates", filters), ("front", front_query))
+                     for fmt in download_formats()}
+        links = {"prev": link(page=page - 1) if page > 1 else None,
+                 "next": link(page=page + 1) if page < pages else None}
+        sorts = {key: link(sort=key, descending=table.sort == key and not table.descending, page=1)
+                 for key in ("order", "config", "status", "macs", "params", "attempts", "eval_seconds",
+                             *(f"metric:{m}" for m in metric_names))}
         return render(request, "search.html", title=f"Search {search_id}", summary=summary, plot=plot,
-                      candidates=shown, metric_names=metric_names, status=status_value, page=page, pages=pages,
-                      total=len(listed), links=links, statuses=[s.value for s in CandidateStatus],
+                      candidates=listed.records, metric_names=metric_names, table=table, page=page, pages=pages,
+                      total=listed.total, links=links, link=link, sorts=sorts, downloads=downloads,
+                      status=None if table.status is None else table.status.value, request_metric=metric,
+                      statuses=[s.value for s in CandidateStatus],
                       launch=view.launch, plan=view.plan, view=view, teacher=teacher, file_kinds=FINAL_FILE_KINDS,
                       default_steps=FINALIZE_DEFAULT_STEPS,
                       refresh=REFRESH_SECONDS if view.running or view.finalizing else None)
+
+    @router.get("/searches/{search_id}/candidates.{fmt}")
+    def candidates_file(search_id: int, fmt: str, metric: Optional[str] = None,
+                        table: CandidateTable = Depends(table_of), reader: DashboardReader = Depends(get_reader)):
+        """The candidates the page's table filter selects, as ``GET /api/searches/{id}/candidates.{fmt}``."""
+        return _attachment(reader.candidates_file(search_id, table, fmt, metric))
+
+    @router.get("/searches/{search_id}/front.{fmt}")
+    def front_file(search_id: int, fmt: str, metric: Optional[str] = None,
+                   reader: DashboardReader = Depends(get_reader)):
+        """The front, as ``GET /api/searches/{id}/front.{fmt}``."""
+        return _attachment(reader.front_file(search_id, fmt, metric))
 
     @router.post("/searches/{search_id}/finalize")
     async def finalize_form(request: Request, search_id: int, actions: DashboardActions = Depends(get_actions)):
@@ -162,6 +223,11 @@ def dashboard_router() -> APIRouter:
         return FileResponse(reader.sample(search_id, config), media_type="image/png")
 
     return router
+
+
+def _attachment(download: Download) -> Response:
+    return Response(download.body, media_type=download.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{download.filename}"'})
 
 
 class Dashboard:

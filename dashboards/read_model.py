@@ -20,17 +20,19 @@ from nas.budget import format_macs
 from nas.fields import FieldError
 from nas.reference import Comparison, SearchReference, compare_final, search_reference, times_fewer
 from nas.service.context import FINAL_FILE_KINDS, ServiceContext, get_context
+from nas.service.downloads import FORMATS, Download, candidate_query, candidates_download, front_download
 from nas.service.launcher import FinalizeOptions, LaunchInfo
 from nas.summary import SearchFront, SearchSummary, finished_count, progress_fraction, summarize
-from nas.store import (CandidateRecord, CandidateStatus, FinalRecord, NotFoundError, SearchRecord,
+from nas.store import (CandidatePage, CandidateRecord, CandidateStatus, FinalRecord, NotFoundError, SearchRecord,
                        SearchState, SupernetRecord, UnreadableRow)
 from nas.store.records import thaw
 from nas.teacher import TeacherInfo
 from foundation.errors import GanasError
 
-__all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateStatus", "CandidateView", "Comparison",
-           "DashboardActions", "DashboardReader", "FinalRow", "Position", "SearchFront", "SearchRow", "SearchView",
-           "SearchState", "Table", "format_macs", "get_actions", "get_reader"]
+__all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateStatus", "CandidateTable", "CandidateView",
+           "Comparison", "DashboardActions", "DashboardReader", "Download", "FieldError", "FinalRow", "Position", "SearchFront",
+           "SearchRow", "SearchView", "SearchState", "Table", "download_formats", "format_macs", "get_actions",
+           "get_reader"]
 
 FINALIZE_DEFAULT_STEPS = 1000  # as ganas search finalize
 
@@ -89,12 +91,30 @@ class FinalRow:
 
 
 @dataclass(frozen=True)
+class CandidateTable:
+    """What a search page's candidates table shows: a filter (status, within a budget, front members only), an
+    order (a sort key of :func:`nas.store.sort_keys`), and which page of ``page_size`` rows."""
+
+    status: CandidateStatus | None = None
+    budget: int | None = None
+    front: bool = False
+    sort: str = "order"
+    descending: bool = False
+    page: int = 1
+    page_size: int = 50
+
+    def query(self, store, search_id: int, metric: str | None):
+        return candidate_query(store, search_id, self.status, self.budget, self.front, self.sort, self.descending,
+                               metric)
+
+
+@dataclass(frozen=True)
 class SearchView:
     """A search page: its summary (front, best per budget), its candidates of one status, how it was run, its
     teacher, its final models and what its finalize form needs."""
 
     summary: SearchSummary
-    candidates: tuple[CandidateRecord, ...]  # proposal order
+    candidates: CandidatePage  # the table's page, as CandidateTable asked
     launch: LaunchInfo | None  # the process (orchestrator or finalizer) this server started, if any
     plan: tuple[tuple[str, str], ...]  # (label, text) lines of the search's settings
     reference: SearchReference
@@ -156,15 +176,29 @@ class DashboardReader:
                                   progress_fraction(counts, search.trials)))
         return Table(tuple(rows), _warnings(listing.unreadable))
 
-    def search(self, search_id: int, status: CandidateStatus | None = None, metric: str | None = None) -> SearchView:
+    def search(self, search_id: int, table: CandidateTable = CandidateTable(), metric: str | None = None) -> SearchView:
+        """A search page: its summary, and the page of its candidates that ``table`` asks for (the last page if
+        ``table.page`` is past it)."""
         summary = summarize(self._store, search_id, metric)
         supernet = self._store.get_supernet(summary.search.supernet_id)
         teacher = TeacherInfo.from_dict(supernet.teacher)
         finals = tuple(_final_row(f, teacher) for f in self._store.finals(search_id))
-        return SearchView(summary, tuple(self._store.candidates(search_id, status)),
-                          self._context.launcher.info(search_id), _plan_facts(summary.search),
+        query = table.query(self._store, search_id, metric)
+        page = self._store.candidate_page(search_id, query, (table.page - 1) * table.page_size, table.page_size)
+        if not page.records and page.total:  # past the last page: show the last one
+            last = (page.total - 1) // table.page_size
+            page = self._store.candidate_page(search_id, query, last * table.page_size, table.page_size)
+        return SearchView(summary, page, self._context.launcher.info(search_id), _plan_facts(summary.search),
                           search_reference(self._store, search_id), finals,
                           self._context.auth.form_token(finalize_purpose(search_id)))
+
+    def candidates_file(self, search_id: int, table: CandidateTable, fmt: str, metric: str | None = None) -> Download:
+        """Every candidate ``table``'s filter selects, in its order, as a CSV or JSON file (as the API's)."""
+        return candidates_download(self._store, search_id, table.query(self._store, search_id, metric), fmt)
+
+    def front_file(self, search_id: int, fmt: str, metric: str | None = None) -> Download:
+        """The search's front as a CSV or JSON file (as the API's)."""
+        return front_download(self._store, search_id, fmt, metric)
 
     def candidate(self, search_id: int, config: str) -> CandidateView:
         search = self._store.get_search(search_id)
@@ -184,6 +218,11 @@ class DashboardReader:
     def sample(self, search_id: int, config: str) -> Path:
         """The candidate's sample image file (a typed error when the worker has not written it)."""
         return self._context.require_sample(search_id, config)
+
+
+def download_formats() -> tuple[str, ...]:
+    """The file formats candidates and fronts download as (csv, json)."""
+    return tuple(FORMATS.names())
 
 
 def get_reader(request: Request) -> DashboardReader:
