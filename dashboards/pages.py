@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from .chart import front_chart
 from .plot import front_plot
 from .read_model import (FINAL_FILE_KINDS, FINALIZE_DEFAULT_STEPS, CandidateStatus, CandidateTable, DashboardActions,
                          DashboardReader, Download, FieldError, SearchState, download_formats, format_macs, get_actions,
@@ -33,6 +34,7 @@ TEMPLATES_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 PAGE_SIZE = 50
 REFRESH_SECONDS = 5  # while a search runs, its page reloads this often
+PLOTLY_URL = "/static/vendor/plotly.min.js"  # under /static: readable without the login, as the stylesheet
 
 
 def _when(timestamp: float | None) -> str:
@@ -84,6 +86,13 @@ def login_required_page(request: Request, wrong: bool) -> HTMLResponse:
     return render(request, "login.html", 401, title="Access token needed", wrong=wrong)
 
 
+def plotly_bundle_path() -> Path:
+    """plotly.min.js inside the installed ``plotly`` package."""
+    import plotly
+
+    return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+
 def _table_link(root: str, search_id: int, table: CandidateTable, metric: str | None, **changes: Any) -> str:
     """The search page with its candidates table as ``table`` says, but for ``changes`` (defaults left out)."""
     table = replace(table, **changes)
@@ -131,6 +140,12 @@ def dashboard_router() -> APIRouter:
     def home(request: Request):
         return RedirectResponse(f"{request.scope.get('root_path', '')}/searches", status_code=307)
 
+    @router.get(PLOTLY_URL)
+    def plotly_bundle():
+        """plotly.js as the ``plotly`` Python package ships it: served from here, never from a CDN."""
+        return FileResponse(plotly_bundle_path(), media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
     @router.get("/supernets", response_class=HTMLResponse)
     def supernets_page(request: Request, reader: DashboardReader = Depends(get_reader)):
         table = reader.supernets()
@@ -157,6 +172,8 @@ def dashboard_router() -> APIRouter:
                           lambda config: f"{root}/searches/{search_id}/candidates/{quote(config, safe='')}",
                           teacher_value=None if teacher is None else teacher.value(summary.objective.metric),
                           teacher_macs=None if teacher is None else teacher.macs)
+        chart = front_chart(summary, view.records, view.finals, view.reference,
+                            lambda config: f"{root}/searches/{search_id}/candidates/{quote(config, safe='')}")
         pages = max(1, math.ceil(listed.total / PAGE_SIZE))
         page = listed.offset // PAGE_SIZE + 1
         metric_names = sorted({name for c in listed.records for name in c.metrics} | {summary.objective.metric})
@@ -175,7 +192,7 @@ def dashboard_router() -> APIRouter:
         sorts = {key: link(sort=key, descending=table.sort == key and not table.descending, page=1)
                  for key in ("order", "config", "status", "macs", "params", "attempts", "eval_seconds",
                              *(f"metric:{m}" for m in metric_names))}
-        return render(request, "search.html", title=f"Search {search_id}", summary=summary, plot=plot,
+        return render(request, "search.html", title=f"Search {search_id}", summary=summary, plot=plot, chart=chart,
                       candidates=listed.records, metric_names=metric_names, table=table, page=page, pages=pages,
                       total=listed.total, links=links, link=link, sorts=sorts, downloads=downloads,
                       status=None if table.status is None else table.status.value, request_metric=metric,

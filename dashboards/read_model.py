@@ -18,20 +18,20 @@ from fastapi import Request
 
 from nas.budget import format_macs
 from nas.fields import FieldError
-from nas.reference import Comparison, SearchReference, compare_final, search_reference, times_fewer
+from nas.reference import Comparison, SearchReference, compare_final, reference_of, search_reference, times_fewer
 from nas.service.context import FINAL_FILE_KINDS, ServiceContext, get_context
 from nas.service.downloads import FORMATS, Download, candidate_query, candidates_download, front_download
 from nas.service.launcher import FinalizeOptions, LaunchInfo
-from nas.summary import SearchFront, SearchSummary, finished_count, progress_fraction, summarize
+from nas.summary import SearchFront, SearchSummary, finished_count, progress_fraction, summary_of
 from nas.store import (CandidatePage, CandidateRecord, CandidateStatus, FinalRecord, NotFoundError, SearchRecord,
                        SearchState, SupernetRecord, UnreadableRow)
 from nas.store.records import thaw
 from nas.teacher import TeacherInfo
 from foundation.errors import GanasError
 
-__all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateStatus", "CandidateTable", "CandidateView",
+__all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateRecord", "CandidateStatus", "CandidateTable", "CandidateView",
            "Comparison", "DashboardActions", "DashboardReader", "Download", "FieldError", "FinalRow", "Position", "SearchFront",
-           "SearchRow", "SearchView", "SearchState", "Table", "download_formats", "format_macs", "get_actions",
+           "SearchReference", "SearchRow", "SearchSummary", "SearchView", "SearchState", "Table", "download_formats", "format_macs", "get_actions",
            "get_reader"]
 
 FINALIZE_DEFAULT_STEPS = 1000  # as ganas search finalize
@@ -120,6 +120,7 @@ class SearchView:
     reference: SearchReference
     finals: tuple[FinalRow, ...] = ()
     form_token: str = ""  # the finalize form's token
+    records: tuple[CandidateRecord, ...] = ()  # every candidate, proposal order: the interactive chart's points
 
     @property
     def running(self) -> bool:
@@ -179,7 +180,9 @@ class DashboardReader:
     def search(self, search_id: int, table: CandidateTable = CandidateTable(), metric: str | None = None) -> SearchView:
         """A search page: its summary, and the page of its candidates that ``table`` asks for (the last page if
         ``table.page`` is past it)."""
-        summary = summarize(self._store, search_id, metric)
+        search = self._store.get_search(search_id)
+        records = self._store.candidates(search_id)
+        summary = summary_of(search, records, metric)
         supernet = self._store.get_supernet(summary.search.supernet_id)
         teacher = TeacherInfo.from_dict(supernet.teacher)
         finals = tuple(_final_row(f, teacher) for f in self._store.finals(search_id))
@@ -189,8 +192,8 @@ class DashboardReader:
             last = (page.total - 1) // table.page_size
             page = self._store.candidate_page(search_id, query, last * table.page_size, table.page_size)
         return SearchView(summary, page, self._context.launcher.info(search_id), _plan_facts(summary.search),
-                          search_reference(self._store, search_id), finals,
-                          self._context.auth.form_token(finalize_purpose(search_id)))
+                          reference_of(supernet, search), finals,
+                          self._context.auth.form_token(finalize_purpose(search_id)), records)
 
     def candidates_file(self, search_id: int, table: CandidateTable, fmt: str, metric: str | None = None) -> Download:
         """Every candidate ``table``'s filter selects, in its order, as a CSV or JSON file (as the API's)."""

@@ -4,9 +4,14 @@ from __future__ import annotations
 import csv
 import html as html_lib
 import io
+import json
 import re
 
-from tests.nas.test_service import DONE, FAILED, FRONT, INFEASIBLE, M, QUEUED
+import dashboards.pages as pages
+from nas.store import Store
+from tests.nas.test_service import (DONE, FAILED, FINAL_FIGURES, FINALS, FRONT, INFEASIBLE, M, QUEUED, TEACHER_FID,
+                                    TOKEN, add_finals, add_teacher, local_client)
+from webapp.app import create_web_app
 
 
 def _table(html: str) -> list[str]:
@@ -57,3 +62,49 @@ def test_download_links_give_what_the_table_shows(client, filled):
     front = client.get(links["front JSON"]).json()
     assert [p["config"] for p in front["front"]] == FRONT
     assert client.get(f"/searches/{search_id}/front.xml").status_code == 400
+
+
+# -- the interactive front ------------------------------------------------------------------------------------
+def _chart(html: str) -> dict:
+    match = re.search(r'<script type="application/json" id="front-data">(.*?)</script>', html, re.S)
+    assert match, "no chart data on the page"
+    return json.loads(match.group(1))
+
+
+def test_chart_data_has_every_finished_candidate_the_axes_and_the_teacher(client, filled):
+    workspace, search_id = filled
+    add_teacher(workspace, search_id)
+    add_finals(workspace, search_id)
+    html = client.get(f"/searches/{search_id}").text
+    assert '<svg class="front"' in html  # kept for readers without JavaScript
+    assert '<script src="/static/vendor/plotly.min.js" defer></script>' in html
+    chart = _chart(html)
+    columns = chart["columns"]
+    assert columns["config"] == [c for c, _, _ in DONE] + [FAILED, INFEASIBLE]  # the queued one has no point yet
+    assert columns["status"] == ["done"] * 6 + ["failed", "infeasible"]
+    assert columns["metrics"]["fid"] == [fid for _, _, fid in DONE] + [None, None]
+    assert [c for c, on in zip(columns["config"], columns["on_front"]) if on] == FRONT == chart["front"]
+    assert columns["href"][0] == f"/searches/{search_id}/candidates/{DONE[0][0]}"
+    latency = dict(zip(columns["config"], columns["latency_ms"]))
+    assert latency[FINALS[0][0]] == FINAL_FIGURES["latency_ms"] and latency[DONE[0][0]] is None
+    assert [a["key"] for a in chart["axes"]] == ["macs", "params", "latency_ms", "metric:fid", "metric:kid"]
+    assert (chart["x"], chart["y"], chart["budgets"]) == ("macs", "metric:fid", [250 * M, 500 * M])
+    assert chart["teacher"] == {"macs": 5000 * M, "params": 20_000, "latency_ms": FINAL_FIGURES["teacher_latency_ms"],
+                                "metrics": {"fid": TEACHER_FID, "kid": 0.04}}
+
+
+def test_chart_data_cannot_close_its_script(client, filled):
+    workspace, search_id = filled
+    with Store(workspace.database_url) as store:
+        store.add_candidates(search_id, [("1_1", 1, 1, "infeasible", None, "</script><script>alert(1)</script>")])
+    html = client.get(f"/searches/{search_id}").text
+    assert "alert(1)</script>" not in html and _chart(html)["columns"]["error"][-1].startswith("</script>")
+
+
+def test_plotly_bundle_is_served_here_and_without_the_login(filled):
+    with local_client(create_web_app(filled[0], token=TOKEN)) as client:
+        bundle = client.get(pages.PLOTLY_URL)
+        assert bundle.status_code == 200 and bundle.headers["content-type"].startswith("text/javascript")
+        assert b"plotly" in bundle.content[:2000].lower() and len(bundle.content) > 1_000_000
+        assert client.get("/static/front.js").status_code == 200
+        assert client.get("/searches").status_code == 401  # the pages still need it
