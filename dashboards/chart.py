@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from .read_model import CandidateRecord, CandidateStatus, FinalRow, SearchReference, SearchSummary
+from .read_model import CandidateRecord, CandidateStatus, FinalRow, FrontComparison, SearchReference, SearchSummary
 
 SHOWN = (CandidateStatus.DONE, CandidateStatus.FAILED, CandidateStatus.INFEASIBLE)  # finished: a point each
 
@@ -69,3 +69,25 @@ def front_chart(summary: SearchSummary, records: Sequence[CandidateRecord], fina
             "macs": teacher.macs, "params": teacher.params, "latency_ms": teacher_latency,
             "metrics": dict(teacher.metrics)},
     }
+
+
+def compare_chart(comparison: FrontComparison, href: Callable[[int, str], str]) -> dict[str, Any]:
+    """What ``static/compare.js`` draws: each search's done points and front, its teacher, the common reference."""
+    searches = []
+    for compared in comparison.searches:
+        summary, teacher = compared.summary, compared.reference.teacher
+        points = summary.front.points
+        searches.append({
+            "id": summary.search.id,
+            "label": f"search {summary.search.id}: {summary.search.supernet}, {summary.search.strategy}",
+            "hypervolume": compared.hypervolume,
+            "config": [p.config for p in points], "macs": [p.macs for p in points],
+            "value": [p.value for p in points], "on_front": [p.on_front for p in points],
+            "href": [href(summary.search.id, p.config) for p in points],
+            "front": [[p.macs, p.value] for p in summary.front.front],
+            "teacher": None if teacher is None or teacher.value(comparison.metric) is None else {
+                "macs": teacher.macs, "value": teacher.value(comparison.metric)},
+        })
+    budgets = sorted({b for c in comparison.searches for b in c.summary.search.budgets})
+    return {"metric": comparison.metric, "direction": comparison.direction, "budgets": budgets,
+            "reference_point": comparison.reference_point, "searches": searches}

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from .chart import front_chart
+from .chart import compare_chart, front_chart
 from .plot import front_plot
 from .read_model import (FINAL_FILE_KINDS, FINALIZE_DEFAULT_STEPS, CandidateStatus, CandidateTable, DashboardActions,
                          DashboardReader, Download, FieldError, SearchState, download_formats, format_macs, get_actions,
@@ -93,6 +93,12 @@ def plotly_bundle_path() -> Path:
     return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 
+def _search_ids(texts: list[str]) -> tuple[list[int], list[str]]:
+    """The search ids of a comparison URL (``search`` repeated, or comma-separated), and the words that are not ids."""
+    words = [w.strip() for text in texts for w in text.split(",") if w.strip()]
+    return [int(w) for w in words if w.isdigit()], [w for w in words if not w.isdigit()]
+
+
 def _table_link(root: str, search_id: int, table: CandidateTable, metric: str | None, **changes: Any) -> str:
     """The search page with its candidates table as ``table`` says, but for ``changes`` (defaults left out)."""
     table = replace(table, **changes)
@@ -160,6 +166,25 @@ def dashboard_router() -> APIRouter:
         return render(request, "searches.html", title="Searches", rows=rows, supernet=supernet, state=state,
                       states=[s.value for s in SearchState], warnings=table.warnings,
                       refresh=REFRESH_SECONDS if any(r.search.state == SearchState.RUNNING for r in rows) else None)
+
+    @router.get("/compare", response_class=HTMLResponse)
+    def compare_page(request: Request, search: list[str] = Query([]), metric: Optional[str] = None,
+                     reader: DashboardReader = Depends(get_reader)):
+        """Several searches' fronts on one chart: ``/compare?search=1&search=2`` (a link to share)."""
+        root = request.scope.get("root_path", "")
+        ids, bad = _search_ids(search)
+        view = reader.compare(ids, metric) if not bad else None
+        chart = None
+        if view is not None and view.comparison is not None:
+            chart = compare_chart(view.comparison,
+                                  lambda sid, config: f"{root}/searches/{sid}/candidates/{quote(config, safe='')}")
+        problem = (f"{', '.join(repr(b) for b in bad)} is not a search id: give whole numbers, as "
+                   "/compare?search=1&search=2") if bad else view.problem
+        groups = reader.compare([]).groups if view is None else view.groups
+        asked = tuple(ids) if view is None else view.asked
+        share = f"{root}/compare?" + urlencode([("search", i) for i in asked] + ([("metric", metric)] if metric else []))
+        return render(request, "compare.html", 400 if bad else view.status_code, title="Compare searches",
+                      view=view, chart=chart, problem=problem, groups=groups, asked=asked, share=share)
 
     @router.get("/searches/{search_id}", response_class=HTMLResponse)
     def search_page(request: Request, search_id: int, metric: Optional[str] = None,

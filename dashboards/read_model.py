@@ -19,6 +19,7 @@ from fastapi import Request
 from nas.budget import format_macs
 from nas.fields import FieldError
 from nas.reference import Comparison, SearchReference, compare_final, reference_of, search_reference, times_fewer
+from nas.comparison import FrontComparison, compare_searches, metric_groups
 from nas.service.context import FINAL_FILE_KINDS, ServiceContext, get_context
 from nas.service.downloads import FORMATS, Download, candidate_query, candidates_download, front_download
 from nas.service.launcher import FinalizeOptions, LaunchInfo
@@ -30,7 +31,7 @@ from nas.teacher import TeacherInfo
 from foundation.errors import GanasError
 
 __all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateRecord", "CandidateStatus", "CandidateTable", "CandidateView",
-           "Comparison", "DashboardActions", "DashboardReader", "Download", "FieldError", "FinalRow", "Position", "SearchFront",
+           "Comparison", "CompareView", "DashboardActions", "FrontComparison", "NotFoundError", "DashboardReader", "Download", "FieldError", "FinalRow", "Position", "SearchFront",
            "SearchReference", "SearchRow", "SearchSummary", "SearchView", "SearchState", "Table", "download_formats", "format_macs", "get_actions",
            "get_reader"]
 
@@ -153,6 +154,18 @@ class CandidateView:
         return None if teacher is None else teacher.compare(c.macs, c.params, c.metrics)
 
 
+@dataclass(frozen=True)
+class CompareView:
+    """A comparison page: the fronts of the searches asked for (None when they cannot be compared: ``problem``
+    says why), and every search's id under its metric, to choose from."""
+
+    comparison: FrontComparison | None
+    groups: Mapping[str, tuple[int, ...]]
+    asked: tuple[int, ...]
+    problem: str | None = None
+    status_code: int = 200
+
+
 class DashboardReader:
     """The dashboard's queries over the service's store; see the module docstring."""
 
@@ -194,6 +207,19 @@ class DashboardReader:
         return SearchView(summary, page, self._context.launcher.info(search_id), _plan_facts(summary.search),
                           reference_of(supernet, search), finals,
                           self._context.auth.form_token(finalize_purpose(search_id)), records)
+
+    def compare(self, search_ids: Sequence[int], metric: str | None = None) -> CompareView:
+        """The fronts of ``search_ids`` overlaid; an unknown id or searches of different metrics give a view with
+        the ``problem`` in words (and the 404 or 400 the page answers) instead of raising."""
+        groups, asked = metric_groups(self._store), tuple(dict.fromkeys(search_ids))
+        if not asked:
+            return CompareView(None, groups, asked)
+        try:
+            return CompareView(compare_searches(self._store, asked, metric), groups, asked)
+        except NotFoundError as exc:
+            return CompareView(None, groups, asked, f"{exc}; nothing to compare it with", 404)
+        except GanasError as exc:  # different metrics, an unknown metric, too many
+            return CompareView(None, groups, asked, str(exc), 400)
 
     def candidates_file(self, search_id: int, table: CandidateTable, fmt: str, metric: str | None = None) -> Download:
         """Every candidate ``table``'s filter selects, in its order, as a CSV or JSON file (as the API's)."""

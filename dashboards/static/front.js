@@ -13,9 +13,9 @@ function ganasFormat(value, digits) {
   if (value === null || value === undefined) return "–";
   const a = Math.abs(value);
   for (const [scale, unit] of [[1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
-    if (a >= scale) return (value / scale).toPrecision(3).replace(/\.?0+$/, "") + unit;
+    if (a >= scale) return (value / scale).toPrecision(3).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "") + unit;
   }
-  return Number(value).toPrecision(digits || 4).replace(/\.?0+$/, "");
+  return Number(value).toPrecision(digits || 4).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
 }
 
 function ganasValue(data, key, i) {  // a point's value on an axis (null when it has none)

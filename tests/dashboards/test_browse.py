@@ -7,6 +7,8 @@ import io
 import json
 import re
 
+import pytest
+
 import dashboards.pages as pages
 from nas.store import Store
 from tests.nas.test_service import (DONE, FAILED, FINAL_FIGURES, FINALS, FRONT, INFEASIBLE, M, QUEUED, TEACHER_FID,
@@ -108,3 +110,64 @@ def test_plotly_bundle_is_served_here_and_without_the_login(filled):
         assert b"plotly" in bundle.content[:2000].lower() and len(bundle.content) > 1_000_000
         assert client.get("/static/front.js").status_code == 200
         assert client.get("/searches").status_code == 401  # the pages still need it
+
+
+# -- comparing searches ---------------------------------------------------------------------------------------
+def _second_search(workspace, metric="fid", fids=(30.0, 90.0), budgets=(600 * M,)):
+    """Another search of the supernet: two done candidates (200M and 400M MACs) with ``fids``."""
+    with Store(workspace.database_url) as store:
+        search = store.create_search("tiny", budgets=list(budgets), objectives=[metric], strategy="evolution",
+                                     trials=4, seed=2, max_attempts=1)
+        store.add_candidates(search.id, [("16_16_8_8_8_8_8_8", 200 * M, 10), ("16_16_16_8_8_8_8_8", 400 * M, 11)])
+        for candidate, fid in zip(store.lease_candidates(search.id, "w", 2, 60), fids):
+            store.complete_candidate(candidate.id, "w", {metric: fid}, "e", 1.0)
+    return search.id
+
+
+def test_compare_overlays_fronts_with_hypervolumes_under_one_reference(client, filled):
+    from nas.pareto import hypervolume
+
+    workspace, first = filled
+    add_teacher(workspace, first)
+    second = _second_search(workspace)
+    response = client.get(f"/compare?search={first}&search={second}")
+    assert response.status_code == 200
+    html = response.text
+    chart = json.loads(re.search(r'id="compare-data">(.*?)</script>', html, re.S).group(1))
+    reference = (600 * M * 1.0001, 1.1 * 90.0)  # the largest budget of both; 1.1 x the worst fid of both
+    assert chart["reference_point"] == pytest.approx(list(reference))
+    fronts = {s["id"]: s for s in chart["searches"]}
+    expected = {first: [(c, m, f) for c, m, f in DONE if c in FRONT], second: [("16_16_8_8_8_8_8_8", 200 * M, 30.0)]}
+    for sid, members in expected.items():
+        assert fronts[sid]["front"] == [[m, f] for _, m, f in members]
+        assert fronts[sid]["hypervolume"] == pytest.approx(
+            hypervolume([(m, f) for _, m, f in members], reference, ["minimize", "minimize"]))
+    assert fronts[first]["teacher"] == {"macs": 5000 * M, "value": TEACHER_FID} and fronts[second]["teacher"] is None
+    assert f'href="/compare?search={first}&amp;search={second}" id="compare-link"' in html
+    assert html.count('<tr>\n  <td><a href="/searches/') == 2  # the table, for readers without JavaScript
+
+
+def test_compare_refuses_different_metrics_and_unknown_searches_in_words(client, filled):
+    workspace, first = filled
+    other = _second_search(workspace, metric="psnr", fids=(20.0, 25.0))
+    with Store(workspace.database_url) as store:
+        before = store.list_searches()
+    for query, status, words in (
+            (f"search={first}&search={other}", 400, f"different metrics (search {first} fid, search {other} psnr)"),
+            (f"search={first}&search=77", 404, "no search with id 77"),
+            (f"search={first}&search=seven", 400, "'seven' is not a search id")):
+        response = client.get(f"/compare?{query}")
+        text = html_lib.unescape(response.text)
+        assert response.status_code == status and words in text, (query, text[:400])
+        assert 'id="compare-data"' not in text and 'name="search"' in text  # the choice is offered again
+    text = html_lib.unescape(client.get(f"/compare?search={first}&search={other}").text)
+    assert f"fid: searches {first}; psnr: searches {other}" in text
+    with Store(workspace.database_url) as store:
+        assert store.list_searches() == before
+
+
+def test_searches_list_offers_the_comparison(client, filled):
+    _, search_id = filled
+    html = client.get("/searches").text
+    assert '<form method="get" action="/compare"' in html and f'name="search" value="{search_id}"' in html
+    assert client.get("/compare").status_code == 200
