@@ -245,6 +245,13 @@ def dashboard_router() -> APIRouter:
         await run_in_threadpool(actions.finalize, search_id, form)
         return RedirectResponse(f"{request.scope.get('root_path', '')}/searches/{search_id}#finals", status_code=303)
 
+    @router.post("/searches/{search_id}/actions/{name}")
+    async def action_form(request: Request, search_id: int, name: str, actions: DashboardActions = Depends(get_actions)):
+        """A search page's action button (urlencoded form): apply it as the API would, then back to the page."""
+        form = parse_qs((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
+        await run_in_threadpool(actions.act, search_id, name, form)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/searches/{search_id}", status_code=303)
+
     @router.get("/searches/{search_id}/candidates/{config}", response_class=HTMLResponse)
     def candidate_page(request: Request, search_id: int, config: str, reader: DashboardReader = Depends(get_reader)):
         view = reader.candidate(search_id, config)

@@ -22,7 +22,9 @@ from nas.reference import Comparison, SearchReference, compare_final, reference_
 from nas.comparison import FrontComparison, compare_searches, metric_groups
 from nas.service.context import FINAL_FILE_KINDS, ServiceContext, get_context
 from nas.service.downloads import FORMATS, Download, candidate_query, candidates_download, front_download
-from nas.service.launcher import FinalizeOptions, LaunchInfo
+from nas.service.control import ACTIONS, SearchAction, apply_action
+from nas.service.errors import ActionNotAllowedError
+from nas.service.launcher import FinalizeOptions, LaunchInfo, LaunchOptions
 from nas.summary import SearchFront, SearchSummary, finished_count, progress_fraction, summary_of
 from nas.store import (CandidatePage, CandidateRecord, CandidateStatus, FinalRecord, NotFoundError, SearchRecord,
                        SearchState, SupernetRecord, UnreadableRow)
@@ -32,7 +34,7 @@ from foundation.errors import GanasError
 
 __all__ = ["FINAL_FILE_KINDS", "FINALIZE_DEFAULT_STEPS", "CandidateRecord", "CandidateStatus", "CandidateTable", "CandidateView",
            "Comparison", "CompareView", "DashboardActions", "FrontComparison", "NotFoundError", "DashboardReader", "Download", "FieldError", "FinalRow", "Position", "SearchFront",
-           "SearchReference", "SearchRow", "SearchSummary", "SearchView", "SearchState", "Table", "download_formats", "format_macs", "get_actions",
+           "SearchReference", "SearchRow", "StalePageError", "SearchSummary", "SearchView", "SearchState", "Table", "download_formats", "format_macs", "get_actions",
            "get_reader"]
 
 FINALIZE_DEFAULT_STEPS = 1000  # as ganas search finalize
@@ -41,6 +43,16 @@ FINALIZE_DEFAULT_STEPS = 1000  # as ganas search finalize
 def finalize_purpose(search_id: int) -> str:
     """What a search page's finalize form token is for."""
     return f"finalize:{search_id}"
+
+
+def action_purpose(search_id: int) -> str:
+    """What a search page's action forms' token is for (start, pause, resume, cancel)."""
+    return f"action:{search_id}"
+
+
+class StalePageError(ActionNotAllowedError):
+    """An action sent from a page that showed the search in another state than it is in now (another client
+    acted on it since): refused, so nobody pauses what they saw running but someone else already cancelled."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,12 @@ class SearchView:
     finals: tuple[FinalRow, ...] = ()
     form_token: str = ""  # the finalize form's token
     records: tuple[CandidateRecord, ...] = ()  # every candidate, proposal order: the interactive chart's points
+    action_token: str = ""  # the action forms' token
+
+    @property
+    def actions(self) -> tuple[SearchAction, ...]:
+        """The actions the search's state allows now, in the registry's order."""
+        return tuple(a for a in ACTIONS.values() if self.summary.search.state in a.allowed_from)
 
     @property
     def running(self) -> bool:
@@ -206,7 +224,8 @@ class DashboardReader:
             page = self._store.candidate_page(search_id, query, last * table.page_size, table.page_size)
         return SearchView(summary, page, self._context.launcher.info(search_id), _plan_facts(summary.search),
                           reference_of(supernet, search), finals,
-                          self._context.auth.form_token(finalize_purpose(search_id)), records)
+                          self._context.auth.form_token(finalize_purpose(search_id)), records,
+                          self._context.auth.form_token(action_purpose(search_id)))
 
     def compare(self, search_ids: Sequence[int], metric: str | None = None) -> CompareView:
         """The fronts of ``search_ids`` overlaid; an unknown id or searches of different metrics give a view with
@@ -260,15 +279,36 @@ def get_reader(request: Request) -> DashboardReader:
 
 
 class DashboardActions:
-    """The one change the dashboard asks for: finalize a search, from its page's form.
+    """The changes the dashboard asks for, from a search page's forms: finalize it, start, pause, resume or cancel it.
 
-    The form is checked (this server's form token; one from another site was refused before, by the
-    service) and then handed to :func:`nas.service.finalizing.start_finalize`, the function
-    ``POST /api/searches/{id}/finalize`` calls: the same checks, the same launcher, the same answers.
+    A form is checked (this server's form token; one from another site was refused before, by the
+    service) and then handed to the function the REST API calls (:func:`nas.service.finalizing.start_finalize`
+    for ``POST /api/searches/{id}/finalize``, :func:`nas.service.control.apply_action` for ``POST
+    /api/searches/{id}/{action}``): the same checks, the same launcher, the same answers. An action also
+    carries the state the page showed; if the search is no longer in it, nothing is done (:class:`StalePageError`).
     """
 
     def __init__(self, context: ServiceContext) -> None:
         self._context = context
+
+    def act(self, search_id: int, name: str, form: Mapping[str, Sequence[str]]) -> SearchRecord:
+        """Apply the action ``name`` (start, pause, resume, cancel) from a search page's form: fields ``form_token``,
+        ``seen_state`` (the state the page showed), and for start/resume ``workers`` and ``executor``."""
+        def first(field_name: str, default: str) -> str:
+            return (form.get(field_name) or [default])[0].strip()
+
+        self._context.auth.check_form(action_purpose(search_id), first("form_token", ""))
+        action = ACTIONS.get(name)
+        store = self._context.store
+        now, seen = store.get_search(search_id).state, first("seen_state", "")
+        if now.value != seen:
+            raise StalePageError(f"search {search_id} is {now.value} now, not {seen or 'what this page showed'}: "
+                                 f"someone changed it after this page was loaded, so it was not {_past(name)}. "
+                                 "Reload the page to see it as it is, and choose again")
+        options = None
+        if action.spawns:
+            options = LaunchOptions(workers=_whole(first("workers", "2"), "workers"), executor=first("executor", "ray"))
+        return apply_action(store, self._context.launcher, search_id, name, options).search
 
     def finalize(self, search_id: int, form: Mapping[str, Sequence[str]]) -> None:
         """Start a finalize from the form's fields: ``steps``, ``workers``, ``budget`` (repeated), ``front``."""
@@ -289,6 +329,10 @@ class DashboardActions:
 def get_actions(request: Request) -> DashboardActions:
     """FastAPI dependency: the dashboard's actions over the service's context."""
     return DashboardActions(get_context(request))
+
+
+def _past(action: str) -> str:
+    return {"start": "started", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}.get(action, action)
 
 
 def _whole(text: str, what: str) -> int:

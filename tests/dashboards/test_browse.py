@@ -1,4 +1,6 @@
-"""The search page's candidates table: filtered, sorted and paged by the database, with CSV / JSON downloads."""
+"""Browsing fronts in the dashboard: the candidates table (filtered, sorted and paged by the database, CSV / JSON
+downloads), the interactive front's data, comparisons of searches, and actions from the search page (the same
+pages in a real browser: tests/dashboards/test_browser.py)."""
 from __future__ import annotations
 
 import csv
@@ -12,7 +14,7 @@ import pytest
 import dashboards.pages as pages
 from nas.store import Store
 from tests.nas.test_service import (DONE, FAILED, FINAL_FIGURES, FINALS, FRONT, INFEASIBLE, M, QUEUED, TEACHER_FID,
-                                    TOKEN, add_finals, add_teacher, local_client)
+                                    TOKEN, add_finals, add_teacher, kill_launched, local_client, sleeper)
 from webapp.app import create_web_app
 
 
@@ -171,3 +173,79 @@ def test_searches_list_offers_the_comparison(client, filled):
     html = client.get("/searches").text
     assert '<form method="get" action="/compare"' in html and f'name="search" value="{search_id}"' in html
     assert client.get("/compare").status_code == 200
+
+
+# -- actions from the search page -----------------------------------------------------------------------------
+@pytest.fixture
+def acting(filled):
+    """The web app over `filled` with a stand-in orchestrator command (nothing really runs)."""
+    app = create_web_app(filled[0], command=sleeper)
+    with local_client(app) as test_client:
+        yield filled[0], filled[1], test_client
+    kill_launched(app)
+
+
+def _action_forms(html: str) -> dict[str, dict[str, str]]:
+    """Each action form of a search page: its name -> the fields a browser would send."""
+    forms = {}
+    for form in re.findall(r'<form class="inline action".*?</form>', html, re.S):
+        name = re.search(r'name="action" value="([a-z]+)"', form).group(1)
+        fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', form))
+        fields.update(dict(re.findall(r'<input type="number" name="([a-z_]+)" min="1" value="([^"]*)"', form)))
+        forms[name] = {"action": re.search(r'action="([^"]+)"', form).group(1), **fields}
+    return forms
+
+
+def _post(client, form, **changes):
+    data = {k: v for k, v in {**form, **changes}.items() if k != "action"}
+    return client.post(form["action"], data=data, follow_redirects=False)
+
+
+def _state(workspace, search_id):
+    with Store(workspace.database_url) as store:
+        return store.get_search(search_id)
+
+
+def test_start_pause_resume_cancel_from_the_page(acting):
+    workspace, search_id, client = acting
+    forms = _action_forms(client.get(f"/searches/{search_id}").text)
+    assert set(forms) == {"start", "cancel"}  # what a created search allows
+    started = _post(client, forms["start"], workers="3", executor="local")
+    assert started.status_code == 303 and started.headers["location"] == f"/searches/{search_id}"
+    assert _state(workspace, search_id).state.value == "running"
+    assert client.app.state.ganas.launcher.info(search_id).command[-1] == "workers=3"
+    forms = _action_forms(client.get(f"/searches/{search_id}").text)
+    assert set(forms) == {"resume", "pause", "cancel"} and forms["pause"]["seen_state"] == "running"
+    assert _post(client, forms["pause"]).status_code == 303
+    assert _state(workspace, search_id).state.value == "paused"
+    forms = _action_forms(client.get(f"/searches/{search_id}").text)
+    assert _post(client, forms["cancel"]).status_code == 303
+    page = client.get(f"/searches/{search_id}").text
+    assert _action_forms(page) == {} and "A cancelled search takes no action" in page
+
+
+def test_a_stale_page_or_a_refused_action_changes_nothing(acting):
+    workspace, search_id, client = acting
+    with Store(workspace.database_url) as store:
+        store.set_search_state(search_id, "running")
+    forms = _action_forms(client.get(f"/searches/{search_id}").text)
+    with Store(workspace.database_url) as store:  # another client pauses it after the page was loaded
+        store.set_search_state(search_id, "paused")
+    before = _state(workspace, search_id)
+    stale = _post(client, forms["pause"])
+    text = html_lib.unescape(stale.text)
+    assert stale.status_code == 409 and "text/html" in stale.headers["content-type"]
+    assert f"search {search_id} is paused now, not running: someone changed it after this page was loaded" in text
+    refused = _post(client, forms["pause"], seen_state="paused")  # the page's own state, but pause needs running
+    assert refused.status_code == 409 and "cannot pause search" in html_lib.unescape(refused.text)
+    for data, headers, status, words in (({"form_token": ""}, {}, 403, "form token"),
+                                         ({}, {"origin": "https://evil.example"}, 403, "evil.example"),
+                                         ({"workers": "0"}, {}, 422, "workers"),
+                                         ({"executor": "slurm"}, {}, 422, "unknown executor")):
+        form = {**forms["resume"], "seen_state": "paused", **data}
+        response = client.post(form.pop("action"), data=form, headers=headers, follow_redirects=False)
+        assert response.status_code == status and words in html_lib.unescape(response.text), (data, response.text)
+    unknown = client.post(f"/searches/{search_id}/actions/explode", data={**forms["pause"], "seen_state": "paused"},
+                          follow_redirects=False)
+    assert unknown.status_code == 409 and "explode" in html_lib.unescape(unknown.text)
+    assert _state(workspace, search_id) == before and client.app.state.ganas.launcher.info(search_id) is None
