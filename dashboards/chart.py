@@ -33,8 +33,9 @@ def axes(metric_names: Sequence[str], directions: Mapping[str, str], has_latency
 
 
 def front_chart(summary: SearchSummary, records: Sequence[CandidateRecord], finals: Sequence[FinalRow],
-                reference: SearchReference, href: Callable[[str], str]) -> dict[str, Any]:
-    """What ``static/front.js`` draws: the finished candidates as columns, the axes, the budgets and the teacher."""
+                reference: SearchReference, candidates_url: str) -> dict[str, Any]:
+    """What ``static/front.js`` draws: the finished candidates as columns, the axes, the budgets and the teacher;
+    a point's page is ``candidates_url`` + its config."""
     search = summary.search
     shown = [c for c in records if c.status in SHOWN]
     latency = {row.record.config: row.record.latency_ms for row in finals if row.record.latency_ms is not None}
@@ -45,7 +46,6 @@ def front_chart(summary: SearchSummary, records: Sequence[CandidateRecord], fina
     members = {p.config for p in summary.front.front}
     columns = {
         "config": [c.config for c in shown],
-        "href": [href(c.config) for c in shown],
         "status": [c.status.value for c in shown],
         "macs": [c.macs for c in shown],
         "params": [c.params for c in shown],
@@ -57,6 +57,7 @@ def front_chart(summary: SearchSummary, records: Sequence[CandidateRecord], fina
     teacher = reference.teacher
     return {
         "search_id": search.id,
+        "candidates_url": candidates_url,
         "metric": summary.objective.metric,
         "directions": directions,
         "budgets": list(search.budgets),

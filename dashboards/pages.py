@@ -197,8 +197,7 @@ def dashboard_router() -> APIRouter:
                           lambda config: f"{root}/searches/{search_id}/candidates/{quote(config, safe='')}",
                           teacher_value=None if teacher is None else teacher.value(summary.objective.metric),
                           teacher_macs=None if teacher is None else teacher.macs)
-        chart = front_chart(summary, view.records, view.finals, view.reference,
-                            lambda config: f"{root}/searches/{search_id}/candidates/{quote(config, safe='')}")
+        chart = front_chart(summary, view.records, view.finals, view.reference, f"{root}/searches/{search_id}/candidates/")
         pages = max(1, math.ceil(listed.total / PAGE_SIZE))
         page = listed.offset // PAGE_SIZE + 1
         metric_names = sorted({name for c in listed.records for name in c.metrics} | {summary.objective.metric})

@@ -26,7 +26,7 @@ from nas.service.control import ACTIONS, SearchAction, apply_action
 from nas.service.errors import ActionNotAllowedError
 from nas.service.launcher import FinalizeOptions, LaunchInfo, LaunchOptions
 from nas.summary import SearchFront, SearchSummary, finished_count, progress_fraction, summary_of
-from nas.store import (CandidatePage, CandidateRecord, CandidateStatus, FinalRecord, NotFoundError, SearchRecord,
+from nas.store import (CandidatePage, CandidateQuery, CandidateRecord, CandidateStatus, FinalRecord, NotFoundError, SearchRecord,
                        SearchState, SupernetRecord, UnreadableRow)
 from nas.store.records import thaw
 from nas.teacher import TeacherInfo
@@ -217,7 +217,8 @@ class DashboardReader:
         supernet = self._store.get_supernet(summary.search.supernet_id)
         teacher = TeacherInfo.from_dict(supernet.teacher)
         finals = tuple(_final_row(f, teacher) for f in self._store.finals(search_id))
-        query = table.query(self._store, search_id, metric)
+        members = frozenset(p.config for p in summary.front.front) if table.front else None
+        query = CandidateQuery(table.status, table.budget, members, table.sort or "order", table.descending)
         page = self._store.candidate_page(search_id, query, (table.page - 1) * table.page_size, table.page_size)
         if not page.records and page.total:  # past the last page: show the last one
             last = (page.total - 1) // table.page_size

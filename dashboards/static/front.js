@@ -64,7 +64,7 @@ function ganasTraces(data, xKey, yKey) {
       const onStrip = y === null || y === undefined;  // failed / infeasible: no metric, drawn below the chart
       if (onStrip && group !== "failed" && group !== "infeasible") { missing++; continue; }
       xs.push(x); ys.push(onStrip ? 0 : y); strip.push(onStrip);
-      texts.push(ganasHover(data, i)); links.push(data.columns.href[i]);
+      texts.push(ganasHover(data, i)); links.push(data.candidates_url + encodeURIComponent(data.columns.config[i]));
     }
     if (!xs.length) continue;
     const onStrip = strip.every(Boolean);
