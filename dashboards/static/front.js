@@ -18,6 +18,11 @@ function ganasFormat(value, digits) {
   return Number(value).toPrecision(digits || 4).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
 }
 
+function ganasTimes(ratio) {  // as the tables write ratios: 1.5×, 33.3×, 2,840×
+  if (ratio >= 100) return `${Math.round(ratio).toLocaleString("en-US")}×`;
+  return `${Number(ratio.toPrecision(3))}×`;
+}
+
 function ganasValue(data, key, i) {  // a point's value on an axis (null when it has none)
   const c = data.columns;
   if (key.startsWith("metric:")) return c.metrics[key.slice(7)] ? c.metrics[key.slice(7)][i] : null;
@@ -33,14 +38,14 @@ function ganasTeacherValue(data, key) {
 
 function ganasHover(data, i) {  // config, cost, metrics and their ratios to the teacher
   const c = data.columns, t = data.teacher, lines = [`<b>${c.config[i]}</b> (${c.status[i]}${c.on_front[i] ? ", on the front" : ""})`];
-  const fewer = (tv, v) => (t && tv && v) ? ` (${(tv / v).toPrecision(3)}× fewer than the teacher)` : "";
+  const fewer = (tv, v, what) => (t && tv && v) ? ` (${ganasTimes(tv / v)} ${what || "fewer"} than the teacher)` : "";
   lines.push(`MACs ${ganasFormat(c.macs[i])}${fewer(t && t.macs, c.macs[i])}`);
-  lines.push(`params ${ganasFormat(c.params[i])}${fewer(t && t.params, c.params[i])}`);
-  if (c.latency_ms[i] !== null) lines.push(`latency ${c.latency_ms[i].toFixed(2)} ms${fewer(t && t.latency_ms, c.latency_ms[i])}`);
+  lines.push(`params ${c.params[i].toLocaleString("en-US")}${fewer(t && t.params, c.params[i])}`);
+  if (c.latency_ms[i] !== null) lines.push(`latency ${c.latency_ms[i].toFixed(2)} ms${fewer(t && t.latency_ms, c.latency_ms[i], "faster")}`);
   for (const [name, values] of Object.entries(c.metrics)) {
     if (values[i] === null || values[i] === undefined) continue;
     const tv = t ? t.metrics[name] : undefined;
-    const ratio = (tv !== undefined && tv !== 0) ? ` (${(values[i] / tv).toPrecision(3)}× the teacher's ${ganasFormat(tv)})` : "";
+    const ratio = (tv !== undefined && tv !== 0) ? ` (${ganasTimes(values[i] / tv)} the teacher's ${ganasFormat(tv)})` : "";
     lines.push(`${name} ${ganasFormat(values[i])}${ratio}`);
   }
   if (c.error[i]) lines.push(`<i>${c.error[i].replace(/</g, "&lt;").slice(0, 120)}</i>`);
