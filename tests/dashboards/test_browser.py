@@ -90,14 +90,13 @@ def _wait(driver, script: str):
 
 
 def _screenshot(driver, name: str, element=None) -> None:
-    """Save the window (or just ``element``) as ``name`` under $GANAS_SCREENSHOTS, if set."""
+    """Save ``element`` (default: the page's <main>) as ``name`` under $GANAS_SCREENSHOTS, if set."""
+    from selenium.webdriver.common.by import By
+
     folder = os.environ.get("GANAS_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        if element is not None:
-            element.screenshot(str(Path(folder) / name))
-        else:
-            driver.save_screenshot(str(Path(folder) / name))
+        (element or driver.find_element(By.TAG_NAME, "main")).screenshot(str(Path(folder) / name))
 
 
 def _errors(driver) -> list[str]:
