@@ -1,13 +1,15 @@
-"""The dashboard: server-rendered HTML pages over the store (supernets, searches, fronts, candidates).
+"""The dashboard: server-rendered HTML pages over the store (supernets, searches, fronts, comparisons, candidates).
 
 Pages are Jinja2 templates (package data in ``templates/``, autoescaped) with one stylesheet in
-``static/``; the Pareto front is an inline SVG laid out by :mod:`dashboards.plot`. Nothing is
-loaded from outside the server and no JavaScript is needed: a running search's page refreshes
-itself with a meta refresh. Pages read through :mod:`dashboards.read_model`; the one form, a
-search's finalize, posts to this server's page route (the service refuses a post from another
-site), which checks its form token and calls the function ``POST /api/searches/{id}/finalize``
-calls (the API itself never accepts the dashboard's cookie). :class:`Dashboard` is what
-:mod:`webapp` hands the service as its pages.
+``static/``. Every page reads and works without JavaScript: the Pareto front is an inline SVG laid out
+by :mod:`dashboards.plot`, and a running search's page refreshes itself with a meta refresh. With
+JavaScript, ``static/front.js`` and ``static/compare.js`` draw the fronts interactively with plotly.js,
+which this server serves from the installed ``plotly`` package (nothing is loaded from outside the
+server), from the JSON :mod:`dashboards.chart` embeds. Pages read through :mod:`dashboards.read_model`;
+the forms (a search's finalize and its actions) post to this server's page routes (the service refuses
+a post from another site), which check their form token and call the functions the REST API calls
+(the API itself never accepts the dashboard's cookie). :class:`Dashboard` is what :mod:`webapp` hands
+the service as its pages.
 """
 from __future__ import annotations
 

@@ -2,10 +2,12 @@
 
 Pages ask a :class:`DashboardReader` (one per request, over the service's context) for rows and
 views, frozen records ready to render; they never hold the store, the launcher or the search
-space. The figures come from :mod:`nas.summary` and :mod:`nas.reference` (the teacher's
-ratios), the same code as the REST API's, so the API and the pages always agree. Everything the
-reader does only reads; the one change a page can ask for, a finalize, goes through
-:class:`DashboardActions` to the same function as ``POST /api/searches/{id}/finalize``.
+space. The figures come from :mod:`nas.summary`, :mod:`nas.reference` (the teacher's ratios),
+:mod:`nas.comparison` and :mod:`nas.service.downloads`, the same code as the REST API's, so the API and
+the pages always agree; the candidates table is filtered, sorted and paged by the database
+(:class:`nas.store.CandidateQuery`). Everything the reader does only reads; the changes a page can ask
+for (a finalize; start, pause, resume, cancel) go through :class:`DashboardActions` to the same
+functions as ``POST /api/searches/{id}/finalize`` and ``POST /api/searches/{id}/{action}``.
 """
 from __future__ import annotations
 
