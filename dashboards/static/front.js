@@ -151,12 +151,19 @@ document.addEventListener("DOMContentLoaded", () => {
   const data = JSON.parse(source.textContent);
   const controls = {x: document.getElementById("front-x"), y: document.getElementById("front-y"),
                     log: document.getElementById("front-log")};
-  for (const [select, chosen] of [[controls.x, data.x], [controls.y, data.y]]) {
+  // a running search's page reloads itself every few seconds: keep the chosen axes across reloads
+  const key = `ganas-front-${data.search_id}`, kept = JSON.parse(sessionStorage.getItem(key) || "{}");
+  const has = axisKey => data.axes.some(a => a.key === axisKey);
+  for (const [select, chosen] of [[controls.x, has(kept.x) ? kept.x : data.x], [controls.y, has(kept.y) ? kept.y : data.y]]) {
     for (const a of data.axes) select.add(new Option(a.label, a.key, false, a.key === chosen));
   }
+  controls.log.checked = Boolean(kept.log);
   document.getElementById("front-interactive").hidden = false;
   document.getElementById("front-static").hidden = true;
-  const redraw = () => ganasFrontChart(element, data, controls);
+  const redraw = () => {
+    sessionStorage.setItem(key, JSON.stringify({x: controls.x.value, y: controls.y.value, log: controls.log.checked}));
+    ganasFrontChart(element, data, controls);
+  };
   for (const control of Object.values(controls)) control.addEventListener("change", redraw);
   redraw();
 });
