@@ -65,6 +65,7 @@ class FrontPlot:
     x_label: str
     y_label: str
     teacher: TeacherLine | None = None
+    left_out: int = 0  # dominated points not drawn (more than max_points); the interactive chart has them all
 
 
 def nice_step(span: float, count: int) -> float:
@@ -100,10 +101,25 @@ def _number(value: float, step: float) -> str:
     return f"{value:.{decimals}f}"
 
 
+MAX_POINTS = 1500  # an SVG of more circles is slow to render and no more readable: dominated ones are thinned
+
+
+def _thinned(points: Sequence, limit: int) -> tuple[list, int]:
+    """Every front member, and evenly spaced dominated points up to ``limit`` in all; how many were left out."""
+    members = [p for p in points if p.on_front]
+    others = [p for p in points if not p.on_front]
+    room = max(limit - len(members), 0)
+    if len(others) <= room:
+        return others + members, 0
+    kept = [others[round(i * len(others) / room)] for i in range(room)] if room else []
+    return kept + members, len(others) - len(kept)
+
+
 def front_plot(front: SearchFront, budgets: Sequence[int], href: Callable[[str], str],
                width: int = 760, height: int = 420, teacher_value: float | None = None,
-               teacher_macs: int | None = None) -> FrontPlot | None:
-    """Lay out ``front`` (None when there is nothing to plot), with the teacher's line at ``teacher_value``."""
+               teacher_macs: int | None = None, max_points: int = MAX_POINTS) -> FrontPlot | None:
+    """Lay out ``front`` (None when there is nothing to plot), with the teacher's line at ``teacher_value``; at
+    most ``max_points`` points are drawn (every front member, dominated ones thinned evenly), all set the axes."""
     if not front.points:
         return None
     left, right, top, bottom = 72.0, width - 24.0, 40.0, height - 52.0
@@ -121,7 +137,7 @@ def front_plot(front: SearchFront, budgets: Sequence[int], href: Callable[[str],
 
     x_ticks = tuple(Tick(sx(v), format_macs(v) if v else "0") for v in _ticks(x_start, x_stop, x_step))
     y_ticks = tuple(Tick(sy(v), _number(v, y_step)) for v in _ticks(y_start, y_stop, y_step))
-    ordered = sorted(front.points, key=lambda p: p.on_front)
+    ordered, left_out = _thinned(front.points, max_points)  # dominated first: front points drawn on top
     points = tuple(PlotPoint(sx(p.macs), sy(p.value), p.config, href(p.config),
                              f"{p.config}: {format_macs(p.macs)} MACs, {front.metric} {p.value:.4g}"
                              + (" (Pareto front)" if p.on_front else ""), p.on_front) for p in ordered)
@@ -143,4 +159,4 @@ def front_plot(front: SearchFront, budgets: Sequence[int], href: Callable[[str],
         teacher = TeacherLine(sy(teacher_value), f"teacher: {front.metric} {teacher_value:.4g}{where}",
                               sx(teacher_macs) if inside else None)
     return FrontPlot(width, height, left, right, top, bottom, x_ticks, y_ticks, points, path, lines,
-                     "MACs per image", f"{front.metric} ({better})", teacher)
+                     "MACs per image", f"{front.metric} ({better})", teacher, left_out)

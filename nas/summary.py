@@ -132,8 +132,11 @@ def budget_bests(search: SearchRecord, candidates: Sequence[CandidateRecord], ob
 
 def summarize(store: Store, search_id: int, metric: str | None = None) -> SearchSummary:
     """Everything the search page and ``GET /api/searches/{id}`` show, from one read of the store."""
-    search = store.get_search(search_id)
-    records = store.candidates(search_id)
+    return summary_of(store.get_search(search_id), store.candidates(search_id), metric)
+
+
+def summary_of(search: SearchRecord, records: Sequence[CandidateRecord], metric: str | None = None) -> SearchSummary:
+    """:func:`summarize` over ``records``, every candidate of ``search`` (for a caller that needs them too)."""
     objective = chart_objective(search, metric)
     counts = CandidateCounts(**{s.value: sum(1 for c in records if c.status == s) for s in CandidateStatus})
     return SearchSummary(search, counts, objective, search_front(search, records, objective),

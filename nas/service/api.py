@@ -12,15 +12,16 @@ from typing import Optional, Sequence
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 
-from nas.store import CandidateStatus, NotFoundError, UnreadableRow
+from nas.store import CandidateQuery, CandidateStatus, NotFoundError, Store, UnreadableRow
 
 from . import schemas
 from .context import ServiceContext, get_context
 from .control import ACTIONS, apply_action
 from .creation import create_search, register_supernet
+from .downloads import Download, candidate_query, candidates_download, front_document, front_download
 from .finalizing import start_finalize
 from nas.reference import search_reference
-from nas.summary import chart_objective, search_front, summarize
+from nas.summary import summarize
 from nas.teacher import TeacherInfo
 
 MAX_PAGE = 1000
@@ -74,14 +75,24 @@ def api_router() -> APIRouter:
 
     @router.get("/searches/{search_id}/candidates", response_model=schemas.CandidatePage, tags=["candidates"])
     def list_candidates(search_id: int, status: Optional[CandidateStatus] = None, offset: int = Query(0, ge=0),
-                        limit: int = Query(100, ge=1, le=MAX_PAGE), ctx: ServiceContext = Depends(get_context)):
-        """The search's candidates in proposal order, a page at a time, optionally of one status."""
-        records = ctx.store.candidates(search_id, status)
+                        limit: int = Query(100, ge=1, le=MAX_PAGE), filters: CandidateFilters = Depends(),
+                        ctx: ServiceContext = Depends(get_context)):
+        """The search's candidates, a page at a time, filtered and sorted by the database: optionally of one status,
+        within a MACs budget (``max_macs``), only the front's members (``front=true``), sorted by ``sort``
+        (``order``, ``macs``, ``params``, ``status``, ``attempts``, ``eval_seconds``, ``config`` or
+        ``metric:NAME``; candidates without that metric last) and ``descending``."""
+        page = ctx.store.candidate_page(search_id, filters.query(ctx.store, search_id, status), offset, limit)
         reference = search_reference(ctx.store, search_id)
-        return schemas.CandidatePage(total=len(records), offset=offset, limit=limit,
+        return schemas.CandidatePage(total=page.total, offset=offset, limit=limit,
                                      status=None if status is None else status.value,
-                                     items=[schemas.CandidateOut.of(c, reference)
-                                            for c in records[offset:offset + limit]])
+                                     items=[schemas.CandidateOut.of(c, reference) for c in page.records])
+
+    @router.get("/searches/{search_id}/candidates.{fmt}", tags=["candidates"], response_class=Response,
+                responses={200: {"content": {"text/csv": {}, "application/json": {}}}})
+    def download_candidates(search_id: int, fmt: str, status: Optional[CandidateStatus] = None,
+                            filters: CandidateFilters = Depends(), ctx: ServiceContext = Depends(get_context)):
+        """Every candidate the filters select (as ``GET .../candidates``), as a ``csv`` or ``json`` file."""
+        return attachment(candidates_download(ctx.store, search_id, filters.query(ctx.store, search_id, status), fmt))
 
     @router.get("/searches/{search_id}/candidates/{config}", response_model=schemas.CandidateOut,
                 tags=["candidates"])
@@ -101,9 +112,15 @@ def api_router() -> APIRouter:
     @router.get("/searches/{search_id}/front", response_model=schemas.FrontOut, tags=["searches"])
     def get_front(search_id: int, metric: Optional[str] = None, ctx: ServiceContext = Depends(get_context)):
         """The Pareto front of the done candidates: MACs (minimised) against the metric."""
-        search = ctx.store.get_search(search_id)
-        front = search_front(search, ctx.store.candidates(search_id), chart_objective(search, metric))
-        return schemas.FrontOut.of(search, front, search_reference(ctx.store, search_id))
+        return front_document(ctx.store, search_id, metric)
+
+    @router.get("/searches/{search_id}/front.{fmt}", tags=["searches"], response_class=Response,
+                responses={200: {"content": {"text/csv": {}, "application/json": {}}}})
+    def download_front(search_id: int, fmt: str, metric: Optional[str] = None,
+                       ctx: ServiceContext = Depends(get_context)):
+        """The front (as ``GET .../front``) as a ``csv`` file (a row per point, ``on_front`` marks members) or a
+        ``json`` one."""
+        return attachment(front_download(ctx.store, search_id, fmt, metric))
 
     @router.get("/searches/{search_id}/finals", response_model=list[schemas.FinalOut], tags=["finals"])
     def list_finals(search_id: int, ctx: ServiceContext = Depends(get_context)):
@@ -130,6 +147,24 @@ def api_router() -> APIRouter:
         return schemas.FinalizeOut.of(search_id, options.steps, started)
 
     return router
+
+
+class CandidateFilters:
+    """The query parameters that filter and sort a candidates listing or download (besides ``status``)."""
+
+    def __init__(self, max_macs: Optional[int] = Query(None, ge=0), front: bool = False, sort: str = "order",
+                 descending: bool = False, metric: Optional[str] = None) -> None:
+        self.max_macs, self.front, self.sort, self.descending, self.metric = max_macs, front, sort, descending, metric
+
+    def query(self, store: Store, search_id: int, status: Optional[CandidateStatus]) -> CandidateQuery:
+        return candidate_query(store, search_id, status, self.max_macs, self.front, self.sort, self.descending,
+                               self.metric)
+
+
+def attachment(download: Download) -> Response:
+    """A download as a file the browser saves under its name."""
+    return Response(download.body, media_type=download.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{download.filename}"'})
 
 
 def warn_unreadable(response: Response, rows: Sequence[UnreadableRow]) -> None:

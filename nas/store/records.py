@@ -101,8 +101,13 @@ class FrozenDict(dict):
         return f"FrozenDict({dict.__repr__(self)})"
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def freeze(value: Any) -> Any:
     """A deep read-only copy of a JSON value: mappings become FrozenDict, lists tuples."""
+    if type(value) in _SCALARS:  # most values (a metric, a width): no abstract-class check, which is slow
+        return value
     if isinstance(value, Mapping):
         return FrozenDict({str(k): freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):

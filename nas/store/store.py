@@ -25,6 +25,7 @@ from .engine import Database
 from .errors import (DuplicateNameError, InvalidValueError, LeaseError, NotFoundError, SearchBusyError,
                      StateTransitionError, UnreadableRowError)
 from .final_jobs import FinalJobs
+from .paging import CandidatePage, CandidateQuery
 from .models import (SCHEMA_VERSION, candidate_record, candidates, finals, json_problem, max_attempts, search_record,
                      searches, supernet_record, supernets)
 from .records import (LOST_LEASES_LIMIT, SEARCH_TRANSITIONS, AddResult, CandidateCounts, CandidateRecord,
@@ -500,6 +501,18 @@ class Store(FinalJobs):
             self._search_row(conn, search_id)
             return tuple(candidate_record(r) for r in conn.execute(query.order_by(candidates.c.order_index,
                                                                             candidates.c.id)))
+
+    def candidate_page(self, search_id: int, query: CandidateQuery = CandidateQuery(), offset: int = 0,
+                       limit: int | None = None) -> CandidatePage:
+        """The candidates ``query`` selects, sorted and paged by the database (``limit`` None: all from ``offset``)."""
+        offset = check_count(offset, "offset")
+        if limit is not None:
+            limit = check_count(limit, "limit")
+        with self.db.read() as conn:
+            self._search_row(conn, search_id)
+            total = conn.execute(query.where(select(func.count()).select_from(candidates), search_id)).scalar_one()
+            rows = conn.execute(query.order(query.where(_candidate_query(), search_id)).offset(offset).limit(limit))
+            return CandidatePage(total, offset, limit, tuple(candidate_record(r) for r in rows))
 
     def count_candidates(self, search_id: int) -> CandidateCounts:
         with self.db.read() as conn:

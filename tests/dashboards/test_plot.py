@@ -70,3 +70,13 @@ def test_front_plot_draws_the_teacher_as_a_reference_line():
     assert near.teacher.x == 72 + 250 / 400 * 664 and "off the chart" not in near.teacher.label
     assert front_plot(_front([a, b]), [300 * M], href=str).teacher is None
 
+
+
+def test_a_crowded_front_draws_every_member_and_thins_the_rest():
+    points = [FrontPoint(f"{i}_1", (i + 1) * M, 10, 100.0 - i % 50, on_front=i % 100 == 0) for i in range(1000)]
+    plot = front_plot(_front(points), [2000 * M], lambda c: c, max_points=110)
+    drawn = [p.config for p in plot.points]
+    assert len(drawn) == 110 and plot.left_out == 1000 - 110
+    assert drawn[-10:] == [f"{i}_1" for i in range(0, 1000, 100)]  # members last, on top
+    assert len(set(drawn)) == 110 and drawn[0] == "1_1"  # evenly spaced from the first dominated one
+    assert front_plot(_front(points[:50]), [2000 * M], lambda c: c, max_points=110).left_out == 0

@@ -442,6 +442,37 @@ class StoreConformance:
         assert (counts.queued, counts.leased, counts.infeasible, counts.done, counts.total) == (3, 1, 1, 0, 5)
         assert store.find_candidate(search.id, "c_1") == listed[2] and store.find_candidate(search.id, "z") is None
 
+    def test_candidate_page_filters_sorts_and_pages_in_the_database(self, store, search, clock):
+        from nas.store import CandidateQuery
+
+        store.add_candidates(search.id, [(f"{i}_1", macs, 1) for i, macs in enumerate([50, 10, 40, 30, 20])])
+        by_config = {c.config: c for c in store.lease_candidates(search.id, "w", 5, 60)}
+        for config, fid in (("0_1", 7.5), ("1_1", 12.0), ("2_1", 3.25)):  # 3_1 fails, 4_1 stays leased
+            store.complete_candidate(by_config[config].id, "w", {"fid": fid}, "fid@x", 1.0)
+        store.fail_candidate(by_config["3_1"].id, "w", "boom")
+
+        def configs(query=CandidateQuery(), offset=0, limit=None):
+            page = store.candidate_page(search.id, query, offset, limit)
+            return page.total, [c.config for c in page.records]
+
+        assert configs() == (5, ["0_1", "1_1", "2_1", "3_1", "4_1"])
+        assert configs(CandidateQuery(sort="macs"), 1, 2) == (5, ["4_1", "3_1"])
+        assert configs(CandidateQuery(sort="metric:fid")) == (5, ["2_1", "0_1", "1_1", "3_1", "4_1"])  # none last
+        assert configs(CandidateQuery(sort="metric:fid", descending=True)) == (5, ["1_1", "0_1", "2_1", "3_1", "4_1"])
+        assert configs(CandidateQuery(status="done", max_macs=40, sort="macs", descending=True)) == (2, ["2_1", "1_1"])
+        assert configs(CandidateQuery(configs=frozenset({"3_1", "0_1", "nope"}))) == (2, ["0_1", "3_1"])
+        assert configs(CandidateQuery(configs=frozenset())) == (0, [])
+        assert configs(CandidateQuery(), 9, 3) == (5, [])
+        for bad, words in ((lambda: CandidateQuery(sort="bogus"), "sort by one of order, macs"),
+                           (lambda: CandidateQuery(sort="metric:f id"), "does not name a metric"),
+                           (lambda: CandidateQuery(max_macs=-1), "max_macs"),
+                           (lambda: CandidateQuery(status="gone"), "candidate status"),
+                           (lambda: store.candidate_page(search.id, CandidateQuery(), -1), "offset")):
+            with pytest.raises(GanasError, match=words):
+                bad()
+        with pytest.raises(GanasError, match="no search with id 999"):
+            store.candidate_page(999)
+
     def test_lease_sets_owner_expiry_and_attempt(self, store, search, clock):
         added = self.add(store, search, 3).records
         leased = store.lease_candidates(search.id, "worker-1", 2, 120)

@@ -160,3 +160,14 @@ def test_front_of_done_candidates_and_its_reference_point():
     assert [c.config for c in front] == ["b", "a"]
     assert volume == pytest.approx((300.03 - 50) * (22 - 20) + (300.03 - 100) * (20 - 10))  # 1.1 x worst FID
     assert front_of(psnr[3:], Objective("psnr", "maximize"), [200]) == ([], None)
+
+
+def test_two_objective_sweep_equals_the_definition():
+    """The one-sweep front of two objectives (ties and duplicates included) is the definition's, point by point."""
+    from nas.pareto import _front_mask
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        values = rng.integers(0, 6, size=(int(rng.integers(1, 40)), 2)).astype(float)
+        expected = [not any(np.all(b <= a) and np.any(b < a) for b in values) for a in values]
+        assert _front_mask(values).tolist() == expected, values

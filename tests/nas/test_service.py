@@ -784,7 +784,8 @@ def test_openapi_schema_lists_every_endpoint_and_no_cdn_pages(client):
     expected = {"/api/supernets", "/api/supernets/{name}", "/api/searches", "/api/searches/{search_id}",
                 "/api/searches/{search_id}/front", "/api/searches/{search_id}/candidates",
                 "/api/searches/{search_id}/candidates/{config}",
-                "/api/searches/{search_id}/candidates/{config}/sample.png"}
+                "/api/searches/{search_id}/candidates/{config}/sample.png",
+                "/api/searches/{search_id}/candidates.{fmt}", "/api/searches/{search_id}/front.{fmt}"}
     expected |= {f"/api/searches/{{search_id}}/{a}" for a in ("start", "pause", "resume", "cancel")}
     expected |= {"/api/searches/{search_id}/finals", "/api/searches/{search_id}/finals/{config}/files/{kind}",
                  "/api/searches/{search_id}/finalize"}
