@@ -314,7 +314,7 @@ class DashboardActions:
         return apply_action(store, self._context.launcher, search_id, name, options).search
 
     def finalize(self, search_id: int, form: Mapping[str, Sequence[str]]) -> None:
-        """Start a finalize from the form's fields: ``steps``, ``workers``, ``budget`` (repeated), ``front``."""
+        """Start a finalize from the form's fields: ``steps``, ``workers``, ``budget`` (repeated), ``front``, ``recipe``."""
         from nas.service.finalizing import start_finalize
 
         def first(name: str, default: str) -> str:
@@ -324,7 +324,7 @@ class DashboardActions:
         options = FinalizeOptions(steps=_whole(first("steps", str(FINALIZE_DEFAULT_STEPS)), "steps"),
                                   budgets=tuple(sorted({_whole(b, "budget") for b in form.get("budget", [])})),
                                   front=bool(form.get("front")), workers=_whole(first("workers", "2"), "workers"),
-                                  executor=first("executor", "ray"))
+                                  executor=first("executor", "ray"), recipe=first("recipe", "gan-compression"))
         start_finalize(self._context.store, self._context.workspace, self._context.launcher, search_id,
                        options)
 

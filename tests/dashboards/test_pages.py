@@ -232,7 +232,7 @@ def test_finalize_form_starts_the_finalizer(finalizable):
     form = _form(client.get(f"/searches/{search_id}").text)
     assert form["action"] == f"/searches/{search_id}/finalize"
     body = {"form_token": form["form_token"], "steps": "25", "budget": str(250 * M), "workers": "3",
-            "executor": "local"}
+            "executor": "local", "recipe": "online"}
     posted = client.post(form["action"], data=body, follow_redirects=False)
     assert posted.status_code == 303, posted.text
     assert posted.headers["location"] == f"/searches/{search_id}#finals"
@@ -256,6 +256,7 @@ def test_finalize_form_refuses_forged_and_bad_posts(finalizable):
              ({**ok, "steps": "0"}, {}, 422, "steps must be a positive integer"),
              ({**ok, "steps": "many"}, {}, 422, "steps must be a whole number"),
              ({**ok, "executor": "slurm"}, {}, 422, "unknown executor"),
+             ({**ok, "recipe": "distil"}, {}, 422, "recipe 'distil' is not a fine-tuning recipe"),
              ({**ok, "budget": str(50 * M)}, {}, 400, "fits 50M MACs")]
     for data, headers, status, message in cases:
         response = client.post(form["action"], data=data, headers=headers, follow_redirects=False)
