@@ -1,7 +1,7 @@
 """OMGD: online multi-granularity distillation.
 
 A wide teacher (the student's architecture at ngf x eta) and a deep teacher (``deep_resnet``:
-a residual block after every down/up-sampling stage) train online with GAN + L1 x100 against a
+a residual block after every down/up-sampling stage; ``deep_unet``, OMGD's ``unet_deepest``, for U-Nets) train online with GAN + L1 x100 against a
 shared discriminator. The student never sees the discriminator or the ground truth: every step it
 learns from the teachers' detached outputs (SSIM, VGG style and perceptual, TV) plus channel
 distillation against the wide teacher's features.
@@ -28,7 +28,22 @@ from .adversarial import AdversarialSettings
 from .teacher import build_generator, set_requires_grad
 
 TEACHERS = ("both", "wide", "deep")
-DEEP_ARCHITECTURES = {"resnet": "deep_resnet"}  # student family -> deep teacher architecture
+
+
+@dataclass(frozen=True)
+class DeepTeacher:
+    """A student family's deep teacher: its architecture, the student hyper-parameters it keeps, and the one
+    ``deep_extra_blocks`` deepens (None: its depth is fixed by the student's)."""
+
+    arch: str
+    kept: tuple[str, ...]
+    extra_blocks: str | None = None
+
+
+DEEP_TEACHERS = {  # student family -> deep teacher
+    "resnet": DeepTeacher("deep_resnet", ("input_nc", "output_nc", "norm", "n_blocks", "dropout"), "n_blocks"),
+    "unet": DeepTeacher("deep_unet", ("input_nc", "output_nc", "norm", "num_downs", "dropout", "conv_bias")),
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,23 @@ class OMGDSettings(AdversarialSettings):
             raise TrainingError(f"unknown sampling rule {self.sampling!r}; choose uniform or sandwich")
 
 
+def deep_teacher(student: ChannelGenerator, settings: OMGDSettings) -> tuple[str, dict]:
+    """The deep teacher's architecture and hyper-parameters for ``student`` (its family's, at ``deep_ngf``)."""
+    family = student.arch.removeprefix("mobile_")
+    found = DEEP_TEACHERS.get(family)
+    if found is None:
+        raise TrainingError(f"no deep teacher architecture for a {student.arch} student; use --teachers wide "
+                            f"(deep teachers exist for the families: {', '.join(DEEP_TEACHERS)})")
+    hparams = {k: v for k, v in student.hparams().items() if k in found.kept}
+    hparams["ngf"] = settings.deep_ngf or student.ngf
+    if settings.deep_extra_blocks:
+        if found.extra_blocks is None:
+            raise TrainingError(f"deep_extra_blocks deepens a ResNet deep teacher; {found.arch} takes the depth of "
+                                f"the {student.arch} student")
+        hparams[found.extra_blocks] += settings.deep_extra_blocks
+    return found.arch, hparams
+
+
 class OMGDRecipe(Recipe):
     """Teachers and discriminator train online; the student (static or supernet) learns from the teachers."""
 
@@ -79,13 +111,7 @@ class OMGDRecipe(Recipe):
             self.teachers["wide"] = build_generator(s.student_arch, {**hparams, "ngf": ngf * s.eta},
                                                     derived_seed(seed, "wide")).train()
         if s.teachers in ("both", "deep"):
-            deep_arch = DEEP_ARCHITECTURES.get(self.student.arch.removeprefix("mobile_"))
-            if deep_arch is None:
-                raise TrainingError(f"no deep teacher architecture for a {self.student.arch} student; "
-                                    f"use --teachers wide (deep teachers exist for: {', '.join(DEEP_ARCHITECTURES)})")
-            deep = {k: v for k, v in hparams.items() if k in ("input_nc", "output_nc", "norm", "n_blocks", "dropout")}
-            deep["ngf"] = s.deep_ngf or ngf
-            deep["n_blocks"] = deep.get("n_blocks", self.student.hparams().get("n_blocks", 9)) + s.deep_extra_blocks
+            deep_arch, deep = deep_teacher(self.student, s)
             self.teachers["deep"] = build_generator(deep_arch, deep, derived_seed(seed, "deep")).train()
         self.discriminator = s.discriminator(in_nc + out_nc, derived_seed(seed, "D")).train()
         self.cd_layers: list[str] = []

@@ -175,7 +175,7 @@ def _arch_hparams(arch: str, ngf: int | None, blocks: int | None, norm: str | No
     if ngf is not None:
         hparams["ngf"] = ngf
     if blocks is not None:
-        hparams["num_downs" if entry.family == "unet" else "n_blocks"] = blocks
+        hparams["num_downs" if "num_downs" in entry.parameters() else "n_blocks"] = blocks
     if norm is not None:
         hparams["norm"] = norm
     return hparams
