@@ -115,7 +115,7 @@ def _teacher_info(recorded: Mapping[str, Any] | None, dataset: Mapping[str, Any]
     if path is not None:
         return describe_teacher(path, (size, size), arch, hparams, key_map=key_map, **dict(channels or {}))
     if not recorded:
-        return None  # an OMGD supernet trains its teachers online: give one with --teacher to compare against
+        return None  # a supernet trained without a recorded teacher: give one with --teacher to compare against
     return describe_teacher(recorded["path"], (size, size), recorded.get("arch"), recorded.get("hparams"),
                             expected_sha256=recorded.get("sha256"), key_map=recorded.get("key_map"),
                             **dict(channels or {}))
