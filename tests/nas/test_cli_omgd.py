@@ -1,4 +1,4 @@
-"""``ganas train supernet --method omgd`` on unaligned data: a registered supernet with its online teacher; bad input."""
+"""``ganas train supernet --method omgd``: unaligned data, a registered supernet with its online teacher; bad input."""
 import shutil
 
 import pytest
@@ -73,3 +73,20 @@ def test_deep_teachers_for_an_architecture_without_one_exit_2(unaligned, tmp_pat
                                 "--teachers", "deep", "--out", str(tmp_path / "run"), *TINY], capsys)
     assert status == 2 and "no deep teacher architecture for a mobile_resnet student; use --teachers wide" in err
     assert not (tmp_path / "run").exists() and not (data / "split.json").exists()
+
+
+def test_paired_omgd_records_its_online_wide_teacher_too(tmp_path, capsys):
+    from imagedata import MakeOptions, make_dataset
+
+    made = make_dataset("labels2scene", tmp_path / "scene", MakeOptions(size=32, count=4, val_count=1), progress=False)
+    ws = tmp_path / "ws"
+    status, out, err = run_cli(["train", "supernet", "--method", "omgd", "--data", str(made.layouts["aligned"]),
+                                "--space", "channels-16", "--blocks", "3", "--teachers", "wide", "--out",
+                                str(tmp_path / "run"), "--register", "--name", "p", "--workspace", str(ws), *TINY],
+                               capsys)
+    assert status == 0, err
+    assert not (tmp_path / "run" / "teacher_BA.pt").exists()
+    with Store(Workspace(ws).database_url) as store:
+        record = store.get_supernet("p")
+    assert record.teacher["architecture"] == "mobile_resnet" and record.teacher["hparams"]["ngf"] == 64
+    assert {"ssim", "teacher-ssim"} <= set(record.metrics)
