@@ -248,12 +248,13 @@ def _compatible(d_state: dict | None, settings: GANCompressionSettings, teacher_
 
 
 def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: Path, resume: bool = False,
-               progress: bool = True) -> Path:
+               progress: bool = True, ready: Callable[[], None] | None = None) -> Path:
     """OMGD online distillation on train1; writes ``out/supernet.pt`` (or ``subnet.pt``) and the A -> B teacher it
     distilled from as ``out/teacher.pt`` (``teacher_BA.pt`` too on unpaired data), recorded as the student's teacher.
 
     Paired data (aligned, labelled) takes :class:`OMGDSettings`; unpaired (unaligned) data
-    :class:`~distill.omgd_unpaired.UnpairedOMGDSettings` (CycleGAN teacher pairs).
+    :class:`~distill.omgd_unpaired.UnpairedOMGDSettings` (CycleGAN teacher pairs). ``ready`` is called once the
+    data and the settings are checked, before anything is written.
     """
     unpaired = data.layout_name() == "unaligned"  # a dataset that cannot be read is refused here, before any write
     if unpaired != isinstance(settings, UnpairedOMGDSettings):
@@ -262,6 +263,9 @@ def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: 
                                  "use OMGDSettings")
     if settings.teachers != "wide":
         deep_teacher_of(settings.student_arch)  # refused before the split is written
+    _channels(data.open("train", loop.seed))  # both sides readable (an empty domain is refused), before any write
+    if ready is not None:
+        ready()
     data.ensure_split(loop.seed)
     dataset = data.open("train1", loop.seed)
     example = dataset[0]["A"].unsqueeze(0)

@@ -92,8 +92,8 @@ class EvaluationResult:
     ``directions``: name -> minimize | maximize; ``extras``: secondary numbers (``kid_std``,
     ``latency_p90_ms``). Seconds: total, generating, in metrics (features, segmentation and every
     metric's own work), and per part: ``loading``, ``generating``, ``features``, ``segmenter``, ``teacher`` (its
-    outputs, once per evaluator), each
-    metric's per-batch work under its name and its once-per-evaluation work under ``NAME:compute``.
+    outputs, computed on the first evaluation only), each metric's per-batch work under its name and its
+    once-per-evaluation work under ``NAME:compute``.
     """
 
     metrics: dict[str, float]

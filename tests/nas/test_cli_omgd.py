@@ -59,9 +59,11 @@ def test_an_unpaired_dataset_with_an_empty_side_is_refused(unaligned, tmp_path, 
         image.unlink()
     for layout in ([], ["--layout", "unaligned"]):
         status, out, err = run_cli(["train", "supernet", "--method", "omgd", "--data", str(data), "--space",
-                                    "channels-16", "--out", str(tmp_path / "run"), *layout, *TINY], capsys)
+                                    "channels-16", "--out", str(tmp_path / "run"), "--register", "--workspace",
+                                    str(tmp_path / "ws"), *layout, *TINY], capsys)
         assert status == 2 and "trainB" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists() and not (data / "split.json").exists()
+    assert not (tmp_path / "ws").exists()  # not even the workspace of --register
 
 
 def test_deep_teachers_for_an_architecture_without_one_exit_2(unaligned, tmp_path, capsys, monkeypatch):
@@ -70,9 +72,10 @@ def test_deep_teachers_for_an_architecture_without_one_exit_2(unaligned, tmp_pat
     monkeypatch.delitem(omgd.DEEP_TEACHERS, "resnet")  # as a family registered without a deep teacher
     data = shutil.copytree(unaligned, tmp_path / "data")
     status, out, err = run_cli(["train", "supernet", "--method", "omgd", "--data", str(data), "--space", "channels-16",
-                                "--teachers", "deep", "--out", str(tmp_path / "run"), *TINY], capsys)
+                                "--teachers", "deep", "--out", str(tmp_path / "run"), "--register", "--workspace",
+                                str(tmp_path / "ws"), *TINY], capsys)
     assert status == 2 and "no deep teacher architecture for a mobile_resnet student; use --teachers wide" in err
-    assert not (tmp_path / "run").exists() and not (data / "split.json").exists()
+    assert not (tmp_path / "run").exists() and not (data / "split.json").exists() and not (tmp_path / "ws").exists()
 
 
 def test_paired_omgd_records_its_online_wide_teacher_too(tmp_path, capsys):

@@ -289,8 +289,6 @@ def _train_supernet(args) -> int:
         path = train_gan_compression(_data(args), teacher, settings, _loop(args), args.out,
                                      args.resume, not args.quiet, args.init_from, args.sort_channels, store_check)
     else:
-        if store_check is not None:
-            store_check()
         from distill.jobs import train_omgd
         from distill.losses import OMGDStudentLoss
 
@@ -311,7 +309,7 @@ def _train_supernet(args) -> int:
             print(f"OMGD student loss: --perceptual none, so SSIM (on {'[0, 1]' if ssim_range == 'unit' else '[-1, 1]'}"
                   ") + TV + channel distillation only")
         path = train_omgd(_data(args), _omgd_settings(args, student_arch, hparams, loss), _loop(args), args.out,
-                          args.resume, not args.quiet)
+                          args.resume, not args.quiet, store_check)
     what = {"supernet.pt": "supernet", "subnet.pt": "static student"}.get(path.name, "stopped early, resume from")
     print(f"{what}: {path}")
     if args.register and path.name.endswith("supernet.pt"):
