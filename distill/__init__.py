@@ -11,4 +11,5 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "teacher": ["TeacherSettings"],
     "gan_compression": ["GANCompressionRecipe", "GANCompressionSettings"],
     "omgd": ["OMGDRecipe", "OMGDSettings"],
+    "omgd_unpaired": ["UnpairedOMGDRecipe", "UnpairedOMGDSettings"],
 })

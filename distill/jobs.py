@@ -26,7 +26,8 @@ from supernet.teachers import LoadedTeacher, TeacherOptions, load_teacher
 
 from .gan_compression import GANCompressionRecipe, GANCompressionSettings
 from .loop import LoopSettings, Recipe, TrainingError, run_training
-from .omgd import OMGDRecipe, OMGDSettings
+from .omgd import OMGDRecipe, OMGDSettings, deep_teacher_of
+from .omgd_unpaired import UnpairedOMGDRecipe, UnpairedOMGDSettings
 from .online import OnlineFinetuneRecipe, OnlineFinetuneSettings
 from .teacher import TEACHER_RECIPES, TeacherSettings
 
@@ -249,25 +250,53 @@ def _compatible(d_state: dict | None, settings: GANCompressionSettings, teacher_
 
 
 def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: Path, resume: bool = False,
-               progress: bool = True) -> Path:
-    """OMGD online distillation on train1 (paired tasks); writes ``out/supernet.pt`` (or ``subnet.pt``)."""
-    if data.layout_name() == "unaligned":
-        raise TrainingError("OMGD trains its teachers with L1 to the ground truth: it needs a paired dataset "
-                            "(aligned or labelled layout); for unpaired data use --method gan-compression")
+               progress: bool = True, ready: Callable[[], None] | None = None) -> Path:
+    """OMGD online distillation on train1; writes ``out/supernet.pt`` (or ``subnet.pt``) and the A -> B teacher it
+    distilled from as ``out/teacher.pt`` (``teacher_BA.pt`` too on unpaired data), recorded as the student's teacher.
+
+    Paired data (aligned, labelled) takes :class:`OMGDSettings`; unpaired (unaligned) data
+    :class:`~distill.omgd_unpaired.UnpairedOMGDSettings` (CycleGAN teacher pairs). ``ready`` is called once the
+    data and the settings are checked, before anything is written.
+    """
+    unpaired = data.layout_name() == "unaligned"  # a dataset that cannot be read is refused here, before any write
+    if unpaired != isinstance(settings, UnpairedOMGDSettings):
+        raise TrainingError("unaligned (unpaired) data takes UnpairedOMGDSettings (CycleGAN teacher pairs)" if unpaired
+                            else "UnpairedOMGDSettings are for unaligned (unpaired) data; this dataset is paired: "
+                                 "use OMGDSettings")
+    if settings.teachers != "wide":
+        deep_teacher_of(settings.student_arch)  # refused before the split is written
+    _channels(data.open("train", loop.seed))  # both sides readable (an empty domain is refused), before any write
+    if ready is not None:
+        ready()
     data.ensure_split(loop.seed)
     dataset = data.open("train1", loop.seed)
     example = dataset[0]["A"].unsqueeze(0)
-    recipe = OMGDRecipe(settings, loop.steps, example, seed=loop.seed, channels=_channels(dataset))
-    result = run_training(recipe, dataset, loop, out, resume, progress, "OMGD")
+    recipe_class = UnpairedOMGDRecipe if unpaired else OMGDRecipe
+    recipe = recipe_class(settings, loop.steps, example, seed=loop.seed, channels=_channels(dataset))
+    result = run_training(recipe, dataset, loop, out, resume, progress, "OMGD" + (" (unpaired)" if unpaired else ""))
     if not result["finished"]:
         return Path(result["checkpoint"])
-    losses = asdict(settings)
-    meta = _supernet_meta("omgd", settings.space or "", data, loop.seed, loop.steps, None, losses,
-                          {"disabled_terms": recipe.criterion.disabled_terms()})
+    outputs = recipe.outputs()
+    teacher = _save_online_teachers(outputs, data, loop, Path(out))
+    meta = _supernet_meta("omgd", settings.space or "", data, loop.seed, loop.steps, teacher, asdict(settings),
+                          {"disabled_terms": recipe.criterion.disabled_terms(), "task": "unpaired" if unpaired
+                           else "paired"})
     if recipe.student.elastic:
         return save_generator(recipe.student, Path(out) / SUPERNET_FILE, **meta)
     meta["kind"] = "subnet"
     return save_generator(recipe.student, Path(out) / SUBNET_FILE, **meta)
+
+
+def _save_online_teachers(outputs: dict, data: DataSpec, loop: LoopSettings, out: Path) -> dict[str, Any]:
+    """Write the teachers OMGD trained online (A -> B as ``teacher.pt``, its B -> A partner as ``teacher_BA.pt``);
+    returns the A -> B one as the student's record keeps it (the teacher search and finalize compare with)."""
+    meta = {"kind": "teacher", "method": "omgd", "dataset": data.describe("train1", loop.seed), "steps": loop.steps,
+            "seed": loop.seed, "discriminator": None}
+    path = save_generator(outputs["teacher"], out / TEACHER_FILE, **meta)
+    if "teacher_BA" in outputs:
+        save_generator(outputs["teacher_BA"], out / "teacher_BA.pt", **meta)
+    source, _ = TeacherSource(path).resolve()
+    return source.describe()
 
 
 def finetune(data: DataSpec, supernet_path: Path, config: tuple[int, ...], teacher: TeacherSource,

@@ -126,8 +126,30 @@ def _check_unet(hp: Hparams) -> None:
                                 "UnetGenerator")
 
 
-def _unet_count(hp: Hparams, config: Config, height: int, width: int) -> MacsCount:
-    """Level i: conv 4x4 s2 w[i-1] -> w[i]; transposed 4x4 s2 back to w[i-1] from the skip concatenation."""
+def _expansion_block(dim: int, height: int, width: int, bias: bool) -> Terms:
+    """OMGD's U-Net block: pad, 1x1 d -> 4d on the padded map, 3x3 4d -> 4d, 1x1 4d -> d, pad, 3x3 d -> d; a norm
+    after each conv."""
+    hidden, area, padded = 4 * dim, height * width, (height + 2) * (width + 2)
+    macs = padded * hidden * dim + area * hidden * hidden * 9 + area * dim * hidden + area * dim * dim * 9
+    params = 2 * hidden * dim + 9 * hidden * hidden + 9 * dim * dim + bias * 2 * (hidden + dim)
+    return macs, params, padded * hidden + area * (hidden + 2 * dim), 2 * (hidden + dim)
+
+
+def _unet_stage_blocks(n: int, w: list[int], height: int, width: int) -> list[tuple[int, int, int]]:
+    """(width, height, width of the map) of each stage of ``deep_unet``'s expansion blocks: after each down-sampling
+    and each up-sampling output of the levels 1..n-2, and at the outermost level on both sides of its submodule."""
+    side = lambda level: (height >> level, width >> level)  # noqa: E731
+    stages = [(w[0], *side(1)), (2 * w[0], *side(1))]
+    for i in range(1, n - 1):
+        stages += [(w[i], *side(i + 1)), (w[i - 1], *side(i))]
+    return stages
+
+
+def _unet_count(hp: Hparams, config: Config, height: int, width: int, stage_blocks: int = 0) -> MacsCount:
+    """Level i: conv 4x4 s2 w[i-1] -> w[i]; transposed 4x4 s2 back to w[i-1] from the skip concatenation.
+
+    ``stage_blocks``: OMGD's deep teacher, that many expansion blocks at each stage of :func:`_unet_stage_blocks`.
+    """
     n, cin, cout = hp["num_downs"], hp["input_nc"], hp["output_nc"]
     w = [c * min(2 ** i, 8) for i, c in enumerate(config)]
     bias = resolve_conv_bias(hp["norm"], hp["conv_bias"])
@@ -146,12 +168,18 @@ def _unet_count(hp: Hparams, config: Config, height: int, width: int) -> MacsCou
         if i < n - 1:  # after the down-conv, except innermost
             norm_elements += area[i + 1] * inner
             norm_channels += inner
+    for dim, h, v in _unet_stage_blocks(n, w, height, width) if stage_blocks else ():
+        m, p, e, c = _expansion_block(dim, h, v, bias)
+        macs, params = macs + stage_blocks * m, params + stage_blocks * p
+        norm_elements, norm_channels = norm_elements + stage_blocks * e, norm_channels + stage_blocks * c
     return _with_norms(hp, macs, params, norm_elements, norm_channels)
 
 
-register_closed_form("unet", FamilyFormula(positions=lambda hp: hp["num_downs"],
-                                           downsample_factor=lambda hp: 2 ** hp["num_downs"],
-                                           count=_unet_count, check=_check_unet))
+_UNET = dict(positions=lambda hp: hp["num_downs"], downsample_factor=lambda hp: 2 ** hp["num_downs"],
+             check=_check_unet)
+register_closed_form("unet", FamilyFormula(count=_unet_count, **_UNET))
+register_closed_form("deep_unet", FamilyFormula(
+    count=lambda hp, c, h, w: _unet_count(hp, c, h, w, stage_blocks=2), **_UNET))
 
 
 # -- resolution of architecture, hyper-parameters, config and size -------------------------------------

@@ -34,7 +34,9 @@ from supernet.generators import ChannelGenerator
 from .features import FeatureExtractor, load_extractor
 from .frechet import FeatureStatistics
 from .metric_catalog import get_metric, parse_metric_names
-from .metrics import DatasetTraits, GeneratedBatch, Metric, MetricContext, MetricOptions, Need, Size
+from .metric_impls.paired import unit_range
+from .metrics import (DatasetTraits, GeneratedBatch, Metric, MetricContext, MetricOptions, MetricUnavailableError,
+                      Need, Size)
 from .reference_cache import ReferenceCache, ReferenceKey, describe_preprocess
 from .segmenter import Segmenter, SegmenterError, load_segmenter
 
@@ -53,6 +55,9 @@ class EvaluationSettings:
     a registered name (``inception``), a TorchScript file, or a :class:`FeatureExtractor`.
     ``segmenter``: a ganas segmenter checkpoint, a TorchScript file, or a :class:`Segmenter`.
     ``cache_dir``: where real-image statistics are kept (None: computed in memory each time).
+    ``teacher``: the generator the ``teacher-*`` metrics compare with, and ``teacher_identity`` what it is
+    (its file and SHA-256: see :func:`teacher_identity`); ``vgg_weights``: VGG16's weights for
+    ``teacher-perceptual`` (None: ``$GANAS_VGG16_WEIGHTS``, then the torch hub cache).
     """
 
     batch_size: int = 8
@@ -64,6 +69,9 @@ class EvaluationSettings:
     device: str = "cpu"
     options: MetricOptions = field(default_factory=MetricOptions)
     progress: bool = False
+    teacher: nn.Module | None = None
+    teacher_identity: str | None = None
+    vgg_weights: str | os.PathLike | None = None
 
     @classmethod
     def from_keywords(cls, **keywords: Any) -> "EvaluationSettings":
@@ -83,8 +91,9 @@ class EvaluationResult:
     ``metrics``: name -> value; ``identities``: name -> extractor / segmenter / backend identity;
     ``directions``: name -> minimize | maximize; ``extras``: secondary numbers (``kid_std``,
     ``latency_p90_ms``). Seconds: total, generating, in metrics (features, segmentation and every
-    metric's own work), and per part: ``loading``, ``generating``, ``features``, ``segmenter``, each
-    metric's per-batch work under its name and its once-per-evaluation work under ``NAME:compute``.
+    metric's own work), and per part: ``loading``, ``generating``, ``features``, ``segmenter``, ``teacher`` (its
+    outputs, computed on the first evaluation only), each metric's per-batch work under its name and its
+    once-per-evaluation work under ``NAME:compute``.
     """
 
     metrics: dict[str, float]
@@ -145,6 +154,12 @@ def _resolve_segmenter(settings: EvaluationSettings, traits: DatasetTraits) -> S
                              f"{traits.description} has {traits.num_classes}; use a segmenter trained on this "
                              "dataset's classes")
     return segmenter
+
+
+def teacher_identity(path: str | os.PathLike, sha256: str) -> str:
+    """How a teacher-fidelity number names its teacher: the file and its SHA-256, so only numbers against the
+    same teacher are compared."""
+    return f"teacher {os.fspath(path)} sha256:{sha256}"
 
 
 def _stack(items: list[dict], key: str, size: Size) -> Tensor:
@@ -231,7 +246,12 @@ class Evaluator:
         size = self.settings.size if self.settings.size is not None else tuple(dataset[0]["A"].shape[-2:])
         size = (size, size) if isinstance(size, int) else size
         self.size: Size = (int(size[0]), int(size[-1]))
-        self.context = MetricContext(self.traits, self.settings.options, self.device)
+        self.context = MetricContext(self.traits, self.settings.options, self.device,
+                                     vgg_weights=self.settings.vgg_weights)
+        self._teacher_outputs: dict[int, Tensor] = {}  # batch start -> the teacher's 8-bit output, computed once
+        if Need.TEACHER in self.needs:
+            self.context.teacher_identity = self._checked_teacher([cls.name for cls in classes
+                                                                   if Need.TEACHER in cls.needs])
         self.dataset_hash = dataset.fingerprint()  # the split is taken as fixed for this evaluator's life
         self.reference_key: ReferenceKey | None = None
         self.reference_cache_hit: bool | None = None
@@ -245,6 +265,34 @@ class Evaluator:
         if Need.LABELS in self.needs:
             self.context.segmenter = _resolve_segmenter(self.settings, self.traits).to(self.device).eval()
         self.metrics: list[Metric] = [cls(self.context) for cls in classes]
+
+    def _checked_teacher(self, names: list[str]) -> str:
+        teacher, identity = self.settings.teacher, self.settings.teacher_identity
+        if teacher is None:
+            raise MetricUnavailableError(
+                f"{', '.join(names)} compare(s) a generator's outputs with its teacher's, but no teacher was given: "
+                "pass --teacher FILE to ganas evaluate (a search uses the teacher recorded with its supernet; "
+                "register the supernet with --teacher FILE)")
+        if not isinstance(teacher, nn.Module):
+            raise EvaluationInputError(f"the teacher must be a torch module, got {type(teacher).__name__}")
+        if not identity:
+            raise EvaluationInputError("a teacher needs teacher_identity (its file and SHA-256, see "
+                                       "evaluators.evaluate.teacher_identity), so its numbers are not mixed up")
+        checker = getattr(teacher, "check_input_size", None)
+        if callable(checker):
+            checker(*self.size)
+        return identity
+
+    def _teacher_batch(self, start: int, inputs: Tensor) -> Tensor:
+        """The teacher's output on the batch at ``start`` in [0, 1] at 8-bit levels (as its saved images),
+        computed on the first evaluation and kept, since the split and the teacher are fixed."""
+        if start not in self._teacher_outputs:
+            teacher = self.settings.teacher
+            with _evaluation_mode(teacher, None, self.device):
+                out = _run(teacher, inputs)
+            self._check_output(out, inputs)
+            self._teacher_outputs[start] = (unit_range(out, quantize=True) * 255).round().to(torch.uint8).cpu()
+        return self._teacher_outputs[start].to(self.device).float() / 255
 
     # -- real images ---------------------------------------------------------------------
     def _compute_real(self, keep_features: bool) -> FeatureStatistics:
@@ -318,7 +366,11 @@ class Evaluator:
         if Need.LABELS in self.needs:
             with timer("segmenter"):
                 predictions = self.context.segmenter.predict(fake)
-        batch = GeneratedBatch(inputs, fake, target, label, features, predictions)
+        teacher = None
+        if Need.TEACHER in self.needs:
+            with timer("teacher"):
+                teacher = self._teacher_batch(indices.start, inputs)
+        batch = GeneratedBatch(inputs, fake, target, label, features, predictions, teacher)
         for metric in self.metrics:
             with timer(metric.name):
                 metric.update(batch)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from foundation.errors import GanasError
 from foundation.registry import Registry
+from foundation.weights import WeightsSpec
 from imagedata import FolderDataset, LabelledDataset
 
 from .directions import DIRECTIONS
@@ -54,6 +55,7 @@ class Need(enum.Enum):
     LABELS = "label maps of the split (labelled layout) and a segmenter"
     PAIRED_TARGETS = "a ground-truth target for every input (aligned or labelled layout)"
     MODEL = "the static model itself, run at the evaluation size"
+    TEACHER = "the teacher's output for every input (a teacher given to the evaluator)"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ class MetricContext:
     extractor: Any = None  # evaluators.features.FeatureExtractor when a metric needs FEATURES
     real: Any = None  # evaluators.frechet.FeatureStatistics of the real target images
     segmenter: Any = None  # evaluators.segmenter.Segmenter when a metric needs LABELS
+    teacher_identity: str | None = None  # which teacher (file and SHA-256) when a metric needs TEACHER
+    vgg_weights: Any = None  # VGG16 weights file or folder for the perceptual metric (None: the usual places)
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,8 @@ class GeneratedBatch:
 
     ``fake``, ``inputs`` and ``target`` are in [-1, 1]; ``target`` only in paired splits,
     ``label`` and ``predictions`` (segmenter output on ``fake``) only when a metric needs labels,
-    ``features`` (extractor output on ``fake``) only when a metric needs features.
+    ``features`` (extractor output on ``fake``) only when a metric needs features, ``teacher`` (the
+    teacher's output on ``inputs``, in [0, 1] at 8-bit levels) only when a metric needs the teacher.
     """
 
     inputs: Tensor
@@ -154,6 +159,7 @@ class GeneratedBatch:
     label: Tensor | None = None
     features: Tensor | None = None
     predictions: Tensor | None = None
+    teacher: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ class Metric(ABC):
     description: ClassVar[str] = ""
     keeps_real_features: ClassVar[bool] = False  # KID draws subsets of the real features themselves
     cost: ClassVar[bool] = False  # True: a cost of the model itself (latency), not a score of its images
+    weights: ClassVar[WeightsSpec | None] = None  # a pretrained network's file the metric reads itself (VGG16)
 
     def __init__(self, context: MetricContext) -> None:
         self.context = context
@@ -216,6 +223,7 @@ _NEED_CHECKS = {
     Need.LABELS: _labels_missing,
     Need.PAIRED_TARGETS: _targets_missing,
     Need.MODEL: lambda traits: "",
+    Need.TEACHER: lambda traits: "",  # any split has inputs; whether a teacher is given is the evaluator's check
 }
 
 # ----------------------------------------------------------------------------- registry

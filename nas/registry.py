@@ -41,10 +41,19 @@ def missing_needs(metric: str, dataset: Mapping[str, Any]) -> list[str]:
     return [need.value for need in needs if need in flags and not dataset.get(flags[need])]
 
 
-def metrics_for(dataset: Mapping[str, Any]) -> list[str]:
-    """What the supernet's dataset can be scored with: the search metrics whose needs it meets
-    (FID/KID always, PSNR/SSIM when paired, mIoU when labelled)."""
-    return [name for name in search_metrics() if not missing_needs(name, dataset)]
+def metrics_for(dataset: Mapping[str, Any], teacher: bool = False) -> list[str]:
+    """What a supernet can be scored with: the search metrics whose needs its dataset meets (FID/KID always,
+    PSNR/SSIM when paired, mIoU when labelled), and the teacher-fidelity ones when it records a ``teacher``."""
+    return [name for name in search_metrics() if not missing_needs(name, dataset)
+            and (teacher or not needs_teacher(name))]
+
+
+def needs_teacher(metric: str) -> bool:
+    """Whether ``metric`` compares with the teacher's outputs (``teacher-ssim``, ...)."""
+    from evaluators.metric_catalog import get_metric
+    from evaluators.metrics import Need
+
+    return Need.TEACHER in get_metric(metric).needs
 
 
 def register_supernet(store: Store, checkpoint: str | Path, name: str | None = None, teacher: str | Path | None = None,
@@ -83,7 +92,8 @@ def register_supernet(store: Store, checkpoint: str | Path, name: str | None = N
         dataset["root"] = recorded_path(dataset["root"], workspace)
     return store.register_supernet(
         name, architecture=record["arch"], space=space, checkpoint=recorded_path(path, workspace),
-        checkpoint_sha256=sha, hparams=dict(record["hparams"]), dataset=dataset, metrics=metrics_for(dataset),
+        checkpoint_sha256=sha, hparams=dict(record["hparams"]), dataset=dataset,
+        metrics=metrics_for(dataset, teacher=info is not None),
         teacher=info.recorded(workspace).to_dict() if info is not None else None)
 
 
@@ -105,7 +115,7 @@ def _teacher_info(recorded: Mapping[str, Any] | None, dataset: Mapping[str, Any]
     if path is not None:
         return describe_teacher(path, (size, size), arch, hparams, key_map=key_map, **dict(channels or {}))
     if not recorded:
-        return None  # an OMGD supernet trains its teachers online: give one with --teacher to compare against
+        return None  # a supernet trained without a recorded teacher: give one with --teacher to compare against
     return describe_teacher(recorded["path"], (size, size), recorded.get("arch"), recorded.get("hparams"),
                             expected_sha256=recorded.get("sha256"), key_map=recorded.get("key_map"),
                             **dict(channels or {}))

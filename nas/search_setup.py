@@ -198,16 +198,37 @@ def create_search(store: Store, supernet: str, *, budgets: str | Sequence[str | 
 
 
 def _check_metric(record: SupernetRecord, metric: Any) -> None:
-    from .registry import missing_needs, search_metrics
+    from .registry import missing_needs, needs_teacher, search_metrics
 
     allowed = search_metrics()
     if metric not in allowed:
         raise SearchFieldError("metric", f"unknown metric {fields.shown(metric)}; choose one of {', '.join(allowed)}")
+    if needs_teacher(metric):
+        _check_teacher_metric(record, metric)
+        return
     if metric not in record.metrics:
         missing = missing_needs(metric, record.dataset)
         raise SearchFieldError("metric", (
             f"supernet {record.name!r} was trained on a dataset that can give {', '.join(record.metrics)}, not "
             f"{metric}" + (f" ({metric} needs {'; '.join(missing)})" if missing else "")))
+
+
+def _check_teacher_metric(record: SupernetRecord, metric: str) -> None:
+    """A teacher-fidelity metric compares with the teacher recorded at registration; one that reads a weights file
+    (teacher-perceptual: VGG16) needs it where workers look for it (its environment variable, the torch hub cache)."""
+    from evaluators.metric_catalog import get_metric
+    from foundation.weights import find_weights
+
+    if record.teacher is None:
+        raise SearchFieldError("metric", f"{metric} compares subnets with the supernet's teacher, but supernet "
+                                         f"{record.name!r} records none; register it with --teacher FILE (`ganas "
+                                         "supernet register CHECKPOINT --teacher FILE`), or choose another metric")
+    weights = get_metric(metric).weights
+    if weights is not None:
+        try:
+            find_weights(weights)
+        except GanasError as exc:
+            raise SearchFieldError("metric", f"{metric}: {exc}") from None
 
 
 def _check_strategy_name(strategy: Any) -> None:

@@ -98,11 +98,12 @@ class SearchWorker:
         self.name = name
         self.spec = EvaluationSpec.from_dict(payload.evaluation)
         self.supernet = load_supernet(payload.checkpoint, payload.sha256)
-        loaded = TeacherInfo.from_dict(payload.teacher_info).open(payload.teacher) \
-            if payload.teacher is not None else None
+        info = TeacherInfo.from_dict(payload.teacher_info)
+        loaded = info.open(payload.teacher) if payload.teacher is not None else None
         self.teacher = loaded.generator if loaded is not None else None
         self.teacher_meta = dict(loaded.meta) if loaded is not None else {}  # online fine-tuning starts D from it
-        self.evaluator = build_evaluator(self.spec)
+        self._teacher_identity = (info.path, info.sha256) if self.teacher is not None else None
+        self.evaluator = build_evaluator(self.spec, self.teacher, self._teacher_identity)
         self._held_out = None
         self._teacher_held_out = None
 
@@ -143,7 +144,7 @@ class SearchWorker:
 
             layout = get_layout(self.spec.layout or detect_layout(self.spec.data_root).layout)
             split = held_out_split(layout.available_splits(Path(self.spec.data_root)))
-            self._held_out = build_evaluator(replace(self.spec, split=split))
+            self._held_out = build_evaluator(replace(self.spec, split=split), self.teacher, self._teacher_identity)
         return self._held_out
 
     def teacher_on_held_out(self):
@@ -190,14 +191,16 @@ def held_out_split(available) -> str:
                           "(see docs/datasets.md)")
 
 
-def build_evaluator(spec):
-    """The evaluators' entry point for the spec's images, metrics and metric networks."""
-    from evaluators.evaluate import EvaluationSettings, Evaluator
+def build_evaluator(spec, teacher=None, teacher_file: tuple[str, str] | None = None):
+    """The evaluators' entry point for the spec's images, metrics and metric networks; ``teacher`` (with its
+    recorded path and SHA-256) is what the teacher-fidelity metrics compare with."""
+    from evaluators.evaluate import EvaluationSettings, Evaluator, teacher_identity
     from imagedata import Preprocess, create_dataset
 
     dataset = create_dataset(spec.data_root, spec.layout, spec.split, preprocess=Preprocess.for_size(spec.size),
                              direction=spec.direction, train=False)
     settings = EvaluationSettings(batch_size=spec.batch_size, extractor=spec.extractor or "inception",
                                   inception_weights=spec.inception_weights, segmenter=spec.segmenter,
-                                  cache_dir=spec.cache_dir, options=spec.options())
+                                  cache_dir=spec.cache_dir, options=spec.options(), teacher=teacher,
+                                  teacher_identity=teacher_identity(*teacher_file) if teacher_file else None)
     return Evaluator(dataset, spec.metrics, settings)

@@ -8,7 +8,8 @@ from typing import Sequence
 from foundation.registry import Registry
 
 from .errors import ArchitectureError
-from .generators import ChannelGenerator, DeepResnetGenerator, MobileResnetGenerator, ResnetGenerator, UnetGenerator
+from .generators import (ChannelGenerator, DeepResnetGenerator, DeepUnetGenerator, MobileResnetGenerator,
+                         ResnetGenerator, UnetGenerator)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ for _entry in (
                       default_space="channels-64-cycleGAN"),
     ArchitectureEntry("deep_resnet", DeepResnetGenerator,
                       "OMGD deep teacher: ResNet with a residual block after every down/up-sampling stage"),
+    ArchitectureEntry("deep_unet", DeepUnetGenerator,
+                      "OMGD deep teacher (unet_deepest): U-Net with expansion residual blocks at every outer level"),
     ArchitectureEntry("unet", UnetGenerator, "pix2pix U-Net (unet_256: 8 levels, BatchNorm)",
                       default_space="unet256-channels-64"),
     ArchitectureEntry("unet_256", UnetGenerator, "pytorch-CycleGAN-and-pix2pix name for unet",

@@ -366,7 +366,7 @@ def session(tmp_path_factory):
     the standard layouts, random values), found through the documented environment variables."""
     import torch
 
-    from distill.losses.vgg import VGG16FeatureExtractor
+    from evaluators.vgg import VGG16FeatureExtractor
     from evaluators.inception import FIDInceptionV3
     from supernet import create_generator
 

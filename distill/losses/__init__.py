@@ -9,7 +9,7 @@ from .omgd import PERCEPTUAL_NETWORKS, LossBreakdown, OMGDStudentCriterion, OMGD
 from .perceptual import feature_l1, gram_matrix, style_loss
 from .ssim import SSIMLoss, gaussian_window, ssim, ssim_map
 from .tv import total_variation
-from .vgg import VGG16_ENV_VAR, VGG16_FILENAME, VGG16FeatureExtractor, VGGFeatures
+from evaluators.vgg import VGG16_ENV_VAR, VGG16_FILENAME, VGG16FeatureExtractor, VGGFeatures
 
 __all__ = [
     "PERCEPTUAL_NETWORKS", "VGG16_ENV_VAR", "VGG16_FILENAME", "ChannelDistiller", "DistillLayer",

@@ -23,7 +23,7 @@ from .errors import LossConfigError
 from .perceptual import PERCEPTUAL_LAYER, feature_l1, style_loss
 from .ssim import PADDINGS, SSIMLoss
 from .tv import REDUCTIONS, total_variation
-from .vgg import VGG16FeatureExtractor
+from evaluators.vgg import VGG16FeatureExtractor
 
 
 SSIM_RANGES = ("signed", "unit")

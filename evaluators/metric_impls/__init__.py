@@ -2,6 +2,7 @@
 
 ``fid``, ``kid`` (features of generated vs real images), ``miou`` (a segmenter on generated
 images vs label maps), ``psnr``, ``ssim`` (generated vs paired ground truth), ``latency``
-(the static model's measured batch-1 time). The import order is the registry's order.
+(the static model's measured batch-1 time), ``teacher-psnr``, ``teacher-ssim``, ``teacher-perceptual``
+(generated vs the teacher's outputs). The import order is the registry's order.
 """
-from . import frechet_metrics, segmentation, paired, latency_metric  # noqa: F401,I001
+from . import frechet_metrics, segmentation, paired, latency_metric, teacher_fidelity  # noqa: F401,I001

@@ -93,9 +93,12 @@ class StructuralSimilarity(_PairedMetric):
         self._count = 0
 
     def update(self, batch: GeneratedBatch) -> None:
-        _, full = self._ssim(unit_range(batch.fake, quantize=True), unit_range(batch.target, quantize=False),
-                             gaussian_kernel=True, sigma=1.5, kernel_size=SSIM_WINDOW, data_range=1.0,
-                             reduction="none", return_full_image=True)
+        self._add(unit_range(batch.fake, quantize=True), unit_range(batch.target, quantize=False))
+
+    def _add(self, fake: Tensor, reference: Tensor) -> None:
+        """Accumulate the border-cropped SSIM of each image of ``fake`` against ``reference`` (both in [0, 1])."""
+        _, full = self._ssim(fake, reference, gaussian_kernel=True, sigma=1.5, kernel_size=SSIM_WINDOW,
+                             data_range=1.0, reduction="none", return_full_image=True)
         pad = SSIM_WINDOW // 2
         valid = full[..., pad:-pad, pad:-pad].double()
         self._total += valid.reshape(valid.shape[0], -1).mean(1).sum().cpu()

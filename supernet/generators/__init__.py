@@ -1,7 +1,7 @@
 """Generator architectures. Register them by name in :mod:`supernet.registry`."""
 from .base import ChannelGenerator
-from .deep import DeepResnetGenerator
+from .deep import DeepResnetGenerator, DeepUnetGenerator
 from .resnet import MobileResnetGenerator, ResnetGenerator
 from .unet import UnetGenerator
 
-__all__ = ["ChannelGenerator", "DeepResnetGenerator", "ResnetGenerator", "MobileResnetGenerator", "UnetGenerator"]
+__all__ = ["ChannelGenerator", "DeepResnetGenerator", "DeepUnetGenerator", "ResnetGenerator", "MobileResnetGenerator", "UnetGenerator"]

@@ -52,10 +52,32 @@ def test_supernet_mode_resumes_exactly(tmp_path):
         assert torch.equal(value, second.state_dict()["student"][key]), key
 
 
-def test_unet_student_needs_wide_teacher_only():
-    with pytest.raises(TrainingError, match="no deep teacher"):
-        OMGDRecipe(_settings(student_arch="unet", student_hparams={"ngf": 4, "num_downs": 5}), 2,
-                   torch.zeros(1, 3, 32, 32))
-    recipe = OMGDRecipe(_settings(student_arch="unet", student_hparams={"ngf": 4, "num_downs": 5}, teachers="wide"),
-                        2, torch.zeros(1, 3, 32, 32))
+def test_unet_student_trains_with_the_deep_unet_teacher():
+    """OMGD's U-Net recipe: wide U-Net (ngf x eta) and unet_deepest teachers; both learn, and so does the student."""
+    settings = _settings(student_arch="unet", student_hparams={"ngf": 4, "num_downs": 5})
+    recipe = OMGDRecipe(settings, 2, torch.zeros(1, 3, 32, 32), seed=0)
+    deep = recipe.teachers["deep"]
+    assert deep.arch == "deep_unet" and (deep.ngf, deep.num_downs, deep.norm) == (4, 5, recipe.student.norm)
+    assert recipe.teachers["wide"].arch == "unet" and recipe.teachers["wide"].ngf == 8
+    before = {name: {k: v.clone() for k, v in m.state_dict().items()}
+              for name, m in (("student", recipe.student), ("deep", deep))}
+    data = PairedToy(n=2, size=32)
+    losses = recipe.train_step(0, {"A": data.a, "B": data.b}, random.Random(0))
+    assert "T_deep" in losses and "S_cd" in losses
+    for name, module in (("student", recipe.student), ("deep", deep)):
+        assert any(not torch.equal(v, before[name][k]) for k, v in module.state_dict().items()), name
+
+
+def test_deep_teachers_for_an_architecture_without_one_are_refused(monkeypatch):
+    from distill import omgd
+
+    monkeypatch.delitem(omgd.DEEP_TEACHERS, "unet")  # as a family registered without a deep teacher
+    unet = dict(student_arch="unet", student_hparams={"ngf": 4, "num_downs": 5})
+    for teachers in ("deep", "both"):
+        with pytest.raises(TrainingError, match="no deep teacher architecture for a unet student; use --teachers wide"):
+            OMGDRecipe(_settings(teachers=teachers, **unet), 2, torch.zeros(1, 3, 32, 32))
+    recipe = OMGDRecipe(_settings(teachers="wide", **unet), 2, torch.zeros(1, 3, 32, 32))
     assert set(recipe.teachers) == {"wide"}
+    with pytest.raises(TrainingError, match="deep_extra_blocks deepens a ResNet deep teacher"):
+        monkeypatch.undo()
+        OMGDRecipe(_settings(deep_extra_blocks=1, **unet), 2, torch.zeros(1, 3, 32, 32))

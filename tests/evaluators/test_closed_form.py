@@ -112,11 +112,11 @@ def test_unet_any_depth_norm_channels_and_size(num_downs, norm, cin, cout, dropo
 
 # -- every registered norm variant, with the conv bias each implementation sets ----------------------------------
 
-@pytest.mark.parametrize("arch", ["resnet", "mobile_resnet", "deep_resnet", "unet"])
+@pytest.mark.parametrize("arch", ["resnet", "mobile_resnet", "deep_resnet", "unet", "deep_unet"])
 @pytest.mark.parametrize("norm", list_norms())
 @pytest.mark.parametrize("conv_bias", [None, True, False])
 def test_every_norm_variant_and_conv_bias(arch, norm, conv_bias):
-    depth = dict(num_downs=5) if arch == "unet" else dict(n_blocks=4)
+    depth = dict(num_downs=5) if "unet" in arch else dict(n_blocks=4)
     hparams = dict(ngf=4, norm=norm, conv_bias=conv_bias, **depth)
     with torch.device("meta"):
         positions = len(create_generator(arch, **hparams).config)
@@ -127,6 +127,24 @@ def test_every_norm_variant_and_conv_bias(arch, norm, conv_bias):
     extra = closed_form_count(arch, config, size, **hparams)
     # the norm itself costs MACs and parameters exactly when it is affine
     assert (extra.macs > plain.macs) == get_norm(norm).affine
+
+
+def test_omgd_deep_unet_teacher_matches_omgds_figures():
+    """OMGD's unet_deepest_256 at ngf 16: 44.172M parameters, 18.376G MACs on one 3x256x256 image."""
+    count = closed_form_count("deep_unet", ngf=16)
+    assert count == _traced("deep_unet", None, (256, 256), ngf=16)
+    assert round(count.params / 1e6, 3) == 44.172 and round(count.macs / 1e9, 3) == 18.376
+    assert count.macs == 18_376_141_824 and count.params == 44_171_939
+
+
+@pytest.mark.parametrize("num_downs", [5, 6])
+@pytest.mark.parametrize("norm, dropout", [("batch", False), ("instance", True)])
+def test_deep_unet_any_depth_norm_and_size(num_downs, norm, dropout):
+    config = tuple(random.Random(num_downs).randint(1, 6) for _ in range(num_downs))
+    f = 2 ** num_downs
+    for size in [(f, f), (2 * f, 3 * f)]:
+        hparams = dict(ngf=4, num_downs=num_downs, norm=norm, dropout=dropout, input_nc=1, output_nc=2)
+        assert closed_form_count("deep_unet", config, size, **hparams) == _traced("deep_unet", config, size, **hparams)
 
 
 def test_affine_instance_norm_resnet_by_hand():

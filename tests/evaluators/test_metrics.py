@@ -19,7 +19,8 @@ from imagedata import create_dataset
 from .evaluation_helpers import made_data, one_torch_thread, open_split  # noqa: F401
 
 EXPECTED = {"fid": "minimize", "kid": "minimize", "miou": "maximize", "psnr": "maximize", "ssim": "maximize",
-            "latency": "minimize"}
+            "latency": "minimize", "teacher-psnr": "maximize", "teacher-ssim": "maximize",
+            "teacher-perceptual": "minimize"}
 
 
 def traits(paired: bool = True, classes: int | None = None, ignore: int | None = 255, count: int = 10):

@@ -35,8 +35,10 @@ def sharpness():
 
 def test_search_metrics_are_the_registered_scores_in_registry_order():
     assert search_metrics() == [m for m in list_metrics() if not get_metric(m).cost]
-    assert search_metrics() == ["fid", "kid", "miou", "psnr", "ssim"]  # latency is a cost, not a score
+    teacher = ["teacher-psnr", "teacher-ssim", "teacher-perceptual"]
+    assert search_metrics() == ["fid", "kid", "miou", "psnr", "ssim", *teacher]  # latency is a cost, not a score
     assert metrics_for({}) == ["fid", "kid"]
+    assert metrics_for({}, teacher=True) == ["fid", "kid", *teacher]  # with a teacher recorded
     assert metrics_for({"paired": True}) == ["fid", "kid", "psnr", "ssim"]
     assert metrics_for({"paired": True, "labelled": True}) == ["fid", "kid", "miou", "psnr", "ssim"]
     assert missing_needs("miou", {"paired": True}) == [Need.LABELS.value] and missing_needs("fid", {}) == []

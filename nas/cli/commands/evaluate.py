@@ -1,4 +1,5 @@
-"""``ganas evaluate``: score a generator or a supernet subnet on a dataset split (FID, KID, mIoU, PSNR, SSIM, latency).
+"""``ganas evaluate``: score a generator or a supernet subnet on a dataset split (FID, KID, mIoU, PSNR, SSIM, latency,
+and fidelity to a teacher: teacher-psnr, teacher-ssim, teacher-perceptual with ``--teacher FILE``).
 
 The checkpoint is a ganas generator or supernet checkpoint; ``--config`` picks a subnet of a
 supernet (default: full width). Real-image statistics are cached under ``<workspace>/cache``
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
-from ..arguments import image_size
+from ..arguments import image_size, teacher_state_dict_flags
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,16 +20,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="score a generator or supernet subnet: fid, kid, miou, psnr, ssim, latency",
         description="Evaluate a ganas generator checkpoint (or a supernet at --config) on a dataset split. "
                     "Metrics: fid, kid (feature extractor vs cached real statistics), miou (segmenter on "
-                    "generated images vs label maps), psnr, ssim (vs paired ground truth), latency (batch 1). "
-                    "See docs/evaluation.md.")
+                    "generated images vs label maps), psnr, ssim (vs paired ground truth), latency (batch 1), "
+                    "teacher-psnr, teacher-ssim, teacher-perceptual (vs the outputs of --teacher on the same "
+                    "inputs). See docs/evaluation.md.")
     parser.add_argument("--checkpoint", required=True, type=Path, help="ganas generator or supernet checkpoint")
     parser.add_argument("--config", help="subnet of a supernet, channel numbers joined by '_' (default: full width)")
     parser.add_argument("--data", required=True, type=Path, help="dataset folder")
     parser.add_argument("--split", default="val", help="split to evaluate on: val (default), test, train, train2, ...")
     parser.add_argument("--layout", default="auto", help="aligned, unaligned, labelled or auto (default: detect)")
     parser.add_argument("--direction", default="AtoB", help="AtoB (default) or BtoA")
-    parser.add_argument("--metrics", default="fid", help="comma-separated metrics (default fid): "
-                                                         "fid,kid,miou,psnr,ssim,latency")
+    parser.add_argument("--metrics", default="fid", help="comma-separated metrics (default fid): fid,kid,miou,psnr,"
+                                                         "ssim,latency,teacher-psnr,teacher-ssim,teacher-perceptual")
     parser.add_argument("--size", type=image_size, metavar="H|HxW",
                         help="resize every image to this size (default: keep the files' size, which must be one)")
     parser.add_argument("--extractor", default="inception",
@@ -36,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: $GANAS_INCEPTION_WEIGHTS, then $TORCH_HOME/hub/checkpoints)")
     parser.add_argument("--segmenter", metavar="PATH", help="for miou: a `ganas train segmenter` checkpoint or a "
                                                             "TorchScript segmenter (images -> logits)")
+    parser.add_argument("--teacher", type=Path, metavar="FILE",
+                        help="for teacher-*: the teacher whose outputs to compare with (any teacher file ganas "
+                             "reads: docs/teachers.md)")
+    teacher_state_dict_flags(parser)
+    parser.add_argument("--vgg-weights", metavar="PATH", help="for teacher-perceptual: vgg16-397923af.pth or its "
+                        "folder (default: $GANAS_VGG16_WEIGHTS, then $TORCH_HOME/hub/checkpoints)")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="folder of cached real-image statistics (default: <workspace>/cache)")
     parser.add_argument("--no-cache", action="store_true", help="compute real-image statistics without caching")
@@ -63,6 +72,25 @@ def _cache_dir(args: argparse.Namespace) -> Path | None:
     return Workspace.resolve(args.workspace).cache
 
 
+def _teacher(args: argparse.Namespace):
+    """The ``--teacher`` generator and its identity (file and SHA-256), or (None, None)."""
+    if args.teacher is None:
+        return None, None
+    from evaluators.evaluate import teacher_identity
+    from foundation.hashing import bytes_sha256
+    from supernet.errors import CheckpointError
+    from supernet.foreign import read_key_map
+    from supernet.teachers import TeacherOptions, load_teacher
+
+    if not args.teacher.is_file():
+        raise CheckpointError(f"teacher {args.teacher} does not exist; give the teacher file with --teacher FILE")
+    data = args.teacher.read_bytes()
+    options = TeacherOptions(args.teacher_arch, {"ngf": args.teacher_ngf} if args.teacher_ngf else {},
+                             read_key_map(args.teacher_map) if args.teacher_map is not None else None)
+    loaded = load_teacher(data, str(args.teacher), options)
+    return loaded.generator, teacher_identity(args.teacher.resolve(), bytes_sha256(data))
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from evaluators.evaluate import EvaluationSettings, Evaluator
     from evaluators.metrics import MetricOptions
@@ -82,10 +110,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                   inception_weights=args.inception_weights, segmenter=args.segmenter,
                                   cache_dir=_cache_dir(args), device=args.device, options=options,
                                   progress=not args.quiet)
+    teacher, identity = _teacher(args)
+    settings = replace(settings, teacher=teacher, teacher_identity=identity, vgg_weights=args.vgg_weights)
     evaluator = Evaluator(dataset, args.metrics, settings)
     result = evaluator.evaluate(generator, config)
     if args.grid is not None:
-        write_png(args.grid, evaluator.sample_grid(generator, config))
+        write_png(args.grid, evaluator.sample_grid(generator, config, reference=teacher))
     shown_config = format_config(config if config is not None else generator.config)
     if args.json:
         print(json.dumps({**result.to_json(), "checkpoint": str(args.checkpoint), "arch": generator.arch,

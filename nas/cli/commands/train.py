@@ -108,7 +108,13 @@ def _supernet_parser(commands) -> None:
     om = p.add_argument_group("OMGD")
     om.add_argument("--student-ngf", type=int, default=None, help="static student width (default: the space's ngf)")
     om.add_argument("--eta", type=int, default=4, help="wide teacher width multiplier (default 4)")
-    om.add_argument("--teachers", default="both", choices=["both", "wide", "deep"])
+    om.add_argument("--teachers", default=None, choices=["both", "wide", "deep"],
+                    help="online teachers: wide (ngf x eta), deep, or both (default: both on paired data, wide on "
+                         "unpaired data, as OMGD's CycleGAN recipe)")
+    om.add_argument("--n-dis", type=int, default=4, help="unpaired data: student steps per teacher step, in phases "
+                                                         "(OMGD's n_dis; default 4)")
+    om.add_argument("--teacher-phase", type=int, default=100,
+                    help="unpaired data: teacher steps per phase; then n-dis x as many student steps (default 100)")
     om.add_argument("--perceptual", default="vgg16", choices=["vgg16", "none"],
                     help="vgg16 needs vgg16-397923af.pth; none: SSIM + TV + channel distillation only")
     om.add_argument("--vgg-weights", default=None, help="path of vgg16-397923af.pth")
@@ -175,7 +181,7 @@ def _arch_hparams(arch: str, ngf: int | None, blocks: int | None, norm: str | No
     if ngf is not None:
         hparams["ngf"] = ngf
     if blocks is not None:
-        hparams["num_downs" if entry.family == "unet" else "n_blocks"] = blocks
+        hparams["num_downs" if "num_downs" in entry.parameters() else "n_blocks"] = blocks
     if norm is not None:
         hparams["norm"] = norm
     return hparams
@@ -283,11 +289,8 @@ def _train_supernet(args) -> int:
         path = train_gan_compression(_data(args), teacher, settings, _loop(args), args.out,
                                      args.resume, not args.quiet, args.init_from, args.sort_channels, store_check)
     else:
-        if store_check is not None:
-            store_check()
         from distill.jobs import train_omgd
         from distill.losses import OMGDStudentLoss
-        from distill.omgd import OMGDSettings
 
         if args.space is None and args.student_ngf is None:
             raise CliUsageError("--method omgd needs --space (a supernet) or --student-ngf (one static student)")
@@ -305,11 +308,8 @@ def _train_supernet(args) -> int:
         if args.perceptual == "none":
             print(f"OMGD student loss: --perceptual none, so SSIM (on {'[0, 1]' if ssim_range == 'unit' else '[-1, 1]'}"
                   ") + TV + channel distillation only")
-        settings = OMGDSettings(student_arch=student_arch, student_hparams=hparams, space=args.space,
-                                sampling=args.sampling, eta=args.eta, teachers=args.teachers, student_loss=loss,
-                                gan_mode=args.gan_mode or "hinge", netd=args.netd, ndf=args.ndf,
-                                n_layers_d=args.n_layers_d, lr=args.lr)
-        path = train_omgd(_data(args), settings, _loop(args), args.out, args.resume, not args.quiet)
+        path = train_omgd(_data(args), _omgd_settings(args, student_arch, hparams, loss), _loop(args), args.out,
+                          args.resume, not args.quiet, store_check)
     what = {"supernet.pt": "supernet", "subnet.pt": "static student"}.get(path.name, "stopped early, resume from")
     print(f"{what}: {path}")
     if args.register and path.name.endswith("supernet.pt"):
@@ -320,6 +320,21 @@ def _train_supernet(args) -> int:
             record = register_supernet(store, path, args.name, workspace=workspace)
         print(f"registered supernet {record.name!r} in {workspace.store_label}")
     return 0
+
+
+def _omgd_settings(args, student_arch: str, hparams: dict, loss):
+    """OMGD's settings for the data: pix2pix-style teachers on paired data, CycleGAN teacher pairs on unpaired."""
+    from distill.omgd import OMGDSettings
+    from distill.omgd_unpaired import UnpairedOMGDSettings
+    from imagedata import detect_layout
+
+    common = dict(student_arch=student_arch, student_hparams=hparams, space=args.space, sampling=args.sampling,
+                  eta=args.eta, student_loss=loss, netd=args.netd, ndf=args.ndf, n_layers_d=args.n_layers_d,
+                  lr=args.lr)
+    common.update({k: v for k, v in (("teachers", args.teachers), ("gan_mode", args.gan_mode)) if v is not None})
+    if (args.layout or detect_layout(args.data).layout) == "unaligned":
+        return UnpairedOMGDSettings(**common, n_dis=args.n_dis, teacher_phase=args.teacher_phase)
+    return OMGDSettings(**common)
 
 
 def _finetune(args) -> int:

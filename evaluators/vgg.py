@@ -1,4 +1,6 @@
-"""VGG16 feature extractor in plain PyTorch (torchvision cannot be a dependency), frozen.
+"""VGG16 feature extractor in plain PyTorch (torchvision cannot be a dependency), frozen: a measuring
+instrument shared by OMGD's perceptual and style losses (:mod:`distill.losses`) and the
+``teacher-perceptual`` metric.
 
 Its ``features`` module has torchvision's indices (conv at 0, 2, 5, 7, 10, 12, 14, 17, 19, 21,
 24, 26, 28; ReLU after each; max-pool at 4, 9, 16, 23, 30), so torchvision's state-dict file
@@ -18,10 +20,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from foundation.errors import WeightsFileError
+from foundation.errors import GanasError, WeightsFileError
 from foundation.weights import WeightsSpec, find_weights, read_weights
 
-from .errors import FeatureMismatchError
 
 VGG16_FILENAME = "vgg16-397923af.pth"
 VGG16_ENV_VAR = "GANAS_VGG16_WEIGHTS"
@@ -29,6 +30,12 @@ VGG16_WEIGHTS = WeightsSpec(
     what="VGG16 (torchvision)", file_names=(VGG16_FILENAME,), env_var=VGG16_ENV_VAR, flag="--vgg-weights",
     published_at=("https://download.pytorch.org/models/vgg16-397923af.pth",),
     hint="The OMGD loss with --perceptual none (SSIM + TV + channel distillation) needs no VGG16.")
+
+
+class VGGInputError(GanasError):
+    """Images VGG16 cannot take (not an (N, 3, H, W) RGB batch)."""
+
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision's vgg16 ("D") up to pool4's input: channel counts, "M" = max-pool
@@ -107,7 +114,7 @@ class VGG16FeatureExtractor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> VGGFeatures:
         if x.dim() != 4 or x.shape[1] != 3:
-            raise FeatureMismatchError(f"VGG16 needs (N, 3, H, W) RGB images, got {tuple(x.shape)}")
+            raise VGGInputError(f"VGG16 needs (N, 3, H, W) RGB images, got {tuple(x.shape)}")
         h = self.normalize(x)
         taps, wanted = {}, {index: name for name, index in TAPS.items()}
         for index, layer in enumerate(self.features):  # built up to relu4_3, the last tap
