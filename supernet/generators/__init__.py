@@ -2,6 +2,8 @@
 from .base import ChannelGenerator
 from .deep import DeepResnetGenerator
 from .resnet import MobileResnetGenerator, ResnetGenerator
+from .spade import MobileSpadeGenerator, SpadeGenerator
 from .unet import UnetGenerator
 
-__all__ = ["ChannelGenerator", "DeepResnetGenerator", "ResnetGenerator", "MobileResnetGenerator", "UnetGenerator"]
+__all__ = ["ChannelGenerator", "DeepResnetGenerator", "ResnetGenerator", "MobileResnetGenerator", "UnetGenerator",
+           "SpadeGenerator", "MobileSpadeGenerator"]
