@@ -56,7 +56,7 @@ class SpadeNetwork(nn.Module):
         return [getattr(self, name) for name in TRUNK_BLOCKS] + self.up_blocks()
 
     def forward(self, seg: torch.Tensor) -> torch.Tensor:
-        height, width = seg.shape[2] >> self.num_up, seg.shape[3] >> self.num_up
+        height, width = seg.shape[2] // 2 ** self.num_up, seg.shape[3] // 2 ** self.num_up
         x = self.fc(F.interpolate(seg, size=(height, width)))
         x = self.head_0(x, seg)
         x = self.G_middle_0(self.up(x), seg)

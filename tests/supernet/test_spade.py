@@ -154,3 +154,19 @@ def test_a_config_wider_than_the_supernet_is_refused():
 def test_bad_spade_options(hparams, message):
     with pytest.raises(ArchitectureError, match=message):
         create_generator("spade", ngf=4, **hparams)
+
+
+def test_an_extracted_subnet_exports_and_its_program_computes_the_same(tmp_path):
+    from supernet.export import export_generator, read_export_metadata
+
+    torch.manual_seed(0)
+    supernet = create_generator("mobile_spade", elastic=True, input_nc=6, ngf=8)
+    _trained_statistics(supernet, 6)
+    subnet = extract_subnet(supernet, (4, 6, 8, 2, 5, 3, 8, 1)).eval()
+    path = export_generator(subnet, tmp_path / "subnet.pt2", "pt2", (64, 64))
+    seg = one_hot_labels(5, 64, 64, seed=7)
+    with torch.no_grad():
+        expected = subnet(seg)
+        got = torch.export.load(path).module()(seg)
+    assert (got - expected).abs().max() <= 1e-5 and expected.std() > 0.01
+    assert read_export_metadata(path, "pt2")["input_shape"] == [1, 6, 64, 64]
