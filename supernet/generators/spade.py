@@ -142,8 +142,8 @@ class SpadeGenerator(ChannelGenerator):
                 layer.active_out = width
 
     def distill_layer_names(self) -> list[str]:
-        """GAN Compression's distilled SPADE layers: the outputs of G_middle_1 and up_0 .. up_2."""
-        return ["model.G_middle_1", "model.up_0", "model.up_1", "model.up_2"]
+        """GAN Compression's distilled SPADE layers (its ``mapping_layers``): head_0, G_middle_1 and up_1."""
+        return ["model.head_0", "model.G_middle_1", "model.up_1"]
 
     @torch.no_grad()
     def without_spectral_norm(self) -> "SpadeGenerator":
