@@ -115,8 +115,8 @@ def _keeps_stats(candidate: Candidate) -> bool:
 
 def _assumed(candidate: Candidate, fixed: Mapping[str, Any] | None) -> tuple[str, ...]:
     """The family's notes on hyper-parameters its tensors cannot tell (SPADE's normal vs more)."""
-    return get_family_shape(get_architecture(candidate.arch).family).assumed(candidate.hparams, {k: v for k, v in (fixed or {}).items()
-                                                                if v is not None})
+    given = {k: v for k, v in (fixed or {}).items() if v is not None}
+    return get_family_shape(get_architecture(candidate.arch).family).assumed(candidate.hparams, given)
 
 
 def _candidates(layers, source: str, arch: str | None, hparams: Mapping[str, Any] | None

@@ -248,7 +248,10 @@ def candidates(layers: list[Layer], arch: str | None = None, fixed: Mapping[str,
                                   f"knows {', '.join(list_family_shapes())}") from None
         inferred, why = shape.infer(conv_weights(layers))
         if why is None and (contradiction := shape.contradiction(inferred, fixed)):
-            raise CheckpointError(contradiction)
+            if arch is not None:  # the user named the family: say what its tensors hold
+                raise CheckpointError(contradiction)
+            excluded.append(f"{name}: {contradiction}")
+            continue
         base = {**inferred, **entry.defaults, **fixed}
         if not all(k in base for k in ("ngf", "input_nc", "output_nc", shape.depth)):
             excluded.append(f"{name}: {why}")
