@@ -142,8 +142,7 @@ def _spade(convs_per_norm: int) -> Callable[[list[Shape]], tuple[dict, str | Non
         if not convs or convs[0][0] % 16:
             return {}, "the first conv's output is not 16 x ngf (SPADE's fc)"
         found = {"ngf": convs[0][0] // 16, "input_nc": convs[0][1], "output_nc": convs[-1][0]}
-        hidden = next((c[0] for c in convs[1:] if c[1] == found["input_nc"]), None)  # the first mlp_shared
-        found["nhidden"] = None if hidden == 2 * found["ngf"] else hidden
+        found["nhidden"] = next((c[0] for c in convs[1:] if c[1] == found["input_nc"]), None)  # first mlp_shared
         for depth, norms in SPADE_NORMS.items():
             if len(convs) in (2 + convs_per_norm * norms, 2 + (convs_per_norm + 1) * norms):
                 return {**found, "num_upsampling_layers": depth}, None

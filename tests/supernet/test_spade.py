@@ -170,3 +170,46 @@ def test_an_extracted_subnet_exports_and_its_program_computes_the_same(tmp_path)
         got = torch.export.load(path).module()(seg)
     assert (got - expected).abs().max() <= 1e-5 and expected.std() > 0.01
     assert read_export_metadata(path, "pt2")["input_shape"] == [1, 6, 64, 64]
+
+
+@pytest.mark.parametrize("arch, hparams", [("mobile_spade", {}), ("mobile_spade", dict(param_free_norm="instance")),
+                                           ("spade", dict(spectral=False))])
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_channel_sorting_keeps_the_full_network_and_orders_every_group(arch, hparams, train_mode):
+    import copy
+
+    from supernet.sorting import channel_groups, group_importance, sort_channels
+
+    torch.manual_seed(0)
+    supernet = create_generator(arch, elastic=True, input_nc=6, ngf=4, **hparams)
+    with torch.no_grad():
+        for p in supernet.parameters():  # spread filter norms so that sorting really moves channels
+            p.mul_(torch.rand_like(p) * 2)
+    _trained_statistics(supernet, 6)
+    groups = channel_groups(supernet)
+    for position, (slots, hidden) in enumerate(zip(supernet.slot_layers(), supernet.hidden_layers())):
+        if supernet.nhidden is not None:  # fixed hidden widths are sorted too, though no position slices them
+            hidden = [n.mlp_shared[0] for n in supernet.model.blocks()[position - 1].norms()] if position else []
+        producers = {id(p) for group in groups if group.position == position for p in group.producers}
+        assert {id(m) for m in slots + hidden} == producers, position  # every elastic layer, and only those
+    sorted_net = copy.deepcopy(supernet)
+    sort_channels(sorted_net)
+    assert any(not torch.equal(a, b) for a, b in zip(supernet.state_dict().values(),
+                                                     sorted_net.state_dict().values()))  # channels moved
+    seg = torch.cat([one_hot_labels(5, 64, 64, seed=8)] * 2)
+    with torch.no_grad():
+        expected = supernet.train(train_mode)(seg)
+        assert (sorted_net.train(train_mode)(seg) - expected).abs().max() <= 1e-4
+    for group in channel_groups(sorted_net):
+        importance = group_importance(group)
+        assert (importance[1:] <= importance[:-1] + 1e-5).all(), group.name
+
+
+def test_a_spade_of_twice_ngf_hidden_channels_loads_as_gan_compression_builds_it():
+    """GAN Compression's SPADE teachers have ngf * 2 hidden SPADE channels, not NVlabs's fixed 128."""
+    state = nvlabs_state_dict(5, 2, nhidden=4, seed=6)
+    generator = import_plain(state, "x", "spade").generator.eval()
+    assert generator.nhidden == 4
+    seg = one_hot_labels(4, 64, 64, seed=9)
+    with torch.no_grad():
+        assert (generator(seg) - nvlabs_forward(state, seg)).abs().max() <= 1e-5
