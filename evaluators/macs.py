@@ -95,7 +95,8 @@ def _norm_rule(used: dict[nn.Module, int]) -> Rule:
 
 
 def _modulation_rule(m: nn.Module, x: tuple, y: torch.Tensor) -> None:
-    """SPADE's ``normalized * (1 + gamma) + beta``: an affine norm with per-pixel scale and shift, one MAC per element."""
+    """SPADE's ``normalized * (1 + gamma) + beta``: an affine norm with per-pixel scale and shift, one MAC
+    per element."""
     m.total_ops += y.numel()
 
 

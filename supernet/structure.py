@@ -132,7 +132,8 @@ _RESNET_HIDDEN = tuple({"dropout": d, "padding_type": p} for p in ("reflect", "z
 
 # -- SPADE: NVlabs's layout, read off the 4-D 'weight' tensors (spectral-norm convs keep 'weight_orig' instead)
 SPADE_NORMS = {"normal": 18, "most": 21}  # SPADE layers: 3 trunk blocks x 2 + 4 (5) up blocks x 3
-SPADE_HIDDEN = tuple({"spectral": sn, "param_free_norm": norm} for sn in (True, False) for norm in ("batch", "instance"))
+SPADE_HIDDEN = tuple({"spectral": sn, "param_free_norm": norm} for sn in (True, False)
+                     for norm in ("batch", "instance"))
 
 
 def _spade(convs_per_norm: int) -> Callable[[list[Shape]], tuple[dict, str | None]]:
