@@ -7,6 +7,7 @@ their ratio. A shape-only trace on the meta device is shown too: the cost of tra
 arithmetic. Timings are medians over repeats; the ratio is what matters on a shared machine.
 
     python bench/bench_macs.py [--size 256] [--repeats 3] [--threads N]
+    python bench/bench_macs.py --published     # the counts next to the papers' figures, no timing
 """
 from __future__ import annotations
 
@@ -45,6 +46,45 @@ CASES = (
     Case("U-Net 256, full width", "unet", None, {}),
     Case("U-Net 256 16_24_32_48_64_48_32_16", "unet", (16, 24, 32, 48, 64, 48, 32, 16), {}),
 )
+
+
+@dataclass(frozen=True)
+class Published:
+    """A figure a paper or its code release states, and the ganas count it corresponds to."""
+
+    name: str
+    arch: str
+    config: tuple[int, ...] | None
+    hparams: dict
+    size: tuple[int, int]
+    macs: str  # as published
+    params: str
+
+
+CITYSCAPES = dict(input_nc=36, num_upsampling_layers="more")  # 35 labels + instance edges, NVlabs's Cityscapes setting
+PUBLISHED = (
+    Published("CycleGAN ResNet (GAN Compression, OMGD)", "resnet", None, {}, (256, 256), "56.8G", "11.4M"),
+    Published("GauGAN, Cityscapes 256x512 (GAN Compression)", "spade", None, CITYSCAPES, (256, 512), "281G", "93.0M"),
+    Published("GauGAN, COCO-Stuff 256x256 (GAN Compression)", "spade", None, dict(input_nc=184), (256, 256), "191G",
+              "97.5M"),
+    Published("GAN Compression's GauGAN subnet 32_32_48_32_32_32_32_24, ngf-48 supernet, Cityscapes",
+              "mobile_spade", (32, 32, 48, 32, 32, 32, 32, 24), {"ngf": 48, **CITYSCAPES}, (256, 512), "31.7G",
+              "20.4M"),
+)
+
+
+def published_table() -> None:
+    """ganas's counts (closed form, checked against a meta-device trace) next to the published figures."""
+    print("| network | MACs | published | params | published |")
+    print("|---|---:|---:|---:|---:|")
+    for case in PUBLISHED:
+        count = closed_form_count(case.arch, case.config, case.size, **case.hparams)
+        with torch.device("meta"):
+            traced = count_macs(create_generator(case.arch, config=case.config, **case.hparams), case.size)
+        if traced != count:
+            raise SystemExit(f"{case.name}: closed form {count} != trace {traced}")
+        print(f"| {case.name} | {count.macs / 1e9:.2f}G | {case.macs} | {count.params / 1e6:.2f}M | {case.params} |",
+              flush=True)
 
 
 @dataclass(frozen=True)
@@ -101,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=image_size, default=(256, 256), metavar="H|HxW")
     parser.add_argument("--repeats", type=int, default=3, help="timed traces per config (median)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--published", action="store_true",
+                        help="only the counts of the published networks next to their figures (no timing)")
     args = parser.parse_args(argv)
+    if args.published:
+        published_table()
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     count_macs(create_generator("resnet", ngf=4, n_blocks=1), (8, 8))  # warm-up: imports, first-call costs

@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence
 
 from foundation.registry import Registry
 from supernet.errors import ArchitectureError, ConfigError, InputSizeError
+from supernet.generators.spade import UPSAMPLING
+from supernet.generators.spade_blocks import PARAM_FREE_NORMS
 from supernet.layers import PADDINGS
 from supernet.norms import get_norm, resolve_conv_bias
 from supernet.registry import get_architecture
@@ -34,6 +36,10 @@ class FamilyFormula:
     downsample_factor: Callable[[Hparams], int]
     count: Callable[[Hparams, Config, int, int], MacsCount]  # (hparams, config, height, width)
     check: Callable[[Hparams], None] = lambda hp: None
+    full_config: Callable[[Hparams], Config] | None = None  # the full-width config; None: ngf at every position
+
+    def default_config(self, hp: Hparams) -> Config:
+        return self.full_config(hp) if self.full_config is not None else (hp["ngf"],) * self.positions(hp)
 
 
 _FORMULAS: Registry[FamilyFormula] = Registry("architecture family with a closed-form MACs count", ArchitectureError,
@@ -182,6 +188,84 @@ register_closed_form("deep_unet", FamilyFormula(
     count=lambda hp, c, h, w: _unet_count(hp, c, h, w, stage_blocks=2), **_UNET))
 
 
+# -- SPADE family ---------------------------------------------------------------------------------------
+
+def _check_spade(hp: Hparams) -> None:
+    if hp["num_upsampling_layers"] not in UPSAMPLING:
+        raise ArchitectureError(f"unknown num_upsampling_layers {hp['num_upsampling_layers']!r}; choose one of "
+                                f"{', '.join(UPSAMPLING)}")
+    if hp["param_free_norm"] not in PARAM_FREE_NORMS:
+        raise ArchitectureError(f"unknown SPADE parameter-free norm {hp['param_free_norm']!r}; choose one of "
+                                f"{', '.join(PARAM_FREE_NORMS)}")
+    if hp["nhidden"] is not None and (not isinstance(hp["nhidden"], int) or hp["nhidden"] <= 0):
+        raise ArchitectureError(f"nhidden must be a positive integer or null (got {hp['nhidden']!r})")
+
+
+def _spade_most(hp: Hparams) -> bool:
+    return hp["num_upsampling_layers"] == "most"
+
+
+class _Tally:
+    """MACs and parameters summed layer by layer (SPADE has too many kinds of layer for one expression)."""
+
+    def __init__(self):
+        self.macs = self.params = 0
+
+    def conv(self, cin: int, cout: int, kernel: int, area: int, bias: bool = True) -> None:
+        self.macs += area * cout * cin * kernel * kernel
+        self.params += cout * cin * kernel * kernel + bias * cout
+
+    def separable(self, cin: int, cout: int, area: int) -> None:
+        """depthwise 3x3 -> InstanceNorm (not affine: free) -> pointwise 1x1, both with a bias."""
+        self.macs += area * cin * 9 + area * cin * cout
+        self.params += cin * 9 + cin + cin * cout + cout
+
+    def spade(self, labels: int, norm_nc: int, hidden: int, area: int, mobile: bool) -> None:
+        """Parameter-free norm (free), shared conv, gamma and beta convs, the modulation (1 MAC per element)."""
+        self.conv(labels, hidden, 3, area)
+        for _ in range(2):
+            self.separable(hidden, norm_nc, area) if mobile else self.conv(hidden, norm_nc, 3, area)
+        self.macs += area * norm_nc
+
+
+def _spade_count(hp: Hparams, config: Config, height: int, width: int, mobile: bool = False) -> MacsCount:
+    """fc, three trunk SPADE blocks, four (five for 'most') up blocks with learned shortcuts, conv_img."""
+    n_up, labels = UPSAMPLING[hp["num_upsampling_layers"]], hp["input_nc"]
+    widths = [c * m for c, m in zip(config, (16, 16, 16, 16, 8, 4, 2, 1, 1))]
+    hidden = [hp["nhidden"] or 2 * c for c in config]
+    tally, trunk = _Tally(), widths[0]
+    area = (height >> n_up) * (width >> n_up)
+    tally.conv(labels, trunk, 3, area)
+    for position in (1, 2, 3):  # head_0, G_middle_0, G_middle_1: trunk -> hidden width -> trunk
+        if position == 2 or (position == 3 and n_up > 5):
+            area *= 4
+        middle = widths[position]
+        tally.spade(labels, trunk, hidden[position], area, mobile)
+        tally.conv(trunk, middle, 3, area)
+        tally.spade(labels, middle, hidden[position], area, mobile)
+        tally.conv(middle, trunk, 3, area)
+    fin = trunk
+    for position in range(4, len(config)):  # up_0 .. up_3 (up_4): fin -> width, and a learned 1x1 shortcut
+        area *= 4
+        fout = widths[position]
+        for norm_nc in (fin, fout, fin):  # norm_0, norm_1, norm_s
+            tally.spade(labels, norm_nc, hidden[position], area, mobile)
+        tally.conv(fin, fout, 3, area)
+        tally.conv(fout, fout, 3, area)
+        tally.conv(fin, fout, 1, area, bias=False)
+        fin = fout
+    tally.conv(fin, hp["output_nc"], 3, area)
+    return MacsCount(tally.macs, tally.params)
+
+
+_SPADE = dict(positions=lambda hp: 9 if _spade_most(hp) else 8,
+              downsample_factor=lambda hp: 2 ** UPSAMPLING[hp["num_upsampling_layers"]], check=_check_spade,
+              full_config=lambda hp: (hp["ngf"],) * 8 + ((max(1, hp["ngf"] // 2),) if _spade_most(hp) else ()))
+register_closed_form("spade", FamilyFormula(count=_spade_count, **_SPADE))
+register_closed_form("mobile_spade", FamilyFormula(
+    count=lambda hp, c, h, w: _spade_count(hp, c, h, w, mobile=True), **_SPADE))
+
+
 # -- resolution of architecture, hyper-parameters, config and size -------------------------------------
 
 @functools.lru_cache(maxsize=None)
@@ -206,8 +290,9 @@ def resolve_hparams(arch: str, hparams: dict[str, Any]) -> tuple[FamilyFormula, 
     for key in ("input_nc", "output_nc", "ngf"):
         if not isinstance(resolved[key], int) or resolved[key] <= 0:
             raise ArchitectureError(f"{key} must be a positive integer (got {resolved[key]!r})")
-    get_norm(resolved["norm"])  # an unknown name lists the registered ones
-    if resolved["conv_bias"] not in (None, True, False):
+    if "norm" in resolved:  # families with ganas's norm variants (SPADE's norm is its own)
+        get_norm(resolved["norm"])  # an unknown name lists the registered ones
+    if resolved.get("conv_bias") not in (None, True, False):
         raise ArchitectureError(f"conv_bias must be true, false or null (got {resolved['conv_bias']!r})")
     formula.check(resolved)
     return formula, resolved
@@ -216,7 +301,7 @@ def resolve_hparams(arch: str, hparams: dict[str, Any]) -> tuple[FamilyFormula, 
 def _config(arch: str, formula: FamilyFormula, hp: Hparams, config: Sequence[int] | None) -> Config:
     positions = formula.positions(hp)
     if config is None:
-        return (hp["ngf"],) * positions
+        return formula.default_config(hp)
     config = tuple(config)
     if len(config) != positions:
         raise ConfigError(f"{arch} takes {positions} channel numbers, got {len(config)} ({config})")

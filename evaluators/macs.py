@@ -6,7 +6,8 @@ The papers' convention (GAN Compression, OMGD), which thop's defaults do not fol
 * transposed conv: counted the same way on the OUTPUT side (thop 2.x counts the input side,
   4x fewer for stride 2; the published 56.8G needs the output side);
 * norm layers: one MAC per element only when affine (thop charges 2 per element, 4 when
-  affine, even for the non-affine InstanceNorm of CycleGAN's generator);
+  affine, even for the non-affine InstanceNorm of CycleGAN's generator); SPADE's modulation
+  ``x * (1 + gamma) + beta`` is an affine norm with per-pixel scale and shift: one per element;
 * activations, padding, additions and concatenation: 0.
 
 The rules also read the widths actually used, so an elastic supernet run at a config is
@@ -93,12 +94,21 @@ def _norm_rule(used: dict[nn.Module, int]) -> Rule:
     return rule
 
 
+def _modulation_rule(m: nn.Module, x: tuple, y: torch.Tensor) -> None:
+    """SPADE's ``normalized * (1 + gamma) + beta``: an affine norm with per-pixel scale and shift, one MAC
+    per element."""
+    m.total_ops += y.numel()
+
+
 def counting_rules(used: dict[nn.Module, int]) -> dict[type, Rule]:
     """thop ``custom_ops`` for the papers' convention; subclasses (elastic layers) inherit them via MRO."""
+    from supernet.generators.spade_blocks import SpadeModulation
+
     conv, conv_t, norm = _conv_rule(used), _conv_transpose_rule(used), _norm_rule(used)
     rules: dict[type, Rule] = {nn.Conv1d: conv, nn.Conv2d: conv, nn.Conv3d: conv,
                                nn.ConvTranspose1d: conv_t, nn.ConvTranspose2d: conv_t, nn.ConvTranspose3d: conv_t,
-                               nn.modules.batchnorm._NormBase: norm, nn.GroupNorm: norm, nn.LayerNorm: norm}
+                               nn.modules.batchnorm._NormBase: norm, nn.GroupNorm: norm, nn.LayerNorm: norm,
+                               SpadeModulation: _modulation_rule}
     return rules
 
 

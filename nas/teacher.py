@@ -125,9 +125,22 @@ def describe_teacher(path: str | Path, size: Sequence[int], reference_arch: str 
     from evaluators.closed_form import closed_form_count
 
     generator, imported = loaded.generator, loaded.imported
+    _check_channels(generator, str(path), input_nc, output_nc)
     count = closed_form_count(generator.arch, tuple(generator.config), (height, width), **generator.hparams())
     return TeacherInfo(str(path), sha, generator.arch, dict(generator.hparams()), imported and imported.arch,
                        count.macs, count.params, (height, width), imported and imported.key_map, loaded.kind)
+
+
+def _check_channels(generator, source: str, input_nc: int | None, output_nc: int | None) -> None:
+    """A state-dict teacher must map the supernet's input channels to its output channels."""
+    for side, want in (("input", input_nc), ("output", output_nc)):
+        have = getattr(generator, f"{side}_nc", None)
+        if want is not None and have is not None and have != want:
+            what = (" (a one-hot label map: the labels, + dontcare, + the instance edge channel, as SPADE's "
+                    "--label-nc, --contain-dontcare and --no-instance set it)"
+                    if side == "input" and generator.takes_label_maps else "")
+            raise CheckpointError(f"teacher {source} takes {have} {side} channels{what}; the supernet {want}: give "
+                                  "the teacher trained on the supernet's data")
 
 
 def _program_count(program, source: str, size: tuple[int, int], input_nc: int | None, output_nc: int | None):

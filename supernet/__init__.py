@@ -19,6 +19,7 @@ _EXPORTS = {
     "import_generator": "foreign", "read_key_map": "foreign", "write_key_map": "foreign",
     "get_norm": "norms", "list_norms": "norms",
     "load_teacher": "teachers", "list_teacher_kinds": "teachers", "ProgramGenerator": "programs",
+    "recalibrate_batchnorm": "calibration",
     "export_generator": "export", "verify_export": "export", "list_formats": "export",
 }
 

@@ -114,7 +114,10 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
         training = self.training or not self.track_running_stats
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
-        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.momentum is not None:
+            momentum = self.momentum
+        else:  # a cumulative average, as BatchNorm2d's (BatchNorm recalibration sets it)
+            momentum = 1.0 / float(self.num_batches_tracked) if self.training and self.track_running_stats else 0.0
         return F.batch_norm(
             x,
             self.running_mean[:c] if self.running_mean is not None else None,

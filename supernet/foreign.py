@@ -22,9 +22,9 @@ from foundation.tensorfiles import natural_key
 
 from .errors import CheckpointError
 from .generators import ChannelGenerator
-from .registry import create_generator
+from .registry import create_generator, get_architecture
 from .structure import OPTIONAL, Candidate, Fit, best, candidates, describe_generator, fit_by_name, fit_by_order, \
-    layers_of
+    get_family_shape, layers_of
 from .wrappers import unwrap_state_dict
 
 MAP_FORMAT = "ganas.teacher-map/1"
@@ -90,19 +90,33 @@ def import_generator(saved: Any, source: str, arch: str | None = None, hparams: 
     unwrapped = unwrap_state_dict(saved, source)
     if key_map is not None:
         return _by_mapping(unwrapped.state, source, arch, hparams, key_map, unwrapped.notes)
-    layers = layers_of(unwrapped.state)
-    left_out = {key: None for layer in layers if layer.is_stats_only for key in map(layer.key, dict(layer.tensors))}
-    layers = [layer for layer in layers if not layer.is_stats_only]
+    every_layer = layers_of(unwrapped.state)
+    layers = [layer for layer in every_layer if not layer.is_stats_only]
     found, excluded = _candidates(layers, source, arch, hparams)
-    fit = best([_fit(lambda c: fit_by_order(layers, c), c) for c in found], source, excluded)
+    fit = best([_fit(lambda c: fit_by_order(every_layer if _keeps_stats(c) else layers, c), c) for c in found],
+               source, excluded)
+    left_out = {} if _keeps_stats(fit.candidate) else {
+        key: None for layer in every_layer if layer.is_stats_only for key in map(layer.key, dict(layer.tensors))}
     renamed = {new: unwrapped.state[old] for old, new in fit.pairs}
     generator = _load(fit.candidate, renamed, source)
     as_is = all(old == new for old, new in fit.pairs)
     key_map_used = None if as_is and not left_out else {**dict(fit.pairs), **left_out}
     notes = unwrapped.notes + ((f"{len(left_out)} InstanceNorm running statistics left out, as PyTorch >= 0.4 "
-                                "keeps none",) if left_out else ())
+                                "keeps none",) if left_out else ()) + _assumed(fit.candidate, hparams)
     return ImportedGenerator(generator, fit.candidate.arch, dict(fit.candidate.hparams), key_map_used,
                              "as is" if as_is else "by structure", notes)
+
+
+def _keeps_stats(candidate: Candidate) -> bool:
+    """Whether layers of running statistics alone are the candidate's own (SPADE's parameter-free BatchNorm),
+    not a pre-0.4 InstanceNorm's to leave out."""
+    return get_family_shape(get_architecture(candidate.arch).family).stats_only_norms
+
+
+def _assumed(candidate: Candidate, fixed: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The family's notes on hyper-parameters its tensors cannot tell (SPADE's normal vs more)."""
+    given = {k: v for k, v in (fixed or {}).items() if v is not None}
+    return get_family_shape(get_architecture(candidate.arch).family).assumed(candidate.hparams, given)
 
 
 def _candidates(layers, source: str, arch: str | None, hparams: Mapping[str, Any] | None

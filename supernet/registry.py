@@ -9,7 +9,7 @@ from foundation.registry import Registry
 
 from .errors import ArchitectureError
 from .generators import (ChannelGenerator, DeepResnetGenerator, DeepUnetGenerator, MobileResnetGenerator,
-                         ResnetGenerator, UnetGenerator)
+                         MobileSpadeGenerator, ResnetGenerator, SpadeGenerator, UnetGenerator)
 
 
 @dataclass(frozen=True)
@@ -68,5 +68,10 @@ for _entry in (
                       {"num_downs": 8}, "unet256-channels-64"),
     ArchitectureEntry("unet_128", UnetGenerator, "pix2pix U-Net with 7 levels", {"num_downs": 7},
                       "unet128-channels-64"),
+    ArchitectureEntry("spade", SpadeGenerator, "GauGAN / NVlabs SPADE generator (spectral norm, 128 SPADE hidden "
+                                               "channels), one-hot label map in"),
+    ArchitectureEntry("mobile_spade", MobileSpadeGenerator,
+                      "GAN Compression mobile SPADE (separable gamma/beta convs, hidden = 2 x config)",
+                      default_space="spade-channels-48"),
 ):
     register_architecture(_entry)

@@ -20,8 +20,11 @@ from torch import nn
 from foundation.registry import Registry
 
 from .errors import ArchitectureError
-from .generators import ChannelGenerator, MobileResnetGenerator, ResnetGenerator, UnetGenerator
+from .generators import (ChannelGenerator, MobileResnetGenerator, MobileSpadeGenerator, ResnetGenerator,
+                         SpadeGenerator, UnetGenerator)
 from .generators.resnet import block_groups
+from .generators.spade import TRUNK_BLOCKS
+from .generators.spade_blocks import Spade
 from .layers import SeparableConv2d
 
 NORM_TYPES = (nn.BatchNorm2d, nn.InstanceNorm2d)
@@ -205,6 +208,56 @@ def unet_groups(g: UnetGenerator) -> list[ChannelGroup]:
         if i > 0:
             groups.append(ChannelGroup(f"level{i}.up", i - 1, [ups[i]], _norm_after(block.model, ups[i]),
                                        [Consumer(ups[i - 1], half=1)]))
+    return groups
+
+
+def _spade_hidden_group(norm: Spade, name: str, position: int) -> ChannelGroup:
+    """A SPADE layer's shared conv outputs, read by its gamma and beta convs (through the depthwise convs and
+    their InstanceNorm when separable)."""
+    readers, carriers = [], []
+    for conv in (norm.mlp_gamma, norm.mlp_beta):
+        if isinstance(conv, SeparableConv2d):
+            carriers += [conv.conv[0], conv.conv[1]]
+            conv = conv.conv[2]
+        readers.append(Consumer(conv))
+    return ChannelGroup(f"{name}.hidden", position, [norm.mlp_shared[0]], carriers, readers)
+
+
+@register_group_builder(SpadeGenerator.arch, MobileSpadeGenerator.arch)
+def spade_groups(g: SpadeGenerator) -> list[ChannelGroup]:
+    """The trunk (fc and every trunk block's conv_1, added together), each block's middle channels (conv_0 ->
+    conv_1), each up block's output (conv_1 + conv_s) and each SPADE layer's hidden channels. The gamma and
+    beta convs of the SPADE layers normalising a group write one value per channel of it: producers too, with
+    the parameter-free norm's running statistics as carriers."""
+    net = g.model
+    names = [name for name, _ in net.named_children() if name in TRUNK_BLOCKS or name.startswith("up_")]
+    blocks = dict(zip(names, net.blocks()))
+
+    def modulated(norms: list[Spade]) -> tuple[list[nn.Module], list[nn.Module]]:
+        return [c for n in norms for c in n.output_convs()], [n.param_free_norm for n in norms]
+
+    groups, readers = [], []
+    first_up = blocks["up_0"]
+    writers, stats = modulated([blocks[n].norm_0 for n in TRUNK_BLOCKS] + [first_up.norm_0, first_up.norm_s])
+    trunk_writers = [net.fc] + [blocks[n].conv_1 for n in TRUNK_BLOCKS]
+    readers = [Consumer(blocks[n].conv_0) for n in TRUNK_BLOCKS] + [Consumer(first_up.conv_0),
+                                                                    Consumer(first_up.conv_s)]
+    groups.append(ChannelGroup("trunk", 0, trunk_writers + writers, stats, readers))
+    for position, (name, block) in enumerate(blocks.items(), start=1):
+        writers, stats = modulated([block.norm_1])
+        groups.append(ChannelGroup(f"{name}.middle", position, [block.conv_0] + writers, stats,
+                                   [Consumer(block.conv_1)]))
+        groups += [_spade_hidden_group(norm, f"{name}.{label}", position)
+                   for norm, label in zip(block.norms(), ("norm_0", "norm_1", "norm_s"))]
+        if block.learned_shortcut:  # an up block's output: read by the next up block, or by conv_img
+            following = blocks.get(f"up_{position - 3}")
+            if following is None:
+                writers, stats, readers = [], [], [Consumer(net.conv_img)]
+            else:
+                writers, stats = modulated([following.norm_0, following.norm_s])
+                readers = [Consumer(following.conv_0), Consumer(following.conv_s)]
+            groups.append(ChannelGroup(f"{name}.out", position, [block.conv_1, block.conv_s] + writers, stats,
+                                       readers))
     return groups
 
 

@@ -1,4 +1,4 @@
-"""The registered search spaces: GAN Compression's for the ResNet family, and U-Net ones."""
+"""The registered search spaces: GAN Compression's for the ResNet and SPADE families, and U-Net ones."""
 from __future__ import annotations
 
 from foundation.registry import Registry
@@ -34,7 +34,21 @@ _unet("unet128-channels-64", 7, (64, 48, 32, 24, 16), "ganas: U-Net 128 (7 level
 _unet("unet64-channels-32", 6, (32, 24, 16, 8), "ganas: U-Net 64 (6 levels), for small images")
 _unet("unet32-channels-16", 5, (16, 12, 8), "ganas: U-Net 32 (5 levels), for tiny images and tests")
 
-TEACHER_FAMILIES = {"resnet": "resnet", "mobile_resnet": "resnet", "unet": "unet"}  # teacher arch -> space family
+SPADE_POSITIONS = ("fc", "head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3")
+
+
+def _spade(name: str, choices: list[tuple[int, ...]], description: str) -> None:
+    register_space(ChannelSearchSpace(f"spade-{name}", "spade", tuple(choices), SPADE_POSITIONS, description,
+                                      architecture="mobile_spade"))
+
+
+# GAN Compression's configs/spade_configs.py, under its names prefixed with spade- (channels-48 is a ResNet space)
+_spade("channels-48", [(48, 40, 32)] * 5 + [(48, 40, 32, 24)] * 3, "GAN Compression, GauGAN ngf-48 supernets")
+_spade("channels-64", [(64, 48, 40, 32)] * 5 + [(64, 48, 40, 32, 24)] * 3, "GAN Compression, GauGAN ngf-64 supernets")
+_spade("channels-64-coco", [(64, 48, 40, 32, 24)] * 8, "GAN Compression, GauGAN on COCO-Stuff (5^8 subnets)")
+
+TEACHER_FAMILIES = {"resnet": "resnet", "mobile_resnet": "resnet", "unet": "unet",  # teacher arch -> space family
+                    "spade": "spade", "mobile_spade": "spade"}
 
 
 def space_for_teacher(arch: str, hparams: dict) -> ChannelSearchSpace:

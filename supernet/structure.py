@@ -92,6 +92,12 @@ class FamilyShape:
     depth: str
     infer: Callable[[list[Shape]], tuple[dict, str | None]]
     hidden: tuple[dict, ...] = ({},)
+    norm_variants: bool = True  # whether the family takes ganas's norm and conv_bias (tried in turn)
+    stats_only_norms: bool = False  # layers of running statistics alone are its own (not a pre-0.4 InstanceNorm's)
+    contradiction: Callable[[dict, Mapping[str, Any]], str | None] = lambda inferred, fixed: None
+    """What is wrong when a given hyper-parameter contradicts what the tensors say, said in the family's terms."""
+    assumed: Callable[[dict, Mapping[str, Any]], tuple[str, ...]] = lambda hparams, fixed: ()
+    """Notes for the import report: hyper-parameters the tensors cannot tell, taken as a default."""
 
 
 _FAMILIES: Registry[FamilyShape] = Registry("generator family with a structural import", CheckpointError,
@@ -124,9 +130,56 @@ def _unet(convs: list[Shape]) -> tuple[dict, str | None]:
 # dropout and zero padding (a conv's own padding instead of a pad layer) move a ResNet block's module indices
 _RESNET_HIDDEN = tuple({"dropout": d, "padding_type": p} for p in ("reflect", "zero") for d in (0.0, 0.5))
 
+# -- SPADE: NVlabs's layout, read off the 4-D 'weight' tensors (spectral-norm convs keep 'weight_orig' instead)
+SPADE_NORMS = {"normal": 18, "most": 21}  # SPADE layers: 3 trunk blocks x 2 + 4 (5) up blocks x 3
+SPADE_HIDDEN = tuple({"spectral": sn, "param_free_norm": norm} for sn in (True, False)
+                     for norm in ("batch", "instance"))
+
+
+def _spade(convs_per_norm: int) -> Callable[[list[Shape]], tuple[dict, str | None]]:
+    """fc (16 ngf, labels, 3, 3) first, conv_img last; the count of 4-D weights tells 'most' (an up_4 block)
+    from the others, with or without spectral norm (block convs then hold weight_orig); 'more' leaves no trace."""
+    def infer(convs: list[Shape]) -> tuple[dict, str | None]:
+        if not convs or convs[0][0] % 16:
+            return {}, "the first conv's output is not 16 x ngf (SPADE's fc)"
+        found = {"ngf": convs[0][0] // 16, "input_nc": convs[0][1], "output_nc": convs[-1][0]}
+        found["nhidden"] = next((c[0] for c in convs[1:] if c[1] == found["input_nc"]), None)  # first mlp_shared
+        for depth, norms in SPADE_NORMS.items():
+            if len(convs) in (2 + convs_per_norm * norms, 2 + (convs_per_norm + 1) * norms):
+                return {**found, "num_upsampling_layers": depth}, None
+        return found, f"{len(convs)} conv weights are not a SPADE generator's"
+    return infer
+
+
+def _spade_contradiction(inferred: dict, fixed: Mapping[str, Any]) -> str | None:
+    if "input_nc" in fixed and fixed["input_nc"] != inferred["input_nc"]:
+        return (f"the checkpoint's SPADE generator takes {inferred['input_nc']} input channels (labels, + dontcare, "
+                f"+ the instance edge map), not {fixed['input_nc']}: give the --label-nc, --contain-dontcare and "
+                "--no-instance it was trained with")
+    depth = fixed.get("num_upsampling_layers")
+    if depth is not None and (depth == "most") != (inferred["num_upsampling_layers"] == "most"):
+        return (f"the checkpoint's SPADE generator was trained with num_upsampling_layers "
+                f"{'most (it has an up_4 block)' if depth != 'most' else 'normal or more (it has no up_4 block)'}, "
+                f"not {depth}")
+    if "ngf" in fixed and fixed["ngf"] != inferred["ngf"]:
+        return f"the checkpoint's SPADE generator has ngf {inferred['ngf']} (fc outputs 16 x ngf), not {fixed['ngf']}"
+    return None
+
+
+def _spade_assumed(hparams: dict, fixed: Mapping[str, Any]) -> tuple[str, ...]:
+    if "num_upsampling_layers" in fixed or hparams["num_upsampling_layers"] == "most":
+        return ()
+    return ("num_upsampling_layers normal assumed: its tensors are the same for more, which NVlabs's Cityscapes "
+            "models use; give 'more' when it was trained so",)
+
+
 for _family in (FamilyShape("resnet", "n_blocks", _resnet(2), _RESNET_HIDDEN),
                 FamilyShape("mobile_resnet", "n_blocks", _resnet(4)),
-                FamilyShape("unet", "num_downs", _unet)):
+                FamilyShape("unet", "num_downs", _unet),
+                FamilyShape("spade", "num_upsampling_layers", _spade(3), SPADE_HIDDEN, False, True,
+                            _spade_contradiction, _spade_assumed),
+                FamilyShape("mobile_spade", "num_upsampling_layers", _spade(5), SPADE_HIDDEN, False, True,
+                            _spade_contradiction, _spade_assumed)):
     register_family_shape(_family)
 
 
@@ -162,6 +215,10 @@ class Candidate:
 def describe_generator(arch: str, hparams: Mapping[str, Any]) -> str:
     """``resnet (ngf 64, 9 blocks, norm instance_affine, conv bias yes, 3 -> 3 channels)``."""
     parts = [f"ngf {hparams.get('ngf')}"]
+    if "num_upsampling_layers" in hparams:  # SPADE
+        parts.append(f"upsampling {hparams['num_upsampling_layers']}, SPADE hidden "
+                     f"{hparams.get('nhidden') or '2 x config'}, {'spectral norm, ' if hparams.get('spectral') else ''}"
+                     f"{hparams.get('param_free_norm', 'batch')} norm")
     if "n_blocks" in hparams:
         parts.append(f"{hparams['n_blocks']} blocks")
     if "num_downs" in hparams:
@@ -190,6 +247,11 @@ def candidates(layers: list[Layer], arch: str | None = None, fixed: Mapping[str,
             raise CheckpointError(f"{name} checkpoints load only as ganas checkpoints; the structural import "
                                   f"knows {', '.join(list_family_shapes())}") from None
         inferred, why = shape.infer(conv_weights(layers))
+        if why is None and (contradiction := shape.contradiction(inferred, fixed)):
+            if arch is not None:  # the user named the family: say what its tensors hold
+                raise CheckpointError(contradiction)
+            excluded.append(f"{name}: {contradiction}")
+            continue
         base = {**inferred, **entry.defaults, **fixed}
         if not all(k in base for k in ("ngf", "input_nc", "output_nc", shape.depth)):
             excluded.append(f"{name}: {why}")
@@ -199,19 +261,24 @@ def candidates(layers: list[Layer], arch: str | None = None, fixed: Mapping[str,
 
 
 def _variants(arch: str, base: dict, shape: FamilyShape, fixed: Mapping[str, Any]) -> Iterator[Candidate]:
-    """Every norm variant and conv bias (unless fixed), with every hidden setting, each once."""
-    norms = [fixed["norm"]] if "norm" in fixed else list_norms()
+    """Every norm variant and conv bias (unless fixed, or the family takes none), with every hidden setting,
+    each once."""
     seen = set()
-    for norm in norms:
+    for norm_and_bias in _norm_variants(fixed) if shape.norm_variants else [{}]:
+        for hidden in shape.hidden:
+            hidden = {k: v for k, v in hidden.items() if k not in fixed}
+            hparams = {**base, **norm_and_bias, **hidden}
+            if repr(sorted(hparams.items())) not in seen:
+                seen.add(repr(sorted(hparams.items())))
+                yield Candidate(arch, hparams, frozenset(hidden))
+
+
+def _norm_variants(fixed: Mapping[str, Any]) -> Iterator[dict]:
+    """Every norm variant, each with its default conv bias and the other (unless fixed)."""
+    for norm in [fixed["norm"]] if "norm" in fixed else list_norms():
         default = get_norm(norm).conv_bias
-        biases = [fixed["conv_bias"]] if "conv_bias" in fixed else [None, not default]
-        for bias in biases:
-            for hidden in shape.hidden:
-                hidden = {k: v for k, v in hidden.items() if k not in fixed}
-                hparams = {**base, "norm": norm, "conv_bias": bias, **hidden}
-                if repr(sorted(hparams.items())) not in seen:
-                    seen.add(repr(sorted(hparams.items())))
-                    yield Candidate(arch, hparams, frozenset(hidden))
+        for bias in [fixed["conv_bias"]] if "conv_bias" in fixed else [None, not default]:
+            yield {"norm": norm, "conv_bias": bias}
 
 
 # -- matching -------------------------------------------------------------------------------------------------

@@ -48,9 +48,14 @@ class ChannelGenerator(nn.Module, ABC):
     """Whether the features named by :meth:`distill_layer_names` are ``cat([a, b])`` of two equal
     halves (U-Net skip outputs), so a narrower subnet keeps the first channels of each half."""
 
+    takes_label_maps: ClassVar[bool] = False
+    """Whether the input is a one-hot label map (``input_nc`` = labels, + dontcare, + instance edges: SPADE)
+    rather than an image."""
+
     model: nn.Module
     """The module tree :meth:`build_model` returned; :meth:`forward` runs it. Its name is the
-    ``model.`` prefix of every state-dict key, as in pytorch-CycleGAN-and-pix2pix."""
+    ``model.`` prefix of every state-dict key, as in pytorch-CycleGAN-and-pix2pix (SPADE leaves the
+    prefix out of its state dicts, as NVlabs/SPADE has none)."""
 
     @property
     @abstractmethod

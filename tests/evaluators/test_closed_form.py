@@ -26,10 +26,11 @@ def _traced(arch: str, config, size, **hparams) -> MacsCount:
 
 
 def _small_sizes(space):
-    """The smallest valid square size (at least 32) and a non-square one."""
+    """A small valid square size (at least 32, twice the downsampling factor: a SPADE's separable convs
+    instance-normalise its smallest map, which needs more than one pixel) and a non-square one."""
     with torch.device("meta"):
         factor = create_generator(space.architecture, **space_hparams(space)).downsample_factor
-    side = max(32, factor)
+    side = max(32, 2 * factor)
     return [(side, side), (side, side + factor if factor >= 32 else side + 16)]
 
 
@@ -259,3 +260,67 @@ def test_every_config_of_a_tiny_space_is_consistent_with_the_params_only_entry_p
     for config in itertools.islice(iter(space), 0, None, 97):
         assert space_count(space, config, 16).params == closed_form_params(
             space.architecture, config, **space_hparams(space))
+
+
+# -- SPADE (GauGAN) -------------------------------------------------------------------------------------------------
+
+CITYSCAPES = dict(input_nc=35 + 1, num_upsampling_layers="more")  # 35 labels + instance edges; NVlabs's setting
+COCO_STUFF = dict(input_nc=182 + 1 + 1)  # 182 labels + dontcare + instance edges, normal upsampling
+
+
+def test_published_gaugan_figures():
+    """GAN Compression's table: Cityscapes 281G / 93.0M, COCO-Stuff 191G / 97.5M, and its paper subnet of an
+    ngf-48 supernet at Cityscapes size 31.7G / 20.4M."""
+    city = closed_form_count("spade", size=(256, 512), **CITYSCAPES)
+    assert (round(city.macs / 1e9), round(city.params / 1e6, 1)) == (281, 93.0)
+    coco = closed_form_count("spade", size=(256, 256), **COCO_STUFF)
+    assert (round(coco.macs / 1e9), round(coco.params / 1e6, 1)) == (191, 97.5)
+    space = get_space("spade-channels-48")
+    subnet = space_count(space, space.parse("32_32_48_32_32_32_32_24"), (256, 512), **CITYSCAPES)
+    assert round(subnet.params / 1e6, 1) == 20.4
+    # 31.65G here; the published 31.7G also charges the (not affine) InstanceNorm inside each separable
+    # gamma/beta conv one MAC per element, which this convention leaves free as for the mobile ResNet
+    assert round(subnet.macs / 1e9, 2) == 31.65
+    hidden = (64, 96, 64, 64, 64, 64, 48)  # 2 x config, head_0 .. up_3
+    areas = (32, 128, 512, 2048, 8192, 32768, 131072)  # 4x8 doubled per upsampling ('more')
+    norms = (2, 2, 2, 3, 3, 3, 3)  # SPADE layers per block
+    separable_norm_elements = sum(2 * n * a * h for n, a, h in zip(norms, areas, hidden))
+    assert round((subnet.macs + separable_norm_elements) / 1e9, 1) == 31.7
+
+
+def test_gaugan_compression_ratio_and_conv_only_breakdown():
+    """The teacher's count is its convs plus one MAC per modulated element (x * (1 + gamma) + beta)."""
+    city = closed_form_count("spade", size=(256, 512), **CITYSCAPES)
+    modulated = 0
+    area, trunk = 32, 1024
+    for widths, grow in (((trunk, trunk), 1), ((trunk, trunk), 4), ((trunk, trunk), 4), ((trunk, 512, trunk), 4),
+                         ((512, 256, 512), 4), ((256, 128, 256), 4), ((128, 64, 128), 4)):
+        area *= grow
+        modulated += area * sum(widths)
+    assert modulated == 80_019_456 and city.macs - modulated == 281_276_612_608
+    space = get_space("spade-channels-48")
+    subnet = space_count(space, space.parse("32_32_48_32_32_32_32_24"), (256, 512), **CITYSCAPES)
+    assert round(city.macs / subnet.macs, 1) == 8.9  # GAN Compression: 9x
+
+
+@pytest.mark.parametrize("arch", ["spade", "mobile_spade"])
+@pytest.mark.parametrize("hparams", [dict(num_upsampling_layers="more", param_free_norm="instance"),
+                                     dict(num_upsampling_layers="most", nhidden=5, output_nc=1),
+                                     dict(nhidden=None, spectral=False, input_nc=3)], ids=["more", "most", "plain"])
+def test_spade_family_any_options_and_size(arch, hparams):
+    with torch.device("meta"):
+        positions = len(create_generator(arch, ngf=4, **hparams).config)
+    config = tuple(random.Random(arch).randint(1, 7) for _ in range(positions))
+    f = 2 ** {"normal": 5, "more": 6, "most": 7}[hparams.get("num_upsampling_layers", "normal")]
+    for size in [(2 * f, f), (f, 3 * f)]:
+        assert closed_form_count(arch, config, size, ngf=4, **hparams) == \
+            _traced(arch, config, size, ngf=4, **hparams), size
+
+
+def test_spade_most_defaults_its_last_block_to_half_ngf():
+    assert closed_form_count("spade", None, (256, 256), num_upsampling_layers="most") == \
+        closed_form_count("spade", (64,) * 8 + (32,), (256, 256), num_upsampling_layers="most")
+    with pytest.raises(ConfigError, match="takes 9 channel numbers, got 8"):
+        closed_form_count("spade", (64,) * 8, 256, num_upsampling_layers="most")
+    with pytest.raises(InputSizeError, match="not a multiple of 64"):
+        closed_form_count("spade", size=(256, 480), **CITYSCAPES)

@@ -137,6 +137,27 @@ def test_torchprofile_charges_out_of_place_leaky_relu_where_the_papers_do_not():
     assert _torchprofile(in_place, torch.zeros(1, 3, 8, 8)) == ours  # aten::leaky_relu_ has no handler
 
 
+@pytest.mark.parametrize("arch, hparams", [("spade", dict(ngf=2, nhidden=8, input_nc=5)),
+                                           ("mobile_spade", dict(ngf=4, input_nc=3, param_free_norm="instance"))])
+def test_spade_agrees_with_torchprofile_but_for_its_leaky_relus(arch, hparams):
+    """torchprofile charges SPADE's modulation ``x * (1 + gamma)`` one MAC per element (``aten::mul``), as
+    ganas does, and its out-of-place leaky ReLUs (after every SPADE layer but the shortcut's, and before
+    conv_img), which ganas leaves free."""
+    generator = create_generator(arch, **hparams).eval()
+    size = (64, 32)
+    x = torch.zeros(1, generator.input_nc, *size)
+    relu_elements = []
+    hooks = [norm.register_forward_hook(lambda m, i, o: relu_elements.append(o.numel()))
+             for block in generator.model.blocks() for norm in (block.norm_0, block.norm_1)]
+    hooks.append(generator.model.conv_img.register_forward_pre_hook(lambda m, i: relu_elements.append(i[0].numel())))
+    with torch.no_grad():
+        generator(x)
+    for hook in hooks:
+        hook.remove()
+    assert len(relu_elements) == 2 * 7 + 1
+    assert count_macs(generator, size).macs + sum(relu_elements) == _torchprofile(generator, x)
+
+
 # -- supernets at a config ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("arch, hparams, config", [

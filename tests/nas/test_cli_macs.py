@@ -1,5 +1,6 @@
 """``ganas macs`` and ``ganas space``: the contract other tools rely on, and one-line errors."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,38 @@ def test_macs_trace_gives_the_closed_form_figures(capsys):
 ])
 def test_macs_errors_are_one_line_and_exit_2(capsys, argv, message):
     assert message in _error(capsys, "macs", *argv)
+
+
+def test_macs_spade_flags_give_the_published_gaugan_figures(capsys):
+    city = _json(capsys, "macs", "--arch", "spade", "--label-nc", "35", "--num-upsampling-layers", "more",
+                 "--size", "256x512", "--json")
+    assert (round(city["macs"] / 1e9), round(city["params"] / 1e6, 1)) == (281, 93.0)
+    assert city["hparams"]["input_nc"] == 36 and city["config"] == "_".join(["64"] * 8)
+    coco = _json(capsys, "macs", "--arch", "spade", "--label-nc", "182", "--contain-dontcare", "--json")
+    assert coco["hparams"]["input_nc"] == 184 and (round(coco["macs"] / 1e9), round(coco["params"] / 1e6, 1)) == \
+        (191, 97.5)
+    subnet = _json(capsys, "macs", "--arch", "mobile_spade", "--space", "spade-channels-48", "--config",
+                   "32_32_48_32_32_32_32_24", "--label-nc", "35", "--num-upsampling-layers", "more",
+                   "--size", "256x512", "--json")
+    assert subnet["hparams"]["ngf"] == 48 and round(subnet["params"] / 1e6, 1) == 20.4
+    no_instance = _json(capsys, "macs", "--arch", "spade", "--label-nc", "35", "--no-instance", "--json")
+    assert no_instance["hparams"]["input_nc"] == 35
+    most = _json(capsys, "macs", "--arch", "spade", "--num-upsampling-layers", "most", "--json")
+    assert most["config"] == "_".join(["64"] * 8 + ["32"])  # up_4 outputs ngf // 2, as NVlabs's
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arch", "resnet", "--label-nc", "3"], "apply to label-map generators \\(spade, mobile_spade\\), not to resnet"),
+    (["--arch", "spade", "--no-instance"], "give --label-nc N"),
+    (["--arch", "spade", "--label-nc", "0"], "give --label-nc N"),
+    (["--arch", "mobile_spade", "--space", "spade-channels-48", "--config", "32_32_48_32_32_32_32"],
+     "has 7 positions; space spade-channels-48 has 8 \\(fc, head_0"),
+    (["--arch", "mobile_spade", "--space", "spade-channels-48", "--config", "32_32_48_32_32_32_32_16"],
+     "position 7 \\(up_3\\) is 16"),
+    (["--arch", "spade", "--num-upsampling-layers", "more", "--size", "256x480"], "not a multiple of 64"),
+])
+def test_macs_spade_errors_are_one_line_and_exit_2(capsys, argv, message):
+    assert re.search(message, _error(capsys, "macs", *argv))
 
 
 @pytest.mark.parametrize("argv", [["--arch", "resnet", "--size", "0"], ["--arch", "resnet", "--size", "axb"],

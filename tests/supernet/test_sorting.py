@@ -150,5 +150,5 @@ def test_unknown_architecture_is_refused():
         def distill_layer_names(self):
             return []
 
-    with pytest.raises(ArchitectureError, match="custom.*registered: mobile_resnet, resnet, unet"):
+    with pytest.raises(ArchitectureError, match="custom.*registered: mobile_resnet, mobile_spade, resnet, spade, unet"):
         sort_channels(Custom(8, None, True))

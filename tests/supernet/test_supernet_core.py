@@ -13,8 +13,8 @@ SMALL = {
 }
 
 
-def _input(size=32, seed=0):
-    return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
+def _input(size=32, seed=0, channels=3):
+    return torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("arch", list_architectures())
@@ -22,7 +22,7 @@ def test_every_architecture_builds_and_runs(arch):
     torch.manual_seed(0)
     g = create_generator(arch, ngf=8)
     size = g.downsample_factor * 2
-    y = g.eval()(_input(size))
+    y = g.eval()(_input(size, channels=g.input_nc))  # an image, or a label map (SPADE)
     assert y.shape == (1, 3, size, size)
     assert y.abs().max() <= 1
 

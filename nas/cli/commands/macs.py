@@ -43,6 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="channel config applied to the elastic version of ARCH, numbers "
                                          "joined by '_' (e.g. 16_16_24_16_32_64_16_24)")
     parser.add_argument("--space", help="search space the config must belong to (see `ganas space list`)")
+    labels = parser.add_argument_group("label-map input (SPADE: spade, mobile_spade)")
+    labels.add_argument("--label-nc", type=int, help="label classes of the one-hot input map, without dontcare "
+                                                     "(Cityscapes 35, COCO-Stuff 182); default: the architecture's "
+                                                     "36 input channels (Cityscapes with instance edges)")
+    labels.add_argument("--contain-dontcare", action="store_true", help="the map has a dontcare label: one more "
+                                                                        "channel (SPADE's --contain_dontcare_label)")
+    labels.add_argument("--no-instance", action="store_true", help="no instance edge channel (SPADE's --no_instance)")
+    labels.add_argument("--num-upsampling-layers", choices=("normal", "more", "most"),
+                        help="SPADE's num_upsampling_layers (default normal; NVlabs's Cityscapes models: more)")
     parser.add_argument("--size", type=image_size, default=(256, 256), metavar="H|HxW",
                         help="input image size, height x width (default 256)")
     parser.add_argument("--trace", action="store_true",
@@ -62,14 +71,45 @@ def depth_parameter(arch: str) -> str:
     raise ArchitectureError(f"--blocks does not apply to {arch}: it takes none of {', '.join(DEPTH_PARAMETERS)}")
 
 
+@dataclass(frozen=True)
+class LabelInput:
+    """SPADE's input options: the one-hot map has label_nc channels, + 1 for dontcare, + 1 for instance edges."""
+
+    label_nc: int | None = None
+    contain_dontcare: bool = False
+    no_instance: bool = False
+    num_upsampling_layers: str | None = None
+
+    def hparams(self, arch: str) -> dict[str, Any]:
+        """The hyper-parameters these flags set; refused for an architecture whose input is an image."""
+        from supernet import ArchitectureError, get_architecture
+
+        given = self.label_nc is not None or self.contain_dontcare or self.no_instance
+        if not (given or self.num_upsampling_layers):
+            return {}
+        if not get_architecture(arch).generator_class.takes_label_maps:
+            raise ArchitectureError(f"--label-nc, --contain-dontcare, --no-instance and --num-upsampling-layers "
+                                    f"apply to label-map generators (spade, mobile_spade), not to {arch}")
+        hparams: dict[str, Any] = {}
+        if self.num_upsampling_layers:
+            hparams["num_upsampling_layers"] = self.num_upsampling_layers
+        if given:
+            if self.label_nc is None or self.label_nc <= 0:
+                raise ArchitectureError("--contain-dontcare and --no-instance change the channels of --label-nc "
+                                        "classes; give --label-nc N (a positive number of classes)")
+            hparams["input_nc"] = self.label_nc + self.contain_dontcare + (not self.no_instance)
+        return hparams
+
+
 def build_request(arch: str, ngf: int | None = None, blocks: int | None = None, config: str | None = None,
-                  space: str | None = None, size: tuple[int, int] = (256, 256)) -> MacsRequest:
+                  space: str | None = None, size: tuple[int, int] = (256, 256),
+                  labels: LabelInput = LabelInput()) -> MacsRequest:
     """Resolve the flags into a checked request; every problem is a ``GanasError`` naming the flag."""
     from evaluators.closed_form import resolve_hparams
     from supernet import ConfigError, SearchSpaceError, get_architecture, get_space, parse_config_numbers
 
     entry = get_architecture(arch)
-    hparams: dict[str, Any] = {}
+    hparams: dict[str, Any] = labels.hparams(arch)
     if blocks is not None:
         hparams[depth_parameter(arch)] = blocks
     chosen = get_space(space) if space is not None else None
@@ -104,7 +144,9 @@ def build_request(arch: str, ngf: int | None = None, blocks: int | None = None, 
 
 
 def _describe(hparams: dict[str, Any]) -> str:
-    shown = [k for k in ("ngf", *DEPTH_PARAMETERS, "norm") if k in hparams]
+    shown = [k for k in ("ngf", *DEPTH_PARAMETERS, "num_upsampling_layers", "norm") if k in hparams]
+    if "num_upsampling_layers" in hparams:  # a label map: its channels matter
+        shown.append("input_nc")
     return ", ".join(f"{k} {hparams[k]}" for k in shown)
 
 
@@ -132,10 +174,11 @@ def run_macs(args: argparse.Namespace) -> int:
 
     from supernet import format_config
 
-    request = build_request(args.arch, args.ngf, args.blocks, args.config, args.space, args.size)
+    labels = LabelInput(args.label_nc, args.contain_dontcare, args.no_instance, args.num_upsampling_layers)
+    request = build_request(args.arch, args.ngf, args.blocks, args.config, args.space, args.size, labels)
     count = count_request(request, args.trace)
     formula, hparams = resolve_hparams(request.arch, request.hparams)
-    config = format_config(request.config or (hparams["ngf"],) * formula.positions(hparams))
+    config = format_config(request.config or formula.default_config(hparams))
     height, width = request.size
     if args.json:
         print(json.dumps({
