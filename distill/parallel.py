@@ -30,17 +30,26 @@ import torch.nn.functional as F
 from .loop import Recipe
 
 
+def _members(holder: object, depth: int, seen: set[int]) -> Iterator[object]:
+    """Modules and optimizers a recipe holds: as attributes, in dicts, or in plain objects it keeps (OMGD's
+    student with its optimizer, a CycleGAN teacher pair), each once."""
+    for value in vars(holder).values():
+        for item in (value.values() if isinstance(value, dict) else (value,)):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            if isinstance(item, (torch.nn.Module, torch.optim.Optimizer)):
+                yield item
+            elif depth > 0 and hasattr(item, "__dict__") and not isinstance(item, (type, torch.Tensor)):
+                yield from _members(item, depth - 1, seen)
+
+
 def recipe_modules(recipe: Recipe) -> list[torch.nn.Module]:
-    """The modules a recipe holds as attributes (alone, or in a dict such as OMGD's teachers)."""
-    found: list[torch.nn.Module] = []
-    for value in vars(recipe).values():
-        values = value.values() if isinstance(value, dict) else (value,)
-        found += [v for v in values if isinstance(v, torch.nn.Module)]
-    return found
+    return [m for m in _members(recipe, 2, set()) if isinstance(m, torch.nn.Module)]
 
 
 def recipe_optimizers(recipe: Recipe) -> list[torch.optim.Optimizer]:
-    return [v for v in vars(recipe).values() if isinstance(v, torch.optim.Optimizer)]
+    return [m for m in _members(recipe, 2, set()) if isinstance(m, torch.optim.Optimizer)]
 
 
 def move_recipe(recipe: Recipe, device: torch.device) -> None:

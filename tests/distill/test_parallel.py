@@ -108,3 +108,22 @@ def test_two_processes_on_half_batches_equal_one_process(one_process, two_proces
 def test_without_averaging_the_check_fails(one_process, two_processes):
     with pytest.raises(AssertionError):
         assert_same_network(one_process.generator, two_processes["alone"].generator, inputs())
+
+
+def test_every_optimizer_and_model_of_a_recipe_is_found():
+    """OMGD keeps its student's optimizer in a helper object: the averaging must still see it."""
+    from distill.losses import OMGDStudentLoss
+    from distill.omgd import OMGDRecipe, OMGDSettings
+    from distill.parallel import recipe_modules, recipe_optimizers
+
+    settings = OMGDSettings(space="channels-16", student_hparams={"n_blocks": 3}, eta=2, netd="n_layers",
+                            n_layers_d=1, ndf=4, student_loss=OMGDStudentLoss(perceptual="none", lambda_cd=10.0))
+    recipe = OMGDRecipe(settings, 2, torch.zeros(1, 3, 16, 16), seed=3)
+    optimizers = recipe_optimizers(recipe)
+    assert len(optimizers) == 3 and any(o is recipe.learner.optimizer for o in optimizers)
+    modules = recipe_modules(recipe)
+    for wanted in (recipe.student, recipe.discriminator, recipe.criterion, *recipe.teachers.values()):
+        assert any(m is wanted for m in modules)
+    trained = {id(p) for o in optimizers for g in o.param_groups for p in g["params"]}
+    assert all(id(p) in trained for m in (recipe.student, recipe.discriminator, *recipe.teachers.values())
+               for p in m.parameters())
