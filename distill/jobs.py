@@ -25,7 +25,7 @@ from supernet.space import format_config
 from supernet.teachers import LoadedTeacher, TeacherOptions, load_teacher
 
 from .gan_compression import GANCompressionRecipe, GANCompressionSettings
-from .loop import LoopSettings, Recipe, TrainingError, run_training
+from .loop import LoopSettings, Recipe, TrainingError, TrainingRunner, run_training
 from .omgd import OMGDRecipe, OMGDSettings, deep_teacher_of
 from .omgd_unpaired import UnpairedOMGDRecipe, UnpairedOMGDSettings
 from .online import OnlineFinetuneRecipe, OnlineFinetuneSettings
@@ -81,13 +81,15 @@ def _channels(data: FolderDataset) -> tuple[int, int]:
 
 
 def train_teacher(method: str, data: DataSpec, settings: TeacherSettings, loop: LoopSettings, out: Path,
-                  resume: bool = False, progress: bool = True) -> Path:
-    """Train a pix2pix or CycleGAN teacher on the whole training split; writes ``out/teacher.pt``."""
+                  resume: bool = False, progress: bool = True, runner: TrainingRunner = run_training) -> Path:
+    """Train a pix2pix or CycleGAN teacher on the whole training split; writes ``out/teacher.pt``.
+
+    ``runner`` runs the steps: in this process, or data-parallel (every job takes one)."""
     if method not in TEACHER_RECIPES:
         raise TrainingError(f"unknown teacher method {method!r}; choose one of {', '.join(TEACHER_RECIPES)}")
     dataset = data.open("train", loop.seed)
     recipe = TEACHER_RECIPES[method](settings, loop.steps, _channels(dataset), seed=loop.seed)
-    result = run_training(recipe, dataset, loop, out, resume, progress, f"teacher ({method})")
+    result = runner(recipe, dataset, loop, out, resume, progress, f"teacher ({method})")
     if not result["finished"]:
         return Path(result["checkpoint"])
     outputs = recipe.outputs()
@@ -209,7 +211,7 @@ def initial_supernet(path: Path, space: str, sort: bool) -> ChannelGenerator:
 def train_gan_compression(data: DataSpec, teacher: TeacherSource, settings: GANCompressionSettings,
                           loop: LoopSettings, out: Path, resume: bool = False, progress: bool = True,
                           init_from: Path | None = None, sort_channels: bool = False,
-                          ready: Callable[[], None] | None = None) -> Path:
+                          ready: Callable[[], None] | None = None, runner: TrainingRunner = run_training) -> Path:
     """Distil ``teacher`` into a supernet of ``settings.space`` on train1; writes ``out/supernet.pt``.
 
     ``init_from``: start the supernet from a trained full-width generator (``sort_channels``:
@@ -229,7 +231,7 @@ def train_gan_compression(data: DataSpec, teacher: TeacherSource, settings: GANC
         ready()
     data.ensure_split(loop.seed)
     dataset = data.open("train1", loop.seed)
-    result = run_training(recipe, dataset, loop, out, resume, progress, "supernet (GAN Compression)")
+    result = runner(recipe, dataset, loop, out, resume, progress, "supernet (GAN Compression)")
     if not result["finished"]:
         return Path(result["checkpoint"])
     init = {"path": str(Path(init_from).resolve()), "sha256": file_sha256(init_from),
@@ -250,7 +252,8 @@ def _compatible(d_state: dict | None, settings: GANCompressionSettings, teacher_
 
 
 def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: Path, resume: bool = False,
-               progress: bool = True, ready: Callable[[], None] | None = None) -> Path:
+               progress: bool = True, ready: Callable[[], None] | None = None,
+               runner: TrainingRunner = run_training) -> Path:
     """OMGD online distillation on train1; writes ``out/supernet.pt`` (or ``subnet.pt``) and the A -> B teacher it
     distilled from as ``out/teacher.pt`` (``teacher_BA.pt`` too on unpaired data), recorded as the student's teacher.
 
@@ -273,7 +276,7 @@ def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: 
     example = dataset[0]["A"].unsqueeze(0)
     recipe_class = UnpairedOMGDRecipe if unpaired else OMGDRecipe
     recipe = recipe_class(settings, loop.steps, example, seed=loop.seed, channels=_channels(dataset))
-    result = run_training(recipe, dataset, loop, out, resume, progress, "OMGD" + (" (unpaired)" if unpaired else ""))
+    result = runner(recipe, dataset, loop, out, resume, progress, "OMGD" + (" (unpaired)" if unpaired else ""))
     if not result["finished"]:
         return Path(result["checkpoint"])
     outputs = recipe.outputs()
@@ -301,7 +304,7 @@ def _save_online_teachers(outputs: dict, data: DataSpec, loop: LoopSettings, out
 
 def finetune(data: DataSpec, supernet_path: Path, config: tuple[int, ...], teacher: TeacherSource,
              settings: GANCompressionSettings, loop: LoopSettings, out: Path, outside: bool = True,
-             resume: bool = False, progress: bool = True) -> Path:
+             resume: bool = False, progress: bool = True, runner: TrainingRunner = run_training) -> Path:
     """Fine-tune one config with GAN Compression's losses, as an extracted subnet (``outside``) or
     inside the supernet; writes ``out/subnet.pt`` (a static generator either way)."""
     record = read_checkpoint(supernet_path)
@@ -310,7 +313,8 @@ def finetune(data: DataSpec, supernet_path: Path, config: tuple[int, ...], teach
         raise TrainingError(f"{supernet_path} is not a supernet")
     teacher_g, _ = teacher.load()
     check_teacher(teacher_g, *teacher_example(data, loop.seed), str(teacher.path), settings.teacher_layers)
-    subnet, fixed = finetune_subnet(data, supernet, config, teacher_g, settings, loop, out, outside, resume, progress)
+    subnet, fixed = finetune_subnet(data, supernet, config, teacher_g, settings, loop, out, outside, resume, progress,
+                                    runner=runner)
     if subnet is None:
         return Path(out) / "last.pt"
     meta = {"kind": "subnet", "method": "finetune", "config": format_config(config), "outside": outside,
@@ -356,7 +360,8 @@ FINETUNE_RECIPES.add(FinetuneRecipe(
 def finetune_subnet(data: DataSpec, supernet: ChannelGenerator, config: tuple[int, ...], teacher: torch.nn.Module,
                     settings: GANCompressionSettings, loop: LoopSettings, out: Path, outside: bool = True,
                     resume: bool = False, progress: bool = True, recipe: str = "gan-compression",
-                    teacher_meta: dict | None = None) -> tuple[ChannelGenerator | None, Any]:
+                    teacher_meta: dict | None = None, runner: TrainingRunner = run_training
+                    ) -> tuple[ChannelGenerator | None, Any]:
     """The training part of :func:`finetune`, on models already in memory (a search worker's), with one of
     :data:`FINETUNE_RECIPES` (``settings`` of its kind; ``teacher_meta``: the teacher checkpoint's meta).
 
@@ -372,7 +377,7 @@ def finetune_subnet(data: DataSpec, supernet: ChannelGenerator, config: tuple[in
     student = extract_subnet(supernet, config) if outside else supernet
     training, used = way.build(settings, teacher, student, config, loop.steps, dataset[0]["A"].unsqueeze(0),
                                loop.seed, teacher_meta)
-    result = run_training(training, dataset, loop, out, resume, progress, f"fine-tune {format_config(config)}")
+    result = runner(training, dataset, loop, out, resume, progress, f"fine-tune {format_config(config)}")
     if not result["finished"]:
         return None, used
     return (training.student if outside else extract_subnet(training.student, config)), used

@@ -199,6 +199,9 @@ class OMGDRecipe(Recipe):
         return {"settings": asdict(self.settings), "total_steps": self.schedule.total_steps,
                 "disabled_terms": self.criterion.disabled_terms()}
 
+    def shard_losses(self, world: int) -> None:
+        self.criterion.batch_shares = world
+
     def config_for(self, step: int, rng: random.Random) -> Config | None:
         return self.learner.config_for(step, rng)
 

@@ -69,6 +69,8 @@ class UnpairedOMGDRecipe(Recipe):
     """CycleGAN teacher pairs and their discriminators train online; the student learns from the A -> B teachers."""
 
     kind = "supernet-omgd-unpaired"
+    data_parallel_refusal = ("unpaired OMGD's teacher pairs draw their discriminators' fakes from image pools kept in "
+                             "one process; train it without --workers")
 
     def __init__(self, settings: UnpairedOMGDSettings, total_steps: int, example: torch.Tensor, seed: int = 0,
                  channels: tuple[int, int] = (3, 3), extractor: torch.nn.Module | None = None):

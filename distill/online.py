@@ -104,6 +104,9 @@ class OnlineFinetuneRecipe(Recipe):
         self.schedule = s.schedule(total_steps)
         self.gan = GANLoss(s.gan_mode)
 
+    def shard_losses(self, world: int) -> None:
+        self.criterion.batch_shares = world
+
     def describe(self) -> dict:
         return {"settings": asdict(self.settings), "total_steps": self.schedule.total_steps,
                 "disabled_terms": self.criterion.disabled_terms()}

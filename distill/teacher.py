@@ -41,12 +41,6 @@ def build_generator(arch: str, hparams: dict, seed: int, **extra) -> ChannelGene
         return init_normal_(create_generator(arch, **{**hparams, **extra}))
 
 
-
-
-
-
-
-
 def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
@@ -109,6 +103,8 @@ class Pix2PixTeacher(Recipe):
 
 class CycleGANTeacher(Recipe):
     kind = "teacher-cyclegan"
+    data_parallel_refusal = ("CycleGAN's image pools (the past fakes its discriminators see) are kept in one "
+                             "process; train a CycleGAN teacher without --workers")
 
     def __init__(self, settings: TeacherSettings, total_steps: int, channels: tuple[int, int] = (3, 3),
                  seed: int = 0):

@@ -110,6 +110,9 @@ class OMGDStudentCriterion(nn.Module):
             raise LossConfigError(f"lambda_cd = {config.lambda_cd} needs a ChannelDistiller over the distilled "
                                   "layers; pass one, or set lambda_cd to 0")
         self.channel_distiller = channel_distiller if config.lambda_cd > 0 else None
+        # data-parallel training averages gradients over the processes, each with a share of the batch: a
+        # batch-summed term (TV, reduction "sum") is scaled by the number of shares to stay the whole batch's sum
+        self.batch_shares = 1
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -146,7 +149,8 @@ class OMGDStudentCriterion(nn.Module):
                 terms["perceptual"] = cfg.lambda_perceptual * sum(
                     feature_l1(getattr(s_feats, PERCEPTUAL_LAYER), getattr(tf, PERCEPTUAL_LAYER)) for tf in t_feats)
         if "tv" not in off:
-            terms["tv"] = cfg.lambda_tv * len(teachers) * total_variation(student, cfg.tv_reduction)
+            shares = self.batch_shares if cfg.tv_reduction == "sum" else 1
+            terms["tv"] = cfg.lambda_tv * len(teachers) * shares * total_variation(student, cfg.tv_reduction)
         if self.channel_distiller is not None:
             if student_features is None or teacher_features is None:
                 raise LossConfigError("channel distillation (lambda_cd > 0) needs student_features and "

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
+from typing import Any, Iterator
 
 from ..arguments import store_flag, teacher_state_dict_flags, workspace_of
 
@@ -31,12 +33,23 @@ def _common(p: argparse.ArgumentParser, steps: int) -> None:
     run.add_argument("--threads", type=int, default=None, metavar="N",
                      help="torch threads (default: every core this process may use; see docs/training.md)")
     run.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
-    run.add_argument("--batch-size", type=int, default=1, help="default 1, as pix2pix / CycleGAN")
+    run.add_argument("--batch-size", type=int, default=1, help="default 1, as pix2pix / CycleGAN (per worker with "
+                                                                 "--workers: the total batch is workers x this)")
     run.add_argument("--seed", type=int, default=0, help="seed of init, data order and sampling (default 0)")
     run.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4; beta1 0.5)")
+    cluster = p.add_argument_group("data-parallel (Ray Train; see docs/training.md)")
+    cluster.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="train on N Ray Train workers, each on its share of every batch (default: one process)")
+    cluster.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                         help="with --workers: join this Ray cluster (default: a private one on this machine)")
+    cluster.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                         help="with --workers: cpu (gloo) or cuda (NCCL, one GPU per worker); default cpu")
+    cluster.add_argument("--checkpoint-storage", default=None, metavar="PATH|URI",
+                         help="with --workers: where Ray Train keeps checkpoints, a folder or a pyarrow URI that "
+                              "every node reaches (default OUT/ray-checkpoints)")
 
 
 def _teacher_import_flags(p) -> None:
@@ -149,10 +162,34 @@ def _finetune_parser(commands) -> None:
 
 # -- the commands ---------------------------------------------------------------------------------
 def _loop(args):
+    """The loop's settings; its batch is the total over the workers (what a resumed run must keep)."""
     from distill.loop import LoopSettings
 
     _set_threads(args.threads)
-    return LoopSettings(args.steps, args.batch_size, args.seed, args.checkpoint_every)
+    return LoopSettings(args.steps, args.batch_size * (args.workers or 1), args.seed, args.checkpoint_every)
+
+
+@contextlib.contextmanager
+def _runner(args) -> Iterator[Any]:
+    """The steps' runner: this process, or Ray Train with --workers (its cluster and checkpoint storage checked on
+    entry, before anything trains or is written; Ray shut down on exit when this command started it)."""
+    from distill.loop import run_training
+
+    if args.workers is None:
+        given = [flag for flag, value in (("--ray-address", args.ray_address), ("--checkpoint-storage",
+                 args.checkpoint_storage), ("--device cuda", args.device != "cpu")) if value]
+        if given:
+            from nas.cli import CliUsageError
+
+            raise CliUsageError(f"{', '.join(given)} applies to data-parallel training: add --workers N")
+        yield run_training
+        return
+    from nas.ray_training import ClusterSettings, RayTrainRunner
+
+    with RayTrainRunner(ClusterSettings(args.workers, args.ray_address, args.device, args.checkpoint_storage,
+                                        args.threads)) as runner:
+        runner.prepare(args.out)
+        yield runner
 
 
 def _set_threads(threads: int | None) -> None:
@@ -195,7 +232,9 @@ def _train_teacher(args) -> int:
                                gan_mode=args.gan_mode, lambda_l1=args.lambda_l1, lambda_cycle=args.lambda_cycle,
                                lambda_identity=args.lambda_identity, netd=args.netd, ndf=args.ndf,
                                n_layers_d=args.n_layers_d, lr=args.lr)
-    path = train_teacher(args.method, _data(args), settings, _loop(args), args.out, args.resume, not args.quiet)
+    with _runner(args) as runner:
+        path = train_teacher(args.method, _data(args), settings, _loop(args), args.out, args.resume, not args.quiet,
+                             runner)
     print(f"teacher: {path}")
     return 0
 
@@ -286,8 +325,9 @@ def _train_supernet(args) -> int:
     if args.method == "gan-compression":
         from distill.jobs import train_gan_compression
 
-        path = train_gan_compression(_data(args), teacher, settings, _loop(args), args.out,
-                                     args.resume, not args.quiet, args.init_from, args.sort_channels, store_check)
+        with _runner(args) as runner:
+            path = train_gan_compression(_data(args), teacher, settings, _loop(args), args.out, args.resume,
+                                         not args.quiet, args.init_from, args.sort_channels, store_check, runner)
     else:
         from distill.jobs import train_omgd
         from distill.losses import OMGDStudentLoss
@@ -308,8 +348,9 @@ def _train_supernet(args) -> int:
         if args.perceptual == "none":
             print(f"OMGD student loss: --perceptual none, so SSIM (on {'[0, 1]' if ssim_range == 'unit' else '[-1, 1]'}"
                   ") + TV + channel distillation only")
-        path = train_omgd(_data(args), _omgd_settings(args, student_arch, hparams, loss), _loop(args), args.out,
-                          args.resume, not args.quiet, store_check)
+        with _runner(args) as runner:
+            path = train_omgd(_data(args), _omgd_settings(args, student_arch, hparams, loss), _loop(args), args.out,
+                              args.resume, not args.quiet, store_check, runner)
     what = {"supernet.pt": "supernet", "subnet.pt": "static student"}.get(path.name, "stopped early, resume from")
     print(f"{what}: {path}")
     if args.register and path.name.endswith("supernet.pt"):
@@ -345,8 +386,10 @@ def _finetune(args) -> int:
     layers = _teacher_layers(args, recorded_layers)
     teacher, _ = _teacher_source(args, layers)
     settings = _gc_settings(args, space, arch, hparams, "uniform", layers)  # finetune() fixes the sampling
-    path = finetune(_data(args), args.supernet, parse_config_numbers(args.config), teacher, settings,
-                    _loop(args), args.out, outside=not args.inside, resume=args.resume, progress=not args.quiet)
+    with _runner(args) as runner:
+        path = finetune(_data(args), args.supernet, parse_config_numbers(args.config), teacher, settings,
+                        _loop(args), args.out, outside=not args.inside, resume=args.resume, progress=not args.quiet,
+                        runner=runner)
     print(f"subnet: {path}")
     return 0
 
