@@ -163,6 +163,9 @@ def check_teacher(teacher: torch.nn.Module, example: torch.Tensor, target: torch
     checker = getattr(teacher, "check_input_size", None)
     if callable(checker):
         checker(height, width)
+    check_channels = getattr(teacher, "check_input_channels", None)
+    if callable(check_channels):
+        check_channels(int(example.shape[1]), "the data")
     check_layers = getattr(teacher, "check_layers", None)
     if layers and callable(check_layers):
         check_layers(layers)

@@ -172,6 +172,7 @@ def create_search(store: Store, supernet: str, *, budgets: str | Sequence[str | 
                                                   f"{fields.shown(multi_objective)}")
     _check_metric(record, metric)
     _check_strategy_name(strategy)
+    _check_image_input(record)
     dataset = dict(record.dataset)
     if "search_split" not in dataset:
         raise SearchSetupError(f"supernet {record.name!r} records no held-out search split; retrain it with "
@@ -195,6 +196,17 @@ def create_search(store: Store, supernet: str, *, budgets: str | Sequence[str | 
     return store.create_search(record.name, budgets=budgets, objectives=objectives, strategy=strategy, trials=trials,
                                seed=seed, strategy_settings=plan.strategy, plan=plan.to_dict(),
                                max_attempts=max_attempts)
+
+
+def _check_image_input(record: SupernetRecord) -> None:
+    """Workers feed candidates the dataset's images: a label-map supernet (SPADE) is refused here, not per candidate."""
+    from supernet.registry import get_architecture
+
+    if get_architecture(record.architecture).generator_class.takes_label_maps:
+        raise SearchSetupError(f"supernet {record.name!r} is a {record.architecture} supernet, which takes one-hot "
+                               "label maps, but search workers feed candidates the dataset's images: label-map "
+                               "generators can be counted, exported and imported as teachers, not searched on data "
+                               "yet (docs/teachers.md)")
 
 
 def _check_metric(record: SupernetRecord, metric: Any) -> None:
