@@ -89,6 +89,9 @@ def train_teacher(method: str, data: DataSpec, settings: TeacherSettings, loop: 
         raise TrainingError(f"unknown teacher method {method!r}; choose one of {', '.join(TEACHER_RECIPES)}")
     dataset = data.open("train", loop.seed)
     recipe = TEACHER_RECIPES[method](settings, loop.steps, _channels(dataset), seed=loop.seed)
+    height, width = (int(n) for n in dataset[0]["A"].shape[-2:])
+    for generator in recipe.outputs().values():  # a size the architecture cannot take: refused before any step
+        generator.check_input_size(height, width)
     result = runner(recipe, dataset, loop, out, resume, progress, f"teacher ({method})")
     if not result["finished"]:
         return Path(result["checkpoint"])

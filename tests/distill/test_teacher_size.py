@@ -1,0 +1,18 @@
+"""``ganas train teacher`` at a size the architecture cannot take: one line, exit 2, nothing written."""
+import pytest
+
+from imagedata import MakeOptions, make_dataset
+from tests.cli_run import run_cli
+
+
+@pytest.mark.parametrize("arch, extra, size, message", [
+    ("unet", ("--blocks", "8"), "64", "64x64 is not a multiple of 256, the downsampling factor of unet"),
+    ("resnet", ("--blocks", "1"), "30", "30x30 is not a multiple of 4, the downsampling factor of resnet"),
+])
+def test_a_size_the_teacher_cannot_take_is_refused_before_training(tmp_path, capsys, arch, extra, size, message):
+    make_dataset("labels2scene", tmp_path / "data", MakeOptions(size=32, count=2, val_count=1), progress=False)
+    status, out, err = run_cli(["train", "teacher", "--arch", arch, "--ngf", "4", *extra, "--data",
+                                str(tmp_path / "data" / "aligned"), "--size", size, "--steps", "1", "--out",
+                                str(tmp_path / "out"), "--quiet"], capsys)
+    assert status == 2 and "Traceback" not in err and message in err, err
+    assert not (tmp_path / "out").exists()
