@@ -274,7 +274,12 @@ def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: 
                                  "use OMGDSettings")
     if settings.teachers != "wide":
         deep_teacher_of(settings.student_arch)  # refused before the split is written
-    _channels(data.open("train", loop.seed))  # both sides readable (an empty domain is refused), before any write
+    whole = data.open("train", loop.seed)
+    channels = _channels(whole)  # both sides readable (an empty domain is refused), before any write
+    from .omgd import OMGDStudent
+
+    height, width = (int(n) for n in whole[0]["A"].shape[-2:])  # a size the student cannot take: before any write
+    OMGDStudent(settings, channels, loop.seed).student.check_input_size(height, width)
     if ready is not None:
         ready()
     data.ensure_split(loop.seed)

@@ -16,3 +16,14 @@ def test_a_size_the_teacher_cannot_take_is_refused_before_training(tmp_path, cap
                                 str(tmp_path / "out"), "--quiet"], capsys)
     assert status == 2 and "Traceback" not in err and message in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_omgd_student_of_another_size_is_refused_before_the_split_is_written(tmp_path, capsys):
+    make_dataset("labels2scene", tmp_path / "data", MakeOptions(size=32, count=2, val_count=1), progress=False)
+    data = tmp_path / "data" / "aligned"
+    status, out, err = run_cli(["train", "supernet", "--method", "omgd", "--space", "unet64-channels-32",
+                                "--perceptual", "none", "--data", str(data), "--size", "32", "--steps", "1", "--out",
+                                str(tmp_path / "out"), "--quiet"], capsys)
+    assert status == 2 and "Traceback" not in err, err
+    assert "32x32 is not a multiple of 64, the downsampling factor of unet" in err
+    assert not (tmp_path / "out").exists() and not (data / "split.json").exists()
