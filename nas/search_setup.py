@@ -199,14 +199,18 @@ def create_search(store: Store, supernet: str, *, budgets: str | Sequence[str | 
 
 
 def _check_image_input(record: SupernetRecord) -> None:
-    """Workers feed candidates the dataset's images: a label-map supernet (SPADE) is refused here, not per candidate."""
+    """Workers feed candidates the dataset's images (RGB, 3 channels): a supernet that takes other inputs (a
+    one-hot label map: SPADE) is refused here, not per candidate."""
     from supernet.registry import get_architecture
 
-    if get_architecture(record.architecture).generator_class.takes_label_maps:
-        raise SearchSetupError(f"supernet {record.name!r} is a {record.architecture} supernet, which takes one-hot "
-                               "label maps, but search workers feed candidates the dataset's images: label-map "
-                               "generators can be counted, exported and imported as teachers, not searched on data "
-                               "yet (docs/teachers.md)")
+    input_nc = dict(record.hparams).get("input_nc")
+    if input_nc is None or int(input_nc) == 3:
+        return
+    what = ("one-hot label maps of" if get_architecture(record.architecture).generator_class.takes_label_maps
+            else "inputs of")
+    raise SearchSetupError(f"supernet {record.name!r} ({record.architecture}) takes {what} {input_nc} channels, but "
+                           "search workers feed candidates the dataset's 3-channel images: label-map generators can be "
+                           "counted, exported and imported as teachers, not searched on data yet (docs/teachers.md)")
 
 
 def _check_metric(record: SupernetRecord, metric: Any) -> None:

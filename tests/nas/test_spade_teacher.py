@@ -52,7 +52,7 @@ def test_a_label_map_supernet_is_refused_at_search_start_in_one_line(files, caps
     status, out, err = run_cli(["search", "--workspace", str(files / "ws"), "start", "--supernet", "gaugan",
                                 "--budget", "1G", "--metric", "teacher-ssim", "--trials", "2"], capsys)
     assert status == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert "takes one-hot label maps" in err and "not searched on data yet" in err
+    assert "takes one-hot label maps of 5 channels" in err and "not searched on data yet" in err
 
 
 def test_label_map_generators_on_image_data_are_refused_with_one_error(tmp_path):
