@@ -280,6 +280,7 @@ def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: 
 
     height, width = (int(n) for n in whole[0]["A"].shape[-2:])  # a size the student cannot take: before any write
     OMGDStudent(settings, channels, loop.seed).student.check_input_size(height, width)
+    _check_teacher_files_free(Path(out))
     if ready is not None:
         ready()
     data.ensure_split(loop.seed)
@@ -299,6 +300,23 @@ def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: 
         return save_generator(recipe.student, Path(out) / SUPERNET_FILE, **meta)
     meta["kind"] = "subnet"
     return save_generator(recipe.student, Path(out) / SUBNET_FILE, **meta)
+
+
+def _check_teacher_files_free(out: Path) -> None:
+    """OMGD writes its online teachers as ``out/teacher.pt`` (and ``teacher_BA.pt``): a teacher of another run there
+    (``ganas train teacher --out`` the same folder, the teacher a supernet records) is refused, not overwritten."""
+    for name in (TEACHER_FILE, "teacher_BA.pt"):
+        path = out / name
+        if not path.exists():
+            continue
+        try:
+            record = read_checkpoint(path)
+            method = (record.get("meta") or {}).get("method") if isinstance(record, dict) else None
+        except Exception:  # not a ganas checkpoint: not OMGD's either
+            method = None
+        if method != "omgd":
+            raise TrainingError(f"{path} exists and is not an OMGD run's online teacher; OMGD writes its teachers "
+                                "there at the end of the run: choose another --out (or move the file)")
 
 
 def _save_online_teachers(outputs: dict, data: DataSpec, loop: LoopSettings, out: Path) -> dict[str, Any]:

@@ -27,3 +27,18 @@ def test_an_omgd_student_of_another_size_is_refused_before_the_split_is_written(
     assert status == 2 and "Traceback" not in err, err
     assert "32x32 is not a multiple of 64, the downsampling factor of unet" in err
     assert not (tmp_path / "out").exists() and not (data / "split.json").exists()
+
+
+def test_omgd_does_not_overwrite_another_runs_teacher_in_its_out_folder(tmp_path, capsys):
+    """OMGD writes OUT/teacher.pt: a pix2pix teacher already there (one a supernet may record) is refused, kept."""
+    from supernet import create_generator, save_generator
+
+    make_dataset("labels2scene", tmp_path / "data", MakeOptions(size=32, count=2, val_count=1), progress=False)
+    teacher = save_generator(create_generator("resnet", ngf=4, n_blocks=1), tmp_path / "out" / "teacher.pt",
+                             kind="teacher", method="pix2pix")
+    before = teacher.read_bytes()
+    status, out, err = run_cli(["train", "supernet", "--method", "omgd", "--space", "channels-16", "--perceptual",
+                                "none", "--data", str(tmp_path / "data" / "aligned"), "--size", "32", "--steps", "1",
+                                "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    assert status == 2 and "Traceback" not in err and "is not an OMGD run's online teacher" in err, err
+    assert teacher.read_bytes() == before and not (tmp_path / "data" / "aligned" / "split.json").exists()
