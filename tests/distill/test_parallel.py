@@ -130,7 +130,7 @@ def test_every_optimizer_and_model_of_a_recipe_is_found():
 
 
 def test_a_program_teacher_is_refused_for_data_parallel_training(tmp_path):
-    """A TorchScript teacher cannot be pickled to Ray Train workers: one refusal before anything trains or Ray starts."""
+    """A TorchScript teacher cannot be pickled to Ray Train workers: refused before anything trains or Ray starts."""
     from distill.gan_compression import GANCompressionRecipe, GANCompressionSettings
     from distill.loop import LoopSettings
     from distill.parallel import data_parallel_refusal
