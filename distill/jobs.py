@@ -274,6 +274,9 @@ def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: 
                                  "use OMGDSettings")
     if settings.teachers != "wide":
         deep_teacher_of(settings.student_arch)  # refused before the split is written
+    if settings.teachers == "deep" and settings.student_loss.lambda_cd > 0:
+        raise TrainingError("channel distillation (lambda_cd > 0) distils the wide teacher's channels, and --teachers "
+                            "deep trains none: add --lambda-cd 0 (outputs only), or use --teachers both")
     whole = data.open("train", loop.seed)
     channels = _channels(whole)  # both sides readable (an empty domain is refused), before any write
     from .omgd import OMGDStudent

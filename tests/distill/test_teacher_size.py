@@ -42,3 +42,13 @@ def test_omgd_does_not_overwrite_another_runs_teacher_in_its_out_folder(tmp_path
                                 "--out", str(tmp_path / "out"), "--quiet"], capsys)
     assert status == 2 and "Traceback" not in err and "is not an OMGD run's online teacher" in err, err
     assert teacher.read_bytes() == before and not (tmp_path / "data" / "aligned" / "split.json").exists()
+
+
+def test_deep_teachers_only_with_channel_distillation_are_refused_before_the_split(tmp_path, capsys):
+    make_dataset("labels2scene", tmp_path / "data", MakeOptions(size=32, count=2, val_count=1), progress=False)
+    data = tmp_path / "data" / "aligned"
+    status, out, err = run_cli(["train", "supernet", "--method", "omgd", "--space", "channels-16", "--teachers", "deep",
+                                "--perceptual", "none", "--data", str(data), "--size", "32", "--steps", "1", "--out",
+                                str(tmp_path / "out"), "--quiet"], capsys)
+    assert status == 2 and "Traceback" not in err and "add --lambda-cd 0 (outputs only)" in err, err
+    assert not (tmp_path / "out").exists() and not (data / "split.json").exists()
