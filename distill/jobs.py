@@ -89,6 +89,9 @@ def train_teacher(method: str, data: DataSpec, settings: TeacherSettings, loop: 
         raise TrainingError(f"unknown teacher method {method!r}; choose one of {', '.join(TEACHER_RECIPES)}")
     dataset = data.open("train", loop.seed)
     recipe = TEACHER_RECIPES[method](settings, loop.steps, _channels(dataset), seed=loop.seed)
+    height, width = (int(n) for n in dataset[0]["A"].shape[-2:])
+    for generator in recipe.outputs().values():  # a size the architecture cannot take: refused before any step
+        generator.check_input_size(height, width)
     result = runner(recipe, dataset, loop, out, resume, progress, f"teacher ({method})")
     if not result["finished"]:
         return Path(result["checkpoint"])
@@ -163,6 +166,9 @@ def check_teacher(teacher: torch.nn.Module, example: torch.Tensor, target: torch
     checker = getattr(teacher, "check_input_size", None)
     if callable(checker):
         checker(height, width)
+    check_channels = getattr(teacher, "check_input_channels", None)
+    if callable(check_channels):
+        check_channels(int(example.shape[1]), "the data")
     check_layers = getattr(teacher, "check_layers", None)
     if layers and callable(check_layers):
         check_layers(layers)
@@ -268,7 +274,16 @@ def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: 
                                  "use OMGDSettings")
     if settings.teachers != "wide":
         deep_teacher_of(settings.student_arch)  # refused before the split is written
-    _channels(data.open("train", loop.seed))  # both sides readable (an empty domain is refused), before any write
+    if settings.teachers == "deep" and settings.student_loss.lambda_cd > 0:
+        raise TrainingError("channel distillation (lambda_cd > 0) distils the wide teacher's channels, and --teachers "
+                            "deep trains none: add --lambda-cd 0 (outputs only), or use --teachers both")
+    whole = data.open("train", loop.seed)
+    channels = _channels(whole)  # both sides readable (an empty domain is refused), before any write
+    from .omgd import OMGDStudent
+
+    height, width = (int(n) for n in whole[0]["A"].shape[-2:])  # a size the student cannot take: before any write
+    OMGDStudent(settings, channels, loop.seed).student.check_input_size(height, width)
+    _check_teacher_files_free(Path(out))
     if ready is not None:
         ready()
     data.ensure_split(loop.seed)
@@ -288,6 +303,23 @@ def train_omgd(data: DataSpec, settings: OMGDSettings, loop: LoopSettings, out: 
         return save_generator(recipe.student, Path(out) / SUPERNET_FILE, **meta)
     meta["kind"] = "subnet"
     return save_generator(recipe.student, Path(out) / SUBNET_FILE, **meta)
+
+
+def _check_teacher_files_free(out: Path) -> None:
+    """OMGD writes its online teachers as ``out/teacher.pt`` (and ``teacher_BA.pt``): a teacher of another run there
+    (``ganas train teacher --out`` the same folder, the teacher a supernet records) is refused, not overwritten."""
+    for name in (TEACHER_FILE, "teacher_BA.pt"):
+        path = out / name
+        if not path.exists():
+            continue
+        try:
+            record = read_checkpoint(path)
+            method = (record.get("meta") or {}).get("method") if isinstance(record, dict) else None
+        except Exception:  # not a ganas checkpoint: not OMGD's either
+            method = None
+        if method != "omgd":
+            raise TrainingError(f"{path} exists and is not an OMGD run's online teacher; OMGD writes its teachers "
+                                "there at the end of the run: choose another --out (or move the file)")
 
 
 def _save_online_teachers(outputs: dict, data: DataSpec, loop: LoopSettings, out: Path) -> dict[str, Any]:

@@ -52,6 +52,21 @@ def recipe_optimizers(recipe: Recipe) -> list[torch.optim.Optimizer]:
     return [m for m in _members(recipe, 2, set()) if isinstance(m, torch.optim.Optimizer)]
 
 
+def data_parallel_refusal(recipe: Recipe) -> str | None:
+    """Why ``recipe`` cannot train data-parallel (None: it can): its own reason, or a program teacher (TorchScript,
+    torch.export, ONNX), which runs in the process that loaded it and cannot be sent to the workers."""
+    if recipe.data_parallel_refusal is not None:
+        return recipe.data_parallel_refusal
+    from supernet.programs.base import ProgramGenerator, _article
+
+    for module in recipe_modules(recipe):
+        if isinstance(module, ProgramGenerator):
+            return (f"the teacher {module.source} is {_article(module.label)} {module.label}, which "
+                    "runs in the process that loaded it and cannot be sent to data-parallel workers: train without "
+                    "--workers, or give the teacher's weights (a ganas checkpoint or a state dict)")
+    return None
+
+
 def move_recipe(recipe: Recipe, device: torch.device) -> None:
     """Models to ``device`` (optimizer state follows its parameters when loaded, or is created there)."""
     for module in recipe_modules(recipe):

@@ -212,6 +212,14 @@ def _checked_config(generator: nn.Module, config: Sequence[int] | None) -> tuple
     return numbers if generator.elastic else None
 
 
+def check_input_channels(generator: nn.Module, channels: int, source: str = "the data") -> None:
+    """Refuse a ganas generator that takes other inputs than the data's ``channels``-channel images (a label-map
+    generator such as SPADE: one clear error instead of a convolution's shape error)."""
+    checker = getattr(generator, "check_input_channels", None)
+    if callable(checker):
+        checker(channels, source)
+
+
 def static_model(generator: nn.Module, config: tuple[int, ...] | None) -> nn.Module:
     """The plain network a config stands for (the extracted subnet of a supernet), as deployed and timed."""
     if isinstance(generator, ChannelGenerator) and generator.elastic:
@@ -243,7 +251,9 @@ class Evaluator:
             raise EvaluationInputError(f"unknown device {self.settings.device!r}; use cpu or cuda") from None
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise EvaluationInputError("device cuda was asked for but CUDA is not available; use cpu")
-        size = self.settings.size if self.settings.size is not None else tuple(dataset[0]["A"].shape[-2:])
+        first = dataset[0]["A"]
+        self.input_channels = int(first.shape[0])  # what every generator evaluated here must take
+        size = self.settings.size if self.settings.size is not None else tuple(first.shape[-2:])
         size = (size, size) if isinstance(size, int) else size
         self.size: Size = (int(size[0]), int(size[-1]))
         self.context = MetricContext(self.traits, self.settings.options, self.device,
@@ -281,6 +291,7 @@ class Evaluator:
         checker = getattr(teacher, "check_input_size", None)
         if callable(checker):
             checker(*self.size)
+        check_input_channels(teacher, self.input_channels, "the teacher's data")
         return identity
 
     def _teacher_batch(self, start: int, inputs: Tensor) -> Tensor:
@@ -325,6 +336,7 @@ class Evaluator:
         checker = getattr(generator, "check_input_size", None)
         if callable(checker):
             checker(*self.size)
+        check_input_channels(generator, self.input_channels)
         timer, start = _PartTimer(self.device), time.perf_counter()
         with _evaluation_mode(generator, config, self.device):
             timed = static_model(generator, config) if Need.MODEL in self.needs else None
@@ -402,6 +414,9 @@ def sample_grid(generator: nn.Module, dataset: FolderDataset, config: Sequence[i
     count = min(n, DatasetTraits.of(dataset).source_count)
     items = [dataset[i] for i in range(count)]
     size = tuple(items[0]["A"].shape[-2:])
+    for model in (generator, reference):
+        if model is not None:
+            check_input_channels(model, int(items[0]["A"].shape[0]))
     inputs = _stack(items, "A", size)
     with _evaluation_mode(generator, config, torch.device(device)):
         fake = _run(generator, inputs.to(device)).cpu()

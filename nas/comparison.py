@@ -70,8 +70,28 @@ def compare_searches(store: Store, search_ids: Sequence[int], metric: str | None
             f"these searches measure different metrics ({which}): only fronts of one metric can be compared. "
             f"Searches by metric: {_describe_groups(metric_groups(store))}")
     objective = objectives[ids[0]]
+    _check_same_teacher(store, searches, objective.metric)
     summaries = [summary_of(s, store.candidates(s.id, CandidateStatus.DONE), objective.metric) for s in searches]
     return _with_common_reference(store, searches, summaries, objective.metric, objective.direction)
+
+
+def _check_same_teacher(store: Store, searches: Sequence[SearchRecord], metric: str) -> None:
+    """A teacher-fidelity metric (teacher-ssim, ...) scores each search against its supernet's teacher: fronts
+    against different teachers (an OMGD supernet's online teacher and a GAN Compression one's) are not compared."""
+    from .registry import needs_teacher
+
+    if len(searches) < 2 or not needs_teacher(metric):
+        return
+    teachers: dict[str | None, list[int]] = {}
+    for search in searches:
+        recorded = store.get_supernet(search.supernet_id).teacher or {}
+        teachers.setdefault(recorded.get("sha256"), []).append(search.id)
+    if len(teachers) > 1:
+        which = "; ".join(f"searches {', '.join(map(str, ids))}: " + (f"teacher sha256 {sha[:12]}..." if sha else
+                                                                      "no teacher") for sha, ids in teachers.items())
+        raise IncomparableSearchesError(f"{metric} scores each search against its supernet's teacher, and these "
+                                        f"searches have different teachers ({which}): only fronts against one "
+                                        "teacher can be compared")
 
 
 def _with_common_reference(store: Store, searches: Sequence[SearchRecord], summaries: Sequence[SearchSummary],

@@ -221,9 +221,12 @@ class RayTrainRunner:
     # -- the run ---------------------------------------------------------------------------------------
     def __call__(self, recipe: Recipe, dataset, settings: LoopSettings, out_dir: str | Path, resume: bool = False,
                  progress: bool = True, description: str = "training", stop_after: int | None = None) -> dict:
+        from distill.parallel import data_parallel_refusal
+
         workers = self.settings.workers
-        if recipe.data_parallel_refusal is not None:
-            raise ClusterTrainingError(recipe.data_parallel_refusal)
+        refusal = data_parallel_refusal(recipe)
+        if refusal is not None:
+            raise ClusterTrainingError(refusal)
         if settings.batch_size % workers:
             raise ClusterTrainingError(f"a total batch of {settings.batch_size} does not split over {workers} workers")
         storage = self.prepare(out_dir)

@@ -62,7 +62,7 @@ def register_supernet(store: Store, checkpoint: str | Path, name: str | None = N
     """Record a supernet checkpoint written by ``ganas train supernet``, with its teacher; returns the record.
 
     The teacher is the one the checkpoint says it was distilled from (GAN Compression), checked
-    against the SHA-256 recorded at training, or ``teacher`` (an OMGD supernet's, or a replacement).
+    against the SHA-256 recorded at training (OMGD's: its online A -> B teacher), or ``teacher`` (a replacement).
     Every search and final model of the supernet is then shown against it. Another implementation's
     state dict is imported as :mod:`supernet.foreign` says (``teacher_key_map``: a mapping given by hand).
     Paths inside ``workspace`` are recorded relative to it (without a workspace, every path is recorded

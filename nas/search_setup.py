@@ -172,6 +172,7 @@ def create_search(store: Store, supernet: str, *, budgets: str | Sequence[str | 
                                                   f"{fields.shown(multi_objective)}")
     _check_metric(record, metric)
     _check_strategy_name(strategy)
+    _check_image_input(record)
     dataset = dict(record.dataset)
     if "search_split" not in dataset:
         raise SearchSetupError(f"supernet {record.name!r} records no held-out search split; retrain it with "
@@ -195,6 +196,21 @@ def create_search(store: Store, supernet: str, *, budgets: str | Sequence[str | 
     return store.create_search(record.name, budgets=budgets, objectives=objectives, strategy=strategy, trials=trials,
                                seed=seed, strategy_settings=plan.strategy, plan=plan.to_dict(),
                                max_attempts=max_attempts)
+
+
+def _check_image_input(record: SupernetRecord) -> None:
+    """Workers feed candidates the dataset's images (RGB, 3 channels): a supernet that takes other inputs (a
+    one-hot label map: SPADE) is refused here, not per candidate."""
+    from supernet.registry import get_architecture
+
+    input_nc = dict(record.hparams).get("input_nc")
+    if input_nc is None or int(input_nc) == 3:
+        return
+    what = ("one-hot label maps of" if get_architecture(record.architecture).generator_class.takes_label_maps
+            else "inputs of")
+    raise SearchSetupError(f"supernet {record.name!r} ({record.architecture}) takes {what} {input_nc} channels, but "
+                           "search workers feed candidates the dataset's 3-channel images: label-map generators can be "
+                           "counted, exported and imported as teachers, not searched on data yet (docs/teachers.md)")
 
 
 def _check_metric(record: SupernetRecord, metric: Any) -> None:

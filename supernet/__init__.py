@@ -8,7 +8,7 @@ from typing import Any
 _EXPORTS = {
     "load_generator": "checkpoint", "load_reference_generator": "checkpoint", "save_generator": "checkpoint",
     "ArchitectureError": "errors", "CheckpointError": "errors", "ConfigError": "errors",
-    "InputSizeError": "errors", "SearchSpaceError": "errors",
+    "InputSizeError": "errors", "InputChannelsError": "errors", "SearchSpaceError": "errors",
     "extract_subnet": "extract",
     "ChannelGenerator": "generators", "MobileResnetGenerator": "generators", "ResnetGenerator": "generators",
     "UnetGenerator": "generators",

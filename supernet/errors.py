@@ -18,5 +18,9 @@ class InputSizeError(GanasError):
     """An input resolution the network cannot process."""
 
 
+class InputChannelsError(GanasError):
+    """Inputs of another number of channels than the network takes (images given to a label-map generator)."""
+
+
 class CheckpointError(GanasError):
     """A checkpoint that is missing, corrupt, or of another architecture."""

@@ -103,6 +103,7 @@ class Orchestrator:
         if self.search.state in (SearchState.DONE, SearchState.CANCELLED):
             return self.summary()
         checkpoint = registered_checkpoint(self.supernet, self.workspace)  # verified before anything changes
+        self._check_teacher_metric()
         with self.signals:
             return self._run(checkpoint)
 
@@ -154,6 +155,25 @@ class Orchestrator:
                  f"attempt; continue with: ganas search resume {self.search_id}")
 
     # -- set-up -------------------------------------------------------------------------------------
+    def _check_teacher_metric(self) -> None:
+        """A teacher-fidelity metric scores nothing without the teacher: one that moved or changed since
+        registration is refused before the search changes (other metrics run without the reference)."""
+        from ..registry import needs_teacher
+        from ..teacher import TeacherInfo
+
+        metric = self.objectives[0].metric
+        if not needs_teacher(metric):
+            return
+        info = TeacherInfo.from_dict(self.supernet.teacher)
+        try:
+            if info is None:
+                raise CheckpointError(f"supernet {self.supernet.name!r} records none; register it with --teacher "
+                                      "FILE")
+            info.read_bytes(self.workspace)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{metric} compares candidates with the supernet's teacher, so the search cannot "
+                                  f"run without it: {exc}") from None
+
     def _teacher_bytes(self) -> bytes | None:
         """The supernet's teacher, verified; a search without one still runs, just not against a reference."""
         from ..teacher import TeacherInfo

@@ -23,7 +23,7 @@ from typing import ClassVar, Iterator, Sequence
 import torch
 from torch import nn
 
-from ..errors import ArchitectureError, ConfigError, InputSizeError
+from ..errors import ArchitectureError, ConfigError, InputChannelsError, InputSizeError
 
 
 class ChannelGenerator(nn.Module, ABC):
@@ -163,6 +163,21 @@ class ChannelGenerator(nn.Module, ABC):
                 f"input size {height}x{width} is not a multiple of {f}, the downsampling factor of "
                 f"{self.arch}; use e.g. {max(f, height // f * f)}x{max(f, width // f * f)}"
             )
+
+    def check_input_channels(self, channels: int, source: str = "the data") -> None:
+        """Refuse inputs of ``channels`` channels (what ``source`` gives) unless this generator takes that many; a
+        label-map generator (SPADE) is told apart, since ganas's datasets give images, not one-hot label maps."""
+        want = getattr(self, "input_nc", None)
+        if want is None or int(channels) == int(want):
+            return
+        if self.takes_label_maps:
+            raise InputChannelsError(
+                f"{self.arch} takes a one-hot label map of {want} channels (the labels, + dontcare, + the instance "
+                f"edge channel), but {source} gives {channels}-channel images: ganas's datasets feed generators "
+                "images, not one-hot label maps, so a label-map generator can be counted (ganas macs), exported "
+                "and imported as a teacher, but not trained, searched or evaluated on data yet (docs/teachers.md)")
+        raise InputChannelsError(f"{self.arch} takes {want}-channel inputs, but {source} gives {channels}-channel "
+                                 "images: use a generator made for this data")
 
     def forward(self, x: torch.Tensor, config: Sequence[int] | None = None) -> torch.Tensor:
         """``model(x)`` at the active config, or at ``config`` for this call only (see :meth:`configured`)."""

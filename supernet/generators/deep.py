@@ -55,7 +55,9 @@ class DeepResnetGenerator(ResnetGenerator):
         raise ArchitectureError("deep_resnet has no elastic version")
 
     def distill_layer_names(self) -> list[str]:
-        raise ArchitectureError("deep_resnet is not distilled from by name; OMGD distils channels from the wide teacher")
+        """None: OMGD distils channels from the wide teacher only. When deep_resnet is a supernet's recorded teacher (an
+        OMGD run with ``--teachers deep``), fine-tuning distils its outputs only, as from a program teacher."""
+        return []
 
 
 class ExpansionBlock(nn.Module):
@@ -133,4 +135,6 @@ class DeepUnetGenerator(UnetGenerator):
         raise ArchitectureError("deep_unet has no elastic version")
 
     def distill_layer_names(self) -> list[str]:
-        raise ArchitectureError("deep_unet is not distilled from by name; OMGD distils channels from the wide teacher")
+        """None: OMGD distils channels from the wide teacher only. When deep_unet is a supernet's recorded teacher (an
+        OMGD run with ``--teachers deep``), fine-tuning distils its outputs only, as from a program teacher."""
+        return []

@@ -249,3 +249,29 @@ def test_a_stale_page_or_a_refused_action_changes_nothing(acting):
                           follow_redirects=False)
     assert unknown.status_code == 409 and "explode" in html_lib.unescape(unknown.text)
     assert _state(workspace, search_id) == before and client.app.state.ganas.launcher.info(search_id) is None
+
+
+def test_compare_refuses_teacher_fidelity_fronts_against_different_teachers(client, filled):
+    """teacher-ssim of an OMGD supernet (its own online teacher) and of another supernet (another teacher) measure
+    different things: refused in words; searches of one supernet compare as before."""
+    workspace, _ = filled
+    with Store(workspace.database_url) as store:
+        tiny = store.get_supernet("tiny")
+        for name, sha in (("with-a", "a" * 64), ("with-b", "b" * 64)):
+            store.register_supernet(name, architecture=tiny.architecture, space=tiny.space,
+                                    checkpoint=tiny.checkpoint, checkpoint_sha256=tiny.checkpoint_sha256,
+                                    hparams=dict(tiny.hparams), dataset=dict(tiny.dataset), metrics=["teacher-ssim"],
+                                    teacher={"path": f"{name}.pt", "sha256": sha, "architecture": "resnet", "hparams": {},
+                                             "macs": 1, "params": 1, "size": [32, 32]})
+        ids = []
+        for name in ("with-a", "with-b", "with-a"):
+            search = store.create_search(name, budgets=[600 * M], objectives=["teacher-ssim"], strategy="random",
+                                         trials=2, seed=1, max_attempts=1)
+            store.add_candidates(search.id, [("16_16_8_8_8_8_8_8", 200 * M, 10)])
+            for candidate in store.lease_candidates(search.id, "w", 1, 60):
+                store.complete_candidate(candidate.id, "w", {"teacher-ssim": 0.5}, "e", 1.0)
+            ids.append(search.id)
+    response = client.get(f"/compare?search={ids[0]}&search={ids[1]}")
+    text = html_lib.unescape(response.text)
+    assert response.status_code == 400 and "these searches have different teachers" in text, text[:400]
+    assert client.get(f"/compare?search={ids[0]}&search={ids[2]}").status_code == 200

@@ -276,3 +276,15 @@ def test_finalize_form_refuses_forged_and_bad_posts(finalizable):
                                          (0.8, "0.8×")])
 def test_ratios_are_written_for_people(ratio, text):
     assert pages._times(ratio) == text
+
+
+def test_the_finalize_forms_recipes_are_the_registered_ones():
+    """The form lists its recipes by hand (the dashboard does not import torch): it must name every registered one."""
+    import re
+    from pathlib import Path
+
+    from distill.jobs import FINETUNE_RECIPES
+
+    page = (Path(__file__).parents[2] / "dashboards" / "templates" / "search.html").read_text()
+    select = re.search(r'<select name="recipe">(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r'<option value="([^"]+)"', select) == list(FINETUNE_RECIPES.names())

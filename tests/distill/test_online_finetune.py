@@ -111,3 +111,27 @@ def test_a_program_teacher_is_refused(tmp_path):
     program = load_teacher(path.read_bytes(), str(path), None, None).generator
     with pytest.raises(TrainingError, match="not a program"):
         _recipe(program, student)
+
+
+@pytest.mark.parametrize("deep", [("deep_resnet", dict(ngf=8, n_blocks=3))])
+@pytest.mark.parametrize("recipe", FINETUNE_RECIPES.names())
+def test_an_omgd_deep_teacher_fine_tunes_from_its_outputs(deep, recipe):
+    """OMGD with --teachers deep records its deep teacher as the supernet's: both finalize recipes distil its
+    outputs (it names no layers) instead of failing on every worker."""
+    from distill.gan_compression import GANCompressionSettings
+
+    torch.manual_seed(0)
+    teacher = create_generator(deep[0], **deep[1])
+    student = extract_subnet(create_generator("mobile_resnet", elastic=True, ngf=16, n_blocks=3), CONFIG)
+    way = FINETUNE_RECIPES.get(recipe)
+    settings = (OnlineFinetuneSettings(**SMALL_D) if recipe == "online"
+                else GANCompressionSettings(space="channels-16", **SMALL_D))
+    training, _ = way.build(settings, teacher, student, CONFIG, 2, torch.zeros(1, 3, 16, 16), 0, {})
+    assert training.student_layers == []
+    data = PairedToy(n=2, size=16)
+    losses = training.train_step(0, {"A": data.a, "B": data.b}, random.Random(0))
+    assert all(v == v for v in losses.values())
+
+
+def test_deep_unet_names_no_layers_to_distil():
+    assert create_generator("deep_unet", ngf=4, num_downs=5).distill_layer_names() == []

@@ -127,3 +127,24 @@ def test_every_optimizer_and_model_of_a_recipe_is_found():
     trained = {id(p) for o in optimizers for g in o.param_groups for p in g["params"]}
     assert all(id(p) in trained for m in (recipe.student, recipe.discriminator, *recipe.teachers.values())
                for p in m.parameters())
+
+
+def test_a_program_teacher_is_refused_for_data_parallel_training(tmp_path):
+    """A TorchScript teacher cannot be pickled to Ray Train workers: refused before anything trains or Ray starts."""
+    from distill.gan_compression import GANCompressionRecipe, GANCompressionSettings
+    from distill.loop import LoopSettings
+    from distill.parallel import data_parallel_refusal
+    from nas.ray_training import ClusterSettings, ClusterTrainingError, RayTrainRunner
+    from supernet import create_generator
+    from supernet.teachers import load_teacher
+
+    teacher = create_generator("resnet", ngf=4, n_blocks=1).eval()
+    path = tmp_path / "teacher.ts"
+    torch.jit.trace(teacher, torch.zeros(1, 3, 16, 16)).save(str(path))
+    program = load_teacher(path.read_bytes(), str(path)).generator
+    recipe = GANCompressionRecipe(GANCompressionSettings(space="channels-16", student_hparams={"n_blocks": 3}),
+                                  program, 2, torch.zeros(1, 3, 16, 16))
+    assert "TorchScript program" in data_parallel_refusal(recipe)
+    with pytest.raises(ClusterTrainingError, match="cannot be sent to data-parallel workers: train without --workers"):
+        RayTrainRunner(ClusterSettings(2))(recipe, None, LoopSettings(2, 2), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

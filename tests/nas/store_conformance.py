@@ -448,7 +448,7 @@ class StoreConformance:
         store.add_candidates(search.id, [(f"{i}_1", macs, 1) for i, macs in enumerate([50, 10, 40, 30, 20])])
         by_config = {c.config: c for c in store.lease_candidates(search.id, "w", 5, 60)}
         for config, fid in (("0_1", 7.5), ("1_1", 12.0), ("2_1", 3.25)):  # 3_1 fails, 4_1 stays leased
-            store.complete_candidate(by_config[config].id, "w", {"fid": fid}, "fid@x", 1.0)
+            store.complete_candidate(by_config[config].id, "w", {"fid": fid, "teacher-ssim": 1 / fid}, "fid@x", 1.0)
         store.fail_candidate(by_config["3_1"].id, "w", "boom")
 
         def configs(query=CandidateQuery(), offset=0, limit=None):
@@ -459,6 +459,8 @@ class StoreConformance:
         assert configs(CandidateQuery(sort="macs"), 1, 2) == (5, ["4_1", "3_1"])
         assert configs(CandidateQuery(sort="metric:fid")) == (5, ["2_1", "0_1", "1_1", "3_1", "4_1"])  # none last
         assert configs(CandidateQuery(sort="metric:fid", descending=True)) == (5, ["1_1", "0_1", "2_1", "3_1", "4_1"])
+        # metric names with a hyphen (teacher-ssim, teacher-psnr) are JSON keys that must be quoted in the path
+        assert configs(CandidateQuery(sort="metric:teacher-ssim")) == (5, ["1_1", "0_1", "2_1", "3_1", "4_1"])
         assert configs(CandidateQuery(status="done", max_macs=40, sort="macs", descending=True)) == (2, ["2_1", "1_1"])
         assert configs(CandidateQuery(configs=frozenset({"3_1", "0_1", "nope"}))) == (2, ["0_1", "3_1"])
         assert configs(CandidateQuery(configs=frozenset())) == (0, [])

@@ -60,3 +60,25 @@ def test_teacher_perceptual_search_needs_vgg16_weights_where_workers_look(regist
     with Store(Workspace(registered_supernet.workspace).database_url) as store:
         with pytest.raises(SearchSetupError, match="teacher-perceptual: .*vgg16-397923af.pth"):
             create_search(store, registered_supernet.name, budgets=[80_000_000], metric="teacher-perceptual")
+
+
+def test_a_teacher_metric_search_whose_teacher_moved_is_refused_before_it_runs(tmp_path):
+    """Without its teacher a teacher-fidelity search cannot score anything: refused in one error, the search as it
+    was (not run without the reference, every worker failing)."""
+    from nas.store import SearchState
+    from supernet.errors import CheckpointError
+
+    from .conftest import build_registered_supernet
+
+    fixture = build_registered_supernet(tmp_path)
+    ws = Workspace(fixture.workspace)
+    with Store(ws.database_url) as store:
+        search = create_search(store, fixture.name, budgets=[80_000_000], metric="teacher-ssim", strategy="random",
+                               trials=2, seed=2, batch_size=3)
+        fixture.teacher.rename(tmp_path / "moved.pt")
+        with pytest.raises(CheckpointError, match="teacher-ssim compares candidates with the supernet.s teacher") as \
+                refused:
+            Orchestrator(store, ws, search.id, LOCAL, log=lambda m: None).run()
+        assert "does not exist" in str(refused.value) or "moved" in str(refused.value), str(refused.value)
+        assert store.get_search(search.id).state == SearchState.CREATED
+        assert store.count_candidates(search.id).total == 0
