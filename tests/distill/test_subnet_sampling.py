@@ -6,7 +6,7 @@ import pytest
 
 from distill.gan_compression import GANCompressionRecipe
 from distill.loop import derived_seed
-from distill.omgd import OMGDRecipe
+from distill.omgd import OMGDRecipe, OMGDStudent
 from supernet import get_space
 from supernet.space import format_config
 
@@ -23,11 +23,12 @@ PINNED_STEPS = {
 @pytest.mark.parametrize("rule", sorted(PINNED_STEPS))
 def test_both_recipes_draw_the_recorded_config_per_step(rule):
     space = get_space("channels-48")
-    for recipe in (GANCompressionRecipe, OMGDRecipe):
-        fake = SimpleNamespace(space=space, settings=SimpleNamespace(sampling=rule),
-                               student=SimpleNamespace(elastic=True))
-        drawn = [format_config(recipe.config_for(fake, step, random.Random(derived_seed(7, "recipe", step))))
-                 for step in range(5)]
-        assert drawn == PINNED_STEPS[rule], recipe.__name__
+    fake = SimpleNamespace(space=space, settings=SimpleNamespace(sampling=rule), student=SimpleNamespace(elastic=True))
+    # OMGD's recipes (paired and unpaired) draw through their shared OMGDStudent
+    omgd = SimpleNamespace(learner=SimpleNamespace(config_for=lambda step, rng: OMGDStudent.config_for(fake, step, rng)))
+    for name, draw in (("GAN Compression", lambda step, rng: GANCompressionRecipe.config_for(fake, step, rng)),
+                       ("OMGD", lambda step, rng: OMGDRecipe.config_for(omgd, step, rng))):
+        drawn = [format_config(draw(step, random.Random(derived_seed(7, "recipe", step)))) for step in range(5)]
+        assert drawn == PINNED_STEPS[rule], name
         rngs = [random.Random(derived_seed(7, "recipe", step)) for step in range(5)]
         assert [format_config(space.draw(rule, step, rngs[step])) for step in range(5)] == PINNED_STEPS[rule]
