@@ -17,6 +17,8 @@ teacher (file and SHA-256), so numbers against different teachers are never comp
 """
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 from torch import Tensor, nn
 
@@ -43,9 +45,9 @@ class _MeanPerImage(Metric):
         self._total += scores.double().sum().cpu()
         self._count += scores.shape[0]
 
+    @abstractmethod
     def _scores(self, fake: Tensor, teacher: Tensor) -> Tensor:
         """One score per image of ``fake`` against ``teacher`` (both (N, C, H, W) in [0, 1])."""
-        raise NotImplementedError
 
     def compute(self) -> MetricValue:
         return MetricValue(float(self._total / self._count))
